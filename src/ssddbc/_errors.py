@@ -1,0 +1,81 @@
+"""Every error ``ssddbc`` raises on purpose.
+
+One root, :class:`SsddbcError`; each leaf also inherits the closest built-in so that generic
+handlers (``except ValueError``) keep working. Errors cross process boundaries in a parallel
+grid search, so each stores its context as attributes and pickles via ``__reduce__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "FeatureCacheError",
+    "InvalidInputError",
+    "SearchConfigError",
+    "SsddbcError",
+]
+
+
+class SsddbcError(Exception):
+    """Root of every error raised on purpose by ``ssddbc``."""
+
+
+class InvalidInputError(SsddbcError, ValueError):
+    """An argument has the wrong shape, dtype, range or content.
+
+    Attributes
+    ----------
+    argument : str
+        Name of the offending argument (``"known_mask"``, ``"k"``, ...).
+    message : str
+        What was expected and what came.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        self.argument = argument
+        self.message = message
+        super().__init__(f"{argument}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.argument, self.message))
+
+
+class FeatureCacheError(SsddbcError, ValueError):
+    """A feature-cache file is missing, unreadable or malformed.
+
+    Attributes
+    ----------
+    path : str
+        The file or folder concerned.
+    message : str
+        What is wrong with it.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.message))
+
+
+class SearchConfigError(SsddbcError, ValueError):
+    """A grid-search option is invalid (empty range, bad flag value).
+
+    Attributes
+    ----------
+    option : str
+        The option or flag name (``"--k_min"``, ``"density_range"``).
+    message : str
+        What was expected and what came.
+    """
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        self.message = message
+        super().__init__(f"{option}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.option, self.message))

@@ -1,0 +1,1 @@
+"""density layer of ssddbc."""

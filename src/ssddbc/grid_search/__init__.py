@@ -1,0 +1,1 @@
+"""grid_search layer of ssddbc."""

@@ -1,0 +1,1 @@
+"""ssddbc layer of ssddbc."""
