@@ -1,0 +1,116 @@
+"""Checks of a grid search's inputs, all made before any work starts or any file is written."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ssddbc._errors import InvalidInputError, SearchConfigError
+
+__all__ = ["SearchInputs", "validate_grid", "validate_search_inputs"]
+
+
+@dataclass(frozen=True)
+class SearchInputs:
+    """Validated, normalised arrays of one search."""
+
+    features: np.ndarray  # (N, d) float32, C-contiguous
+    targets: np.ndarray  # (N,) int64
+    known_mask: np.ndarray  # (N,) bool
+    labeled_mask: np.ndarray  # (N,) bool
+    eval_mask: np.ndarray  # (N,) bool
+
+
+def _mask(name: str, value: object, n: int) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise InvalidInputError(name, f"expected shape ({n},) like features, got {arr.shape}")
+    if arr.dtype == bool:
+        return arr.astype(bool, copy=True)
+    if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
+        raise InvalidInputError(
+            name, f"expected a boolean or 0/1 mask, got dtype {arr.dtype} with other values"
+        )
+    return arr.astype(bool)
+
+
+def validate_search_inputs(
+    features: object,
+    targets: object,
+    known_mask: object,
+    labeled_mask: object | None,
+    eval_mask: object | None,
+) -> SearchInputs:
+    """Normalise and check the arrays of a search; raise :class:`InvalidInputError` if bad.
+
+    ``labeled_mask=None`` means ``known_mask`` (the original's default); ``eval_mask=None``
+    means the unlabelled samples.
+    """
+    try:
+        X = np.asarray(features)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError("features", f"not convertible to an array: {exc}") from None
+    if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
+        raise InvalidInputError(
+            "features", f"expected a 2-D array with at least 2 rows, got shape {X.shape}"
+        )
+    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+        raise InvalidInputError("features", f"expected a numeric array, got dtype {X.dtype}")
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    finite = np.isfinite(X).all(axis=1)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise InvalidInputError("features", f"row {row} holds a NaN or infinite value")
+    n = X.shape[0]
+
+    y = np.asarray(targets)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise InvalidInputError("targets", f"expected shape ({n},) like features, got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.mod(y, 1) == 0):
+            raise InvalidInputError("targets", f"expected integer class ids, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+
+    known = _mask("known_mask", known_mask, n)
+    labeled = known.copy() if labeled_mask is None else _mask("labeled_mask", labeled_mask, n)
+    if (labeled & ~known).any():
+        row = int(np.flatnonzero(labeled & ~known)[0])
+        raise InvalidInputError(
+            "labeled_mask", f"sample {row} is labelled but not of a known class (known_mask)"
+        )
+    evaluated = ~labeled if eval_mask is None else _mask("eval_mask", eval_mask, n)
+    return SearchInputs(X, y, known, labeled, evaluated)
+
+
+def _int_list(name: str, values: Iterable[int]) -> list[int]:
+    try:
+        out = [int(v) for v in values]
+    except (TypeError, ValueError):
+        raise SearchConfigError(name, f"expected integers, got {values!r}") from None
+    if not out:
+        raise SearchConfigError(name, "is empty: nothing to search")
+    if len(set(out)) != len(out):
+        raise SearchConfigError(name, f"holds duplicates: {out}")
+    return out
+
+
+def validate_grid(
+    k_range: Iterable[int], density_range: Iterable[int], *, n_samples: int | Sequence[int]
+) -> tuple[list[int], list[int]]:
+    """Check the grid; every k must be in [1, N) for the smallest N searched."""
+    ks = _int_list("k_range", k_range)
+    dps = _int_list("density_range", density_range)
+    n_min = n_samples if isinstance(n_samples, int) else min(n_samples)
+    bad_k = [k for k in ks if not 1 <= k < n_min]
+    if bad_k:
+        raise SearchConfigError(
+            "k_range", f"every k must satisfy 1 <= k < N = {n_min}, got {bad_k}"
+        )
+    bad_dp = [dp for dp in dps if not 0 <= dp <= 100]
+    if bad_dp:
+        raise SearchConfigError(
+            "density_range", f"percentiles must lie in 0..100, got {bad_dp}"
+        )
+    return ks, dps

@@ -1,0 +1,271 @@
+"""In-memory SS-DDBC grid search for training code (the training-loop scenario).
+
+Training code reclusters every few epochs on features that changed, so by default every
+call opens a private :class:`knncache.EphemeralStore` and removes it on every exit path: the
+next call, on new features, can never be served an old graph. Pass ``store=`` to reuse a
+store across calls (a :class:`knncache.PersistentStore` keyed by the features' fingerprint
+can never serve a stale graph either) and ``executor=`` to run the configurations elsewhere.
+
+Selection uses only the label-only score (``-L1 + 3 * silhouette``, see
+:func:`ssddbc.evaluation.selection_score`): ground truth outside the labelled samples never
+influences which parameters are chosen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from knncache import EphemeralStore, KnnCacheWarning, KnnStore, StoreWriteError
+from ssddbc._errors import SsddbcError
+from ssddbc.grid_search._execution import ProgressReporter, run_tasks
+from ssddbc.grid_search._tasks import (
+    AlgorithmParams,
+    ConfigResult,
+    ConfigTask,
+    SharedInputs,
+    prepare_inputs,
+    run_configuration,
+)
+from ssddbc.grid_search._validate import validate_grid, validate_search_inputs
+
+__all__ = ["ClusteringSearchResult", "SearchFailedError", "run_clustering_search_on_features"]
+
+
+class SearchFailedError(SsddbcError, RuntimeError):
+    """Every configuration of a search raised; ``errors`` maps (k, dp) to the error text."""
+
+    def __init__(self, errors: dict[tuple[int, int], str]) -> None:
+        self.errors = dict(errors)
+        first = next(iter(self.errors.items()), ((0, 0), "no configuration ran"))
+        super().__init__(
+            f"all {len(self.errors)} configurations failed; first, k={first[0][0]} "
+            f"density_percentile={first[0][1]}: {first[1]}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.errors,))
+
+
+@dataclass
+class ClusteringSearchResult:
+    """What :func:`run_clustering_search_on_features` returns.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (N,)
+        Final cluster id of every sample at the selected configuration.
+    core_points : ndarray
+        Sorted indices of the samples in the core clusters (pseudo-label anchors).
+    best_params : dict
+        ``{"k": ..., "density_percentile": ...}`` selected by the label-only score.
+    score : float
+        The selected configuration's score (higher is better); also readable as ``loss``,
+        the original code's name for it.
+    n_clusters : int
+        Number of clusters at the selected configuration.
+    densities : ndarray of shape (N,) or None
+        Absolute densities at the selected configuration.
+    results_grid : dict or None
+        With ``return_all=True``: ``(k, density_percentile)`` → metrics dict (score, l1_loss,
+        silhouette, all/old/new accuracy (v2) on the evaluation mask, n_clusters).
+    errors : dict
+        ``(k, density_percentile)`` → error text for configurations that raised.
+    knn_searches : int
+        Neighbour searches this call ran (0 when the store already held the graph).
+    """
+
+    labels: np.ndarray
+    core_points: np.ndarray
+    best_params: dict[str, int]
+    score: float
+    n_clusters: int
+    densities: np.ndarray | None = None
+    results_grid: dict[tuple[int, int], dict[str, Any]] | None = None
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)
+    knn_searches: int = 0
+
+    @property
+    def loss(self) -> float:
+        """The original code's name for :attr:`score` (it is a score: higher is better)."""
+        return self.score
+
+
+def select_best(results: Iterable[ConfigResult], order: Sequence[tuple[int, int]]) -> ConfigResult:
+    """The successful result with the highest score; ties go to the first in grid order.
+
+    The grid order is k outer, density percentile inner, as the original serial search
+    visited it, so parallel and serial searches select the same cell.
+    """
+    rank = {cell: i for i, cell in enumerate(order)}
+    ok = [r for r in results if r.ok and not math.isnan(r.score)]
+    if not ok:
+        raise ValueError("no successful configuration")
+    return min(ok, key=lambda r: (-r.score, rank[(r.k, r.density_percentile)]))
+
+
+def run_clustering_search_on_features(
+    features: np.ndarray,
+    targets: Sequence[int] | np.ndarray,
+    known_mask: Sequence[bool] | np.ndarray,
+    labeled_mask: Sequence[bool] | np.ndarray | None = None,
+    *,
+    k_range: Iterable[int],
+    density_range: Iterable[int],
+    random_state: int = 0,
+    silent: bool = True,
+    max_workers: int | None = None,
+    return_all: bool = False,
+    store: KnnStore | None = None,
+    executor: Executor | None = None,
+    eval_mask: Sequence[bool] | np.ndarray | None = None,
+    params: AlgorithmParams | None = None,
+) -> ClusteringSearchResult:
+    """Grid-search SS-DDBC's ``k`` and density percentile on in-memory features.
+
+    Parameters
+    ----------
+    features : array of shape (N, d)
+        Features (cast to float32, as the original did).
+    targets : array of shape (N,)
+        Class ids; only the labelled samples' values influence the selection.
+    known_mask : array of shape (N,)
+        True for samples of known classes (boolean or 0/1).
+    labeled_mask : array of shape (N,) or None
+        True where the label may be used; None means ``known_mask`` (the original's default).
+    k_range, density_range : iterables of int
+        The grid, e.g. ``range(3, 21)`` and ``range(40, 100, 5)``.
+    random_state : int
+        Kept for compatibility; SS-DDBC is deterministic.
+    silent : bool
+        False shows a progress bar.
+    max_workers : int or None
+        Local worker processes (None: the usable cores; 1: in this process, same code path).
+    return_all : bool
+        Also return every configuration's metrics in ``results_grid``.
+    store : KnnStore or None
+        Where the neighbour graph and shared arrays live. None: a private
+        :class:`knncache.EphemeralStore`, removed when the call returns or raises.
+    executor : Executor or None
+        Run the configurations on this executor instead of a local pool.
+    eval_mask : array of shape (N,) or None
+        Samples the reported accuracies are computed on (default: the unlabelled samples,
+        the standard GCD protocol). Never used for the selection.
+    params : AlgorithmParams or None
+        Fixed algorithm options (default: median density, co mode 2, strategy 3).
+
+    Returns
+    -------
+    ClusteringSearchResult
+
+    Raises
+    ------
+    InvalidInputError
+        Bad features, targets or masks (raised before any work).
+    SearchConfigError
+        Empty or invalid ``k_range`` / ``density_range``.
+    SearchFailedError
+        Every configuration raised.
+    """
+    del random_state  # deterministic algorithm: nothing to seed
+    inputs = validate_search_inputs(features, targets, known_mask, labeled_mask, eval_mask)
+    ks, dps = validate_grid(k_range, density_range, n_samples=inputs.features.shape[0])
+    params = params or AlgorithmParams()
+
+    with contextlib.ExitStack() as stack:
+        if store is None:
+            store = stack.enter_context(EphemeralStore())
+        searches_before = store.stats["searches"]
+        try:
+            shared = prepare_inputs(
+                store,
+                inputs.features,
+                inputs.targets,
+                inputs.known_mask,
+                inputs.labeled_mask,
+                inputs.eval_mask,
+                k_max=max(ks),
+            )
+        except StoreWriteError as exc:
+            # A store that cannot be written must not kill the search: fall back to a
+            # private temporary store, and say so.
+            warnings.warn(
+                f"cannot write to knncache store {store.root}: {exc}; using a temporary "
+                "store for this call",
+                KnnCacheWarning,
+                stacklevel=2,
+            )
+            store = stack.enter_context(EphemeralStore())
+            searches_before = 0
+            shared = prepare_inputs(
+                store,
+                inputs.features,
+                inputs.targets,
+                inputs.known_mask,
+                inputs.labeled_mask,
+                inputs.eval_mask,
+                k_max=max(ks),
+            )
+        searches = store.stats["searches"] - searches_before
+        return _search(shared, ks, dps, params, max_workers, executor, silent, return_all,
+                       searches)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _search(
+    shared: SharedInputs,
+    ks: list[int],
+    dps: list[int],
+    params: AlgorithmParams,
+    max_workers: int | None,
+    executor: Executor | None,
+    silent: bool,
+    return_all: bool,
+    searches: int,
+) -> ClusteringSearchResult:
+    order = [(k, dp) for k in ks for dp in dps]
+    tasks = [ConfigTask(shared=shared, k=k, density_percentile=dp, params=params)
+             for k, dp in order]
+    results: list[ConfigResult] = []
+    progress = ProgressReporter(len(tasks), "SS-DDBC grid search", enabled=not silent)
+    try:
+        run_tasks(tasks, max_workers=max_workers, executor=executor,
+                  on_result=results.append, progress=progress)
+    finally:
+        progress.close()
+
+    errors = {(r.k, r.density_percentile): r.error for r in results if not r.ok}
+    try:
+        best = select_best(results, order)
+    except ValueError:
+        raise SearchFailedError(errors) from None
+
+    # Rerun the selected cell here to get its per-sample outputs: results crossing the
+    # process boundary stay small, and the algorithm is deterministic.
+    best_task = ConfigTask(shared=shared, k=best.k, density_percentile=best.density_percentile,
+                           params=params)
+    out, _ = run_configuration(best_task)
+    core_clusters = out[6]
+    core = sorted({int(i) for cluster in core_clusters for i in cluster})
+    grid = None
+    if return_all:
+        by_cell = {(r.k, r.density_percentile): r for r in results}
+        grid = {cell: by_cell[cell].metrics() for cell in order if by_cell[cell].ok}
+    return ClusteringSearchResult(
+        labels=np.asarray(out[0]).copy(),
+        core_points=np.asarray(core, dtype=np.int64),
+        best_params={"k": best.k, "density_percentile": best.density_percentile},
+        score=best.score,
+        n_clusters=int(out[1]),
+        densities=np.asarray(out[7]).copy(),
+        results_grid=grid,
+        errors=errors,
+        knn_searches=searches,
+    )

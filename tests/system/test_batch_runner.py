@@ -1,0 +1,187 @@
+"""End-to-end tests of ``ssddbc-search`` (the offline batch runner), in real processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ssddbc.grid_search._results import ResultsJournal
+from tests.system.conftest import SMALL_GRID, run_cli
+
+TIMING = {"seconds"}
+
+
+def _run_dir(out: Path) -> Path:
+    runs = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "results.csv", newline="") as fh:
+        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(fh)]
+
+
+def _summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def _search(cache: Path, out: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    before = set(out.iterdir())
+    proc = run_cli("--feature_cache_dir", str(cache), "--output_dir", str(out), *SMALL_GRID,
+                   *extra, cwd=out)
+    new = sorted(set(out.iterdir()) - before)
+    return proc, (new[0] if new else out)
+
+
+def test_serial_and_parallel_give_identical_rows(digits_cache: Path, tmp_path: Path) -> None:
+    serial, run1 = _search(digits_cache, tmp_path / "a", "--n_jobs", "1")
+    assert serial.returncode == 0, serial.stderr
+    parallel, run2 = _search(digits_cache, tmp_path / "b", "--n_jobs", "2")
+    assert parallel.returncode == 0, parallel.stderr
+    rows1, rows2 = _rows(run1), _rows(run2)
+    assert len(rows1) == 2 * 12  # two superclasses × 4 k × 3 percentiles
+    assert all(r["status"] == "ok" for r in rows1)
+    assert rows1 == rows2
+    s1, s2 = _summary(run1), _summary(run2)
+    for name in s1["superclasses"]:
+        assert s1["superclasses"][name]["selected"] == s2["superclasses"][name]["selected"]
+    for name in ("digits_low", "digits_high"):
+        assert (run1 / f"heatmap_{name}.png").stat().st_size > 1000
+
+
+def test_warm_cache_runs_no_search_and_changes_nothing(digits_cache: Path, tmp_path: Path) -> None:
+    cold, run1 = _search(digits_cache, tmp_path / "cold", "--n_jobs", "2")
+    assert cold.returncode == 0, cold.stderr
+    assert _summary(run1)["this_invocation"]["knn_searches"] == 2
+    warm, run2 = _search(digits_cache, tmp_path / "warm", "--n_jobs", "2")
+    assert warm.returncode == 0, warm.stderr
+    inv = _summary(run2)["this_invocation"]
+    assert inv["knn_searches"] == 0
+    assert inv["knn_cache_hits"] == 2
+    assert "0 neighbour search(es) run, 2 cache hit(s)" in warm.stdout
+    assert _rows(run1) == _rows(run2)
+
+
+def test_changed_features_are_recomputed_without_a_flag(digits_cache: Path, tmp_path: Path) -> None:
+    first, _ = _search(digits_cache, tmp_path / "r1", "--n_jobs", "1", "--superclasses",
+                       "digits_low")
+    assert first.returncode == 0, first.stderr
+    path = digits_cache / "digits_low" / "features.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = dict(z)
+    arrays["all_features"] = arrays["all_features"].copy()
+    arrays["all_features"][0, 0] += 0.25
+    np.savez(path, **arrays)
+    second, run2 = _search(digits_cache, tmp_path / "r2", "--n_jobs", "1", "--superclasses",
+                           "digits_low")
+    assert second.returncode == 0, second.stderr
+    knn = _summary(run2)["superclasses"]["digits_low"]["knn"]
+    assert knn["searches"] == 1 and knn["cache_hits"] == 0
+
+
+def test_clear_knn_cache_recomputes(digits_cache: Path, tmp_path: Path) -> None:
+    first, _ = _search(digits_cache, tmp_path / "r1", "--n_jobs", "1")
+    assert first.returncode == 0, first.stderr
+    assert (digits_cache / "digits_low" / "knn_cache").is_dir()
+    again, run2 = _search(digits_cache, tmp_path / "r2", "--n_jobs", "1", "--clear_knn_cache")
+    assert again.returncode == 0, again.stderr
+    assert _summary(run2)["this_invocation"]["knn_searches"] == 2
+
+
+def test_resume_after_sigkill_gives_the_same_results(digits_cache: Path, tmp_path: Path) -> None:
+    # Full default grid (216 configurations per superclass) so that the run is still going
+    # when it is killed.
+    out = tmp_path / "killed"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ssddbc.grid_search.batch_runner", "--feature_cache_dir",
+         str(digits_cache), "--output_dir", str(out), "--n_jobs", "2", "--quiet"],
+        cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    rows = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        results = list(out.glob("run_*/results.csv"))
+        if results:
+            rows = results[0].read_text().count("\n") - 1
+            if rows >= 30:
+                break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    run_dir = _run_dir(out)
+    partial = len([r for r in ResultsJournal(run_dir / "results.csv").read() if r.ok])
+    assert 30 <= partial < 2 * 216
+
+    resumed = run_cli("--resume", str(run_dir), "--n_jobs", "2", cwd=out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming: {partial} of 432 configurations already done" in resumed.stdout
+    # Only the missing configurations ran, and no neighbour search (the cache is warm).
+    assert _summary(run_dir)["this_invocation"]["knn_searches"] == 0
+
+    clean_out = tmp_path / "clean"
+    clean_out.mkdir()
+    clean = run_cli("--feature_cache_dir", str(digits_cache), "--output_dir", str(clean_out),
+                    "--n_jobs", "2", "--quiet", cwd=clean_out)
+    assert clean.returncode == 0, clean.stderr
+    run_clean = _run_dir(clean_out)
+    assert _rows(run_dir) == _rows(run_clean)
+    a, b = _summary(run_dir), _summary(run_clean)
+    for name in a["superclasses"]:
+        assert a["superclasses"][name]["selected"] == b["superclasses"][name]["selected"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "extra", "needle"),
+    [
+        ("none", ["--superclasses", "digits_low,no_such_class"], "no_such_class"),
+        ("none", ["--k_min", "9", "--k_max", "4"], "--k_min/--k_max"),
+        ("none", ["--density_min", "90", "--density_max", "40"], "--density_min"),
+        ("garbage", [], "features.npz"),
+        ("mismatch", [], "features.npz"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_before_any_work(
+    digits_cache: Path, tmp_path: Path, setup: str, extra: list[str], needle: str
+) -> None:
+    path = digits_cache / "digits_high" / "features.npz"
+    if setup == "garbage":
+        path.write_bytes(b"this is not an npz file")
+    elif setup == "mismatch":
+        with np.load(path, allow_pickle=False) as z:
+            arrays = dict(z)
+        arrays["all_targets"] = arrays["all_targets"][:-3]
+        np.savez(path, **arrays)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run_cli("--feature_cache_dir", str(digits_cache), "--output_dir", str(out),
+                   *extra, cwd=out)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert list(out.iterdir()) == []  # no run folder: nothing started
+    assert not (digits_cache / "digits_low" / "knn_cache").exists()
+
+
+def test_missing_feature_cache_dir_is_exit_2(tmp_path: Path) -> None:
+    proc = run_cli("--feature_cache_dir", str(tmp_path / "nope"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "nope" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_help_says_ranges_are_inclusive(tmp_path: Path) -> None:
+    proc = run_cli("--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert "INCLUSIVE" in proc.stdout
