@@ -1,0 +1,44 @@
+"""pytest plugin (entry point ``pytest11``): store fixtures for code that uses ``knncache``.
+
+Fixtures
+--------
+knn_store
+    A fresh :class:`~knncache.EphemeralStore` per test, closed (directory removed) afterwards.
+persistent_knn_store
+    A :class:`~knncache.PersistentStore` rooted at ``tmp_path / "knn_cache"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from knncache import EphemeralStore, PersistentStore
+
+
+@pytest.fixture
+def knn_store() -> Iterator[EphemeralStore]:
+    """An :class:`~knncache.EphemeralStore` for one test; removed when the test ends."""
+    from knncache import EphemeralStore
+
+    store = EphemeralStore()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def persistent_knn_store(tmp_path: Path) -> Iterator[PersistentStore]:
+    """A :class:`~knncache.PersistentStore` under the test's ``tmp_path``."""
+    from knncache import PersistentStore
+
+    store = PersistentStore(tmp_path / "knn_cache")
+    try:
+        yield store
+    finally:
+        store.close()
