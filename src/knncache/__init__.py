@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from knncache._ephemeral import EphemeralStore
 from knncache._errors import (
     ArrayNotFoundError,
     CorruptEntryError,
@@ -19,14 +20,20 @@ from knncache._errors import (
 )
 from knncache._fingerprint import FORMAT_VERSION, fingerprint
 from knncache._knn import KnnGraph, compute_knn
+from knncache._persistent import PersistentStore
+from knncache._ref import KnnRef
+from knncache._store import CorruptEntry, EntryInfo, KnnStore
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FORMAT_VERSION",
     "ArrayNotFoundError",
+    "CorruptEntry",
     "CorruptEntryError",
+    "EntryInfo",
     "EntryNotFoundError",
+    "EphemeralStore",
     "FeaturesNotStoredError",
     "InvalidFeaturesError",
     "InvalidKError",
@@ -34,7 +41,10 @@ __all__ = [
     "KnnCacheError",
     "KnnCacheWarning",
     "KnnGraph",
+    "KnnRef",
+    "KnnStore",
     "LockTimeoutError",
+    "PersistentStore",
     "StoreClosedError",
     "StoreWriteError",
     "UnknownMetricError",

@@ -1,0 +1,106 @@
+"""``PersistentStore``: a directory of entries that survives runs, with LRU eviction."""
+
+from __future__ import annotations
+
+import os
+
+from knncache._errors import StoreWriteError
+from knncache._ref import _IN_USE
+from knncache._store import KnnStore
+
+__all__ = ["PersistentStore"]
+
+
+class PersistentStore(KnnStore):
+    """A store in a directory that survives the process (``is_persistent = True``).
+
+    Parameters
+    ----------
+    root : path-like
+        The store directory; created (with parents) on the first write. Several processes
+        and machines sharing a POSIX filesystem may use it at once.
+    max_bytes : int, optional
+        Size budget. After each write, least-recently-used entries are evicted until the total
+        size of all entries is within it. Never evicted: the entry just written and every
+        entry this process ensured, got or loaded (until :meth:`KnnStore.release`). Entries
+        locked by another process are skipped. ``None`` (default) means no limit.
+    lock_timeout : float
+        Seconds to wait for an entry lock held by another process before
+        :class:`~knncache.LockTimeoutError` (default 600: a search at large N takes a while).
+
+    Raises
+    ------
+    StoreWriteError
+        If ``root`` exists and is not a directory.
+    """
+
+    is_persistent = True
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        max_bytes: int | None = None,
+        lock_timeout: float = 600.0,
+    ) -> None:
+        if max_bytes is not None and (isinstance(max_bytes, bool) or int(max_bytes) < 0):
+            raise ValueError(f"max_bytes must be a non-negative int or None, got {max_bytes!r}")
+        super().__init__(root, lock_timeout=lock_timeout)
+        self.max_bytes = None if max_bytes is None else int(max_bytes)
+        if self._root.exists() and not self._root.is_dir():
+            raise StoreWriteError(str(self._root), "the store root exists and is not a directory")
+
+    def _prepare_root(self) -> None:
+        try:
+            self._root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreWriteError(
+                str(self._root), exc.strerror or str(exc), exc.errno
+            ) from None
+        if not self._root.is_dir():
+            raise StoreWriteError(str(self._root), "the store root is not a directory")
+
+    def _after_write(self, fp: str) -> None:
+        if self.max_bytes is not None:
+            self.evict(self.max_bytes)
+
+    def evict(self, max_bytes: int | None = None) -> list[str]:
+        """Evict least-recently-used entries until the store fits in ``max_bytes``.
+
+        Entries this process uses (see the class docstring) and entries locked by another
+        process are never evicted, so the result may stay above the budget.
+
+        Parameters
+        ----------
+        max_bytes : int, optional
+            Budget; default ``self.max_bytes`` (nothing happens when both are ``None``).
+
+        Returns
+        -------
+        list of str
+            The evicted fingerprints, oldest first.
+        """
+        self._check_open()
+        budget = self.max_bytes if max_bytes is None else int(max_bytes)
+        if budget is None:
+            return []
+        infos = self.entries()
+        total = sum(e.bytes for e in infos)
+        evicted: list[str] = []
+        root = str(self._root)
+        for info in sorted(infos, key=lambda e: (e.last_used, e.fingerprint)):
+            if total <= budget:
+                break
+            if (root, info.fingerprint) in _IN_USE:
+                continue
+            if self._remove_if_unlocked(info.fingerprint):
+                total -= info.bytes
+                evicted.append(info.fingerprint)
+                self._stats["evictions"] += 1
+        return evicted
+
+    def total_bytes(self) -> int:
+        """Total size of the committed entries, in bytes."""
+        return sum(e.bytes for e in self.entries())
+
+

@@ -1,0 +1,692 @@
+"""``KnnStore``: the abstract store; all shared logic lives here (template method).
+
+Backends (:class:`~knncache.PersistentStore`, :class:`~knncache.EphemeralStore`) override
+only small primitives: :meth:`KnnStore._prepare_root`, :meth:`KnnStore._after_write` and
+:meth:`KnnStore._on_close`, and declare the capability attribute ``is_persistent``.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import json
+import os
+import shutil
+import time
+import types
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import filelock
+import numpy as np
+
+from knncache._atomic import HashingWriter, atomic_write
+from knncache._entry import (
+    FEATURES_FILE,
+    META_FILE,
+    Meta,
+    array_file,
+    check_entry,
+    check_file,
+    k_files,
+    read_meta,
+    validate_array_name,
+)
+from knncache._errors import (
+    CorruptEntryError,
+    EntryNotFoundError,
+    FeaturesNotStoredError,
+    InvalidFeaturesError,
+    KnnCacheError,
+    KnnCacheWarning,
+    LockTimeoutError,
+    StoreClosedError,
+    StoreWriteError,
+)
+from knncache._fingerprint import FORMAT_VERSION, fingerprint, is_fingerprint, validate_fingerprint
+from knncache._knn import compute_knn, validate_features, validate_k, validate_metric
+from knncache._ref import _IN_USE, KnnRef
+
+__all__ = ["CorruptEntry", "EntryInfo", "KnnStore"]
+
+_STAT_KEYS = (
+    "hits",
+    "misses",
+    "searches",
+    "corrupt_rebuilds",
+    "evictions",
+    "array_computes",
+    "array_hits",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryInfo:
+    """Summary of one committed entry (from its ``meta.json``; checksums not verified).
+
+    Attributes
+    ----------
+    fingerprint : str
+    n, d, k : int
+    metric : str
+    bytes : int
+        Total size of the entry's files.
+    created, last_used : float
+        POSIX timestamps; ``last_used`` is refreshed on every ``ensure`` hit.
+    has_features : bool
+    arrays : tuple of str
+        Names of the extra arrays (``ensure_array``).
+    """
+
+    fingerprint: str
+    n: int
+    d: int
+    k: int
+    metric: str
+    bytes: int
+    created: float
+    last_used: float
+    has_features: bool
+    arrays: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CorruptEntry:
+    """One entry :meth:`KnnStore.verify` found corrupt, and why."""
+
+    fingerprint: str
+    path: str
+    reason: str
+
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    with contextlib.suppress(OSError):
+        for child in path.iterdir():
+            with contextlib.suppress(OSError):
+                total += child.stat().st_size
+    return total
+
+
+def _remove_entry_dir(entry: Path) -> None:
+    # meta.json first: from that moment on the entry does not exist for any reader.
+    with contextlib.suppress(FileNotFoundError):
+        (entry / META_FILE).unlink()
+    shutil.rmtree(entry, ignore_errors=True)
+
+
+def _now() -> float:
+    return time.time()
+
+
+class KnnStore(abc.ABC):
+    """Abstract store of k-nearest-neighbour graphs keyed by the content of the features.
+
+    The base class owns fingerprinting, validation, locking, writing, loading, meta handling
+    and corruption detection. Entries are directories ``<root>/<fingerprint>/`` (layout in
+    the README); ``meta.json`` is written last and is the commit marker. A per-entry file lock
+    ``<root>/<fingerprint>.lock`` makes concurrent processes compute an entry once.
+
+    Attributes
+    ----------
+    is_persistent : bool
+        Capability: whether entries survive the process. Branch on this, not on the class.
+    """
+
+    is_persistent: ClassVar[bool]
+
+    def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 600.0) -> None:
+        self._root = Path(root).absolute()
+        self._lock_timeout = float(lock_timeout)
+        self._closed = False
+        self._stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
+
+    # ------------------------------------------------------------------ primitives
+    @abc.abstractmethod
+    def _prepare_root(self) -> None:
+        """Make sure the root directory exists before a write (raise StoreWriteError)."""
+
+    def _after_write(self, fp: str) -> None:  # noqa: B027  # optional hook, no-op by default
+        """Called after an entry was written (outside its lock)."""
+
+    def _on_close(self) -> None:  # noqa: B027  # optional hook, no-op by default
+        """Release the backend's resources (remove the temporary directory...)."""
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def root(self) -> Path:
+        """The store's root directory."""
+        return self._root
+
+    @property
+    def stats(self) -> Mapping[str, int]:
+        """Read-only live counters of what this store object did in this process.
+
+        Keys: ``"hits"`` (``ensure`` answered from an existing entry), ``"misses"``
+        (``ensure`` had to write), ``"searches"`` (``compute_knn`` runs),
+        ``"corrupt_rebuilds"``, ``"evictions"``, ``"array_computes"``, ``"array_hits"``.
+        """
+        return types.MappingProxyType(self._stats)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Close the store (idempotent). An ``EphemeralStore`` removes its directory."""
+        if not self._closed:
+            self._closed = True
+            self._on_close()
+
+    def __enter__(self) -> KnnStore:
+        self._check_open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"{type(self).__name__}({str(self._root)!r}{state})"
+
+    # ------------------------------------------------------------------ helpers
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(str(self._root))
+
+    def _entry(self, fp: str) -> Path:
+        return self._root / validate_fingerprint(fp)
+
+    @contextlib.contextmanager
+    def _lock(self, fp: str, *, timeout: float | None = None) -> Iterator[None]:
+        path = self._root / f"{validate_fingerprint(fp)}.lock"
+        wait = self._lock_timeout if timeout is None else timeout
+        lock = filelock.FileLock(str(path), timeout=wait)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise LockTimeoutError(str(path), wait) from None
+        except OSError as exc:
+            raise StoreWriteError(str(path), exc.strerror or str(exc), exc.errno) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _ref(self, meta: Meta) -> KnnRef:
+        return KnnRef(
+            root=str(self._root),
+            fingerprint=meta["fingerprint"],
+            n=meta["n"],
+            d=meta["d"],
+            k=meta["k"],
+            metric=meta["metric"],
+            persistent=self.is_persistent,
+        )
+
+    def _pin(self, fp: str) -> None:
+        _IN_USE.add((str(self._root), fp))
+
+    def _inspect(self, fp: str) -> tuple[Meta | None, str | None]:
+        """``(meta, None)`` for a valid entry, ``(None, None)`` if absent, else the problem."""
+        entry = self._entry(fp)
+        try:
+            return check_entry(entry, fp, arrays=False), None
+        except FileNotFoundError:
+            # No meta: absent, or left behind (crash, hand deletion) with files in it.
+            try:
+                leftovers = [p.name for p in entry.iterdir()]
+            except OSError:
+                leftovers = []
+            if leftovers:
+                return None, f"meta.json missing (uncommitted files: {sorted(leftovers)})"
+            return None, None
+        except CorruptEntryError as exc:
+            return None, exc.reason
+        except OSError as exc:
+            return None, f"unreadable ({exc})"
+
+    @staticmethod
+    def _usable(meta: Meta | None, k: int, need_features: bool) -> bool:
+        return (
+            meta is not None
+            and meta["k"] >= k
+            and (not need_features or FEATURES_FILE in meta["files"])
+        )
+
+    def _touch(self, fp: str) -> None:
+        # The last-used time is meta.json's mtime: refreshing it costs no rewrite.
+        with contextlib.suppress(OSError):
+            os.utime(self._entry(fp) / META_FILE)
+
+    def _write_meta(self, entry: Path, meta: Meta) -> None:
+        data = json.dumps(meta, indent=1, sort_keys=True).encode()
+
+        def write(w: HashingWriter) -> None:
+            w.write(data)
+
+        atomic_write(entry / META_FILE, write)
+
+    def _save(self, entry: Path, name: str, arr: np.ndarray[Any, Any]) -> dict[str, Any]:
+        def write(w: HashingWriter) -> None:
+            np.save(w, np.ascontiguousarray(arr), allow_pickle=False)
+
+        digest, nbytes = atomic_write(entry / name, write)
+        return {
+            "shape": [int(s) for s in arr.shape],
+            "dtype": arr.dtype.str,
+            "xxh3_128": digest,
+            "bytes": nbytes,
+        }
+
+    def _write_entry(
+        self,
+        fp: str,
+        arr: np.ndarray[Any, Any],
+        k: int,
+        metric: str,
+        store_features: bool,
+        old: Meta | None,
+    ) -> Meta:
+        """Write (or complete) an entry under its lock; ``meta.json`` last."""
+        entry = self._entry(fp)
+        n, d = arr.shape
+        created_dir = not entry.is_dir()
+        written: list[Path] = []
+        now = _now()
+        try:
+            entry.mkdir(exist_ok=True)
+            files: dict[str, Any] = {}
+            if old is not None and FEATURES_FILE in old["files"]:
+                files[FEATURES_FILE] = old["files"][FEATURES_FILE]
+            elif store_features:
+                written.append(entry / FEATURES_FILE)
+                files[FEATURES_FILE] = self._save(entry, FEATURES_FILE, arr)
+            if old is not None and old["k"] >= k:
+                k_new = old["k"]
+                for name in k_files(k_new):
+                    files[name] = old["files"][name]
+            else:
+                k_new = k
+                graph = compute_knn(arr, k_new, metric)
+                self._stats["searches"] += 1
+                arrays: tuple[np.ndarray[Any, Any], ...] = (graph.neighbors, graph.distances)
+                for name, data in zip(k_files(k_new), arrays, strict=True):
+                    written.append(entry / name)
+                    files[name] = self._save(entry, name, data)
+            meta: Meta = {
+                "format_version": FORMAT_VERSION,
+                "fingerprint": fp,
+                "metric": metric,
+                "n": int(n),
+                "d": int(d),
+                "k": int(k_new),
+                "features_dtype": arr.dtype.str,
+                "files": files,
+                "arrays": dict(old["arrays"]) if old is not None else {},
+                "created": old["created"] if old is not None else now,
+                "last_used": now,
+                "library": "knncache",
+            }
+            self._write_meta(entry, meta)
+        except BaseException as exc:
+            for path in written:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            if created_dir:
+                shutil.rmtree(entry, ignore_errors=True)
+            if isinstance(exc, OSError) and not isinstance(exc, KnnCacheError):
+                raise StoreWriteError(
+                    str(entry), exc.strerror or str(exc) or type(exc).__name__, exc.errno
+                ) from exc
+            raise
+        # Committed. Readers holding old memmaps keep them; new readers follow the meta.
+        if old is not None and old["k"] < k_new:
+            for name in k_files(old["k"]):
+                with contextlib.suppress(OSError):
+                    (entry / name).unlink()
+        return meta
+
+    # ------------------------------------------------------------------ public API
+    def ensure(
+        self, X: Any, k: int, metric: str = "euclidean", *, store_features: bool = True
+    ) -> KnnRef:
+        """Return a ref to the graph of ``X`` with at least ``k`` neighbours, computing it once.
+
+        Fast path: an entry for ``fingerprint(X, metric)`` with ``k`` or more neighbours whose
+        checksums verify is a hit (its last-used time is refreshed). Otherwise the entry lock
+        is taken, the entry checked again (another process may have written it meanwhile),
+        and one exact search runs; files are written atomically, ``meta.json`` last. Asking
+        for a larger ``k`` than stored recomputes at that ``k`` and replaces the entry: the
+        old k-files are unlinked after the new meta is in place, so readers that already
+        mapped them are not disturbed. A corrupt entry is never served: it is reported with a
+        :class:`KnnCacheWarning` and rebuilt. Everything is validated before any file is
+        written.
+
+        Parameters
+        ----------
+        X : array_like
+            Features ``(N, d)``; see :func:`knncache.compute_knn`.
+        k : int
+            Neighbours needed, ``1 <= k <= N - 1``.
+        metric : {"euclidean", "cosine"}
+        store_features : bool, keyword-only
+            Also store ``features.npy`` (needed by ``ref.features()`` and ``ensure_array``).
+            An entry that already holds features keeps them either way.
+
+        Returns
+        -------
+        KnnRef
+            With ``ref.k >= k`` (the stored ``k``; load it with ``ref.load(k)``).
+
+        Raises
+        ------
+        InvalidFeaturesError, InvalidKError, UnknownMetricError
+            Invalid input (nothing written).
+        StoreClosedError
+            If the store was closed.
+        LockTimeoutError
+            If another process held the entry lock longer than ``lock_timeout``.
+        StoreWriteError
+            If the entry cannot be written (read-only directory, disk full, root is a file);
+            no partial file is left. Callers that must not fail fall back to an
+            ``EphemeralStore`` or to :func:`knncache.compute_knn`.
+        """
+        self._check_open()
+        validate_metric(metric)
+        arr = validate_features(X, metric)
+        k = validate_k(k, arr.shape[0])
+        if not isinstance(store_features, bool):
+            raise TypeError(f"store_features must be a bool, got {store_features!r}")
+        fp = fingerprint(arr, metric)
+
+        meta, problem = self._inspect(fp)
+        if problem is None and meta is not None and self._usable(meta, k, store_features):
+            self._touch(fp)
+            self._stats["hits"] += 1
+            self._pin(fp)
+            return self._ref(meta)
+
+        self._prepare_root()
+        with self._lock(fp):
+            meta, problem = self._inspect(fp)
+            if problem is not None:
+                warnings.warn(
+                    f"knncache: corrupt entry {fp} in {str(self._root)!r} ({problem}); "
+                    "rebuilding it",
+                    KnnCacheWarning,
+                    stacklevel=2,
+                )
+                self._stats["corrupt_rebuilds"] += 1
+                self._discard_corrupt(fp)
+                meta = None
+            if self._usable(meta, k, store_features):
+                assert meta is not None
+                self._touch(fp)
+                self._stats["hits"] += 1
+                self._pin(fp)
+                return self._ref(meta)
+            self._stats["misses"] += 1
+            meta = self._write_entry(fp, arr, k, metric, store_features, meta)
+            self._pin(fp)
+        self._after_write(fp)
+        return self._ref(meta)
+
+    def _discard_corrupt(self, fp: str) -> None:
+        entry = self._entry(fp)
+        try:
+            _remove_entry_dir(entry)
+        except OSError as exc:
+            raise StoreWriteError(str(entry), exc.strerror or str(exc), exc.errno) from None
+
+    def ensure_array(
+        self,
+        ref: KnnRef,
+        name: str,
+        compute: Callable[[np.memmap[Any, Any]], Any],
+    ) -> None:
+        """Compute an extra per-features array once and store it in the entry.
+
+        For artefacts that, like the graph, depend only on the features (an ``N x N``
+        pairwise distance matrix, ...). Under the entry lock: if ``array_{name}.npy`` is
+        absent or fails its checksum, ``compute(features_memmap)`` is called, its result
+        written atomically and recorded in ``meta.json`` under ``"arrays"``
+        (``stats["array_computes"]``); otherwise nothing is computed
+        (``stats["array_hits"]``). Workers read it with ``ref.array(name)``. Extra arrays
+        survive a replacement of the entry at a larger ``k``, count toward ``max_bytes`` and
+        are checked by :meth:`verify`.
+
+        Parameters
+        ----------
+        ref : KnnRef
+            A ref into this store whose entry holds features (``store_features=True``).
+        name : str
+            Matches ``[a-z0-9_]{1,64}``.
+        compute : callable
+            ``compute(features) -> numpy.ndarray`` (numeric or bool dtype, no objects).
+
+        Raises
+        ------
+        InvalidNameError
+            Bad ``name``.
+        StoreClosedError
+            The store is closed.
+        EntryNotFoundError
+            The entry is not (or no longer) in this store.
+        CorruptEntryError
+            The entry is corrupt (call ``ensure`` to rebuild it).
+        FeaturesNotStoredError
+            The entry holds no features.
+        InvalidFeaturesError
+            ``compute`` returned an object (non-numeric) array.
+        LockTimeoutError, StoreWriteError
+            As for :meth:`ensure`.
+        """
+        self._check_open()
+        validate_array_name(name)
+        fp = validate_fingerprint(ref.fingerprint)
+        entry = self._entry(fp)
+        if Path(ref.root).absolute() != self._root:
+            raise EntryNotFoundError(str(entry), fp)
+        if not entry.is_dir():
+            raise EntryNotFoundError(str(entry), fp)
+        with self._lock(fp):
+            try:
+                meta = check_entry(entry, fp, arrays=False)
+            except FileNotFoundError:
+                raise EntryNotFoundError(str(entry), fp) from None
+            if FEATURES_FILE not in meta["files"]:
+                raise FeaturesNotStoredError(fp)
+            fname = array_file(name)
+            rec = meta["arrays"].get(name)
+            if rec is not None:
+                try:
+                    check_file(entry, fp, fname, rec, checksum=True)
+                except CorruptEntryError as exc:
+                    warnings.warn(
+                        f"knncache: {exc}; recomputing array {name!r}",
+                        KnnCacheWarning,
+                        stacklevel=2,
+                    )
+                    self._stats["corrupt_rebuilds"] += 1
+                else:
+                    self._stats["array_hits"] += 1
+                    self._pin(fp)
+                    return
+            feats = np.load(entry / FEATURES_FILE, mmap_mode="r", allow_pickle=False)
+            result = np.asarray(compute(feats))
+            if result.dtype.kind not in "biuf":
+                raise InvalidFeaturesError(
+                    "dtype",
+                    f"ensure_array({name!r}): compute returned dtype {result.dtype}; "
+                    "expected a numeric or bool array",
+                )
+            try:
+                meta["arrays"][name] = self._save(entry, fname, result)
+                meta["last_used"] = _now()
+                self._write_meta(entry, meta)
+            except BaseException as exc:
+                # The committed meta never lists a half-done array; drop whatever was written.
+                with contextlib.suppress(OSError):
+                    (entry / fname).unlink()
+                if isinstance(exc, OSError) and not isinstance(exc, KnnCacheError):
+                    raise StoreWriteError(
+                        str(entry / fname), exc.strerror or str(exc), exc.errno
+                    ) from exc
+                raise
+            self._stats["array_computes"] += 1
+            self._pin(fp)
+        self._after_write(fp)
+
+    def get(self, fingerprint: str) -> KnnRef | None:
+        """Ref to the committed, intact entry ``fingerprint``, or ``None``.
+
+        A corrupt entry gives ``None`` and a :class:`KnnCacheWarning` (``ensure`` rebuilds
+        it, ``verify`` reports it).
+
+        Raises
+        ------
+        InvalidNameError
+            If ``fingerprint`` is not 32 lowercase hex characters.
+        StoreClosedError
+            If the store was closed.
+        """
+        self._check_open()
+        fp = validate_fingerprint(fingerprint)
+        meta, problem = self._inspect(fp)
+        if problem is not None:
+            warnings.warn(
+                f"knncache: corrupt entry {fp} ignored ({problem})", KnnCacheWarning, stacklevel=2
+            )
+            return None
+        if meta is None:
+            return None
+        self._pin(fp)
+        return self._ref(meta)
+
+    def release(self, ref: KnnRef | str) -> None:
+        """Let this process evict an entry it used (it is protected from eviction until then).
+
+        Long-running processes (training loops reclustering every few epochs) call this once
+        they no longer need an entry, so that ``max_bytes`` can be honoured.
+        """
+        fp = ref if isinstance(ref, str) else ref.fingerprint
+        _IN_USE.discard((str(self._root), fp))
+
+    def _entry_dirs(self) -> list[Path]:
+        try:
+            children = list(self._root.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(
+            p for p in children if is_fingerprint(p.name) and p.is_dir() and not p.is_symlink()
+        )
+
+    def entries(self) -> list[EntryInfo]:
+        """Committed entries, most recently used first (metas are read, checksums are not).
+
+        Entries whose meta is missing or unreadable are left out; :meth:`verify` lists them.
+
+        Raises
+        ------
+        StoreClosedError
+            If the store was closed.
+        """
+        self._check_open()
+        out = []
+        for entry in self._entry_dirs():
+            fp = entry.name
+            try:
+                meta = read_meta(entry, fp)
+                mtime = (entry / META_FILE).stat().st_mtime
+            except (OSError, CorruptEntryError):
+                continue
+            out.append(
+                EntryInfo(
+                    fingerprint=fp,
+                    n=meta["n"],
+                    d=meta["d"],
+                    k=meta["k"],
+                    metric=meta["metric"],
+                    bytes=_dir_bytes(entry),
+                    created=float(meta["created"]),
+                    last_used=max(float(meta["last_used"]), mtime),
+                    has_features=FEATURES_FILE in meta["files"],
+                    arrays=tuple(sorted(meta["arrays"])),
+                )
+            )
+        out.sort(key=lambda e: (-e.last_used, e.fingerprint))
+        return out
+
+    def _remove_if_unlocked(self, fp: str) -> bool:
+        try:
+            with self._lock(fp, timeout=0):
+                _remove_entry_dir(self._entry(fp))
+        except LockTimeoutError:
+            return False
+        _IN_USE.discard((str(self._root), fp))
+        return True
+
+    def clear(self) -> list[str]:
+        """Remove every entry; return the fingerprints removed.
+
+        Each entry is removed under its lock, taken without waiting: an entry that another
+        process is writing at that moment is skipped (left as is) rather than waited for.
+        Memmaps already opened by readers stay valid (files are unlinked, not truncated).
+
+        Raises
+        ------
+        StoreClosedError
+            If the store was closed.
+        """
+        self._check_open()
+        removed = []
+        for entry in self._entry_dirs():
+            if self._remove_if_unlocked(entry.name):
+                removed.append(entry.name)
+        return removed
+
+    def verify(self) -> list[CorruptEntry]:
+        """Check every entry completely (sizes, headers, checksums, extra arrays).
+
+        An entry without ``meta.json`` is reported unless another process holds its lock
+        (it is being written). Nothing is repaired: ``ensure`` rebuilds, ``clear`` removes.
+
+        Returns
+        -------
+        list of CorruptEntry
+            ``(fingerprint, path, reason)`` for each corrupt entry; empty when all is well.
+
+        Raises
+        ------
+        StoreClosedError
+            If the store was closed.
+        """
+        self._check_open()
+        bad = []
+        for entry in self._entry_dirs():
+            fp = entry.name
+            try:
+                check_entry(entry, fp, arrays=True)
+            except FileNotFoundError:
+                if self._being_written(fp):
+                    continue
+                bad.append(CorruptEntry(fp, str(entry), "meta.json missing"))
+            except CorruptEntryError as exc:
+                bad.append(CorruptEntry(fp, str(entry), exc.reason))
+            except OSError as exc:
+                bad.append(CorruptEntry(fp, str(entry), f"unreadable ({exc})"))
+        return bad
+
+    def _being_written(self, fp: str) -> bool:
+        if not (self._root / f"{fp}.lock").exists():
+            return False
+        try:
+            with self._lock(fp, timeout=0):
+                return (self._entry(fp) / META_FILE).exists()
+        except LockTimeoutError:
+            return True
