@@ -1,0 +1,292 @@
+"""The ``knncache`` command: inspect, verify and clean stores.
+
+Usage::
+
+    knncache ls ROOT                      list entries (most recently used first)
+    knncache info ROOT [FINGERPRINT]      store summary, or one entry's meta and files
+    knncache verify ROOT                  check every checksum; exit 1 if an entry is corrupt
+    knncache clear ROOT                   remove every entry
+    knncache gc ROOT --max-bytes SIZE     evict least-recently-used entries down to SIZE
+    knncache gc --temp [--dir DIR]        remove EphemeralStore dirs of dead processes
+
+Every command takes ``--json``. Sizes accept ``500M``, ``2G``, ``1.5GiB``, ``4096`` (K, M, G,
+T are powers of 1024). Exit status: 0 success, 1 corrupt entry found / entry not found,
+2 bad usage or input (a one-line message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from knncache import __version__
+from knncache._entry import read_meta
+from knncache._ephemeral import DEFAULT_PREFIX, remove_orphaned_temp_dirs
+from knncache._errors import CorruptEntryError, KnnCacheError
+from knncache._fingerprint import validate_fingerprint
+from knncache._persistent import PersistentStore
+from knncache._store import _dir_bytes
+
+__all__ = ["format_size", "main", "parse_size"]
+
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
+
+
+class _UsageError(Exception):
+    pass
+
+
+def parse_size(text: str) -> int:
+    """Parse ``"500M"``, ``"2G"``, ``"1.5GiB"``, ``"4096"`` into bytes (K=1024).
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    m = _SIZE_RE.fullmatch(text)
+    if m is None:
+        raise ValueError(f"invalid size {text!r}; expected e.g. 500M, 2G, 1.5GiB or 4096")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def format_size(n: int) -> str:
+    """Human-readable size: ``512 B``, ``1.5 KiB``, ``2.0 GiB``."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _time(ts: float) -> str:
+    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="knncache", description="Inspect, verify and clean knncache stores.")
+    parser.add_argument("--version", action="version", version=f"knncache {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        return p
+
+    add("ls", "list the entries of a store").add_argument("root")
+    p = add("info", "summary of a store, or details of one entry")
+    p.add_argument("root")
+    p.add_argument("fingerprint", nargs="?")
+    add("verify", "check every entry; exit status 1 if one is corrupt").add_argument("root")
+    add("clear", "remove every entry of a store").add_argument("root")
+    p = add("gc", "evict LRU entries down to --max-bytes, or remove orphaned temp stores")
+    p.add_argument("root", nargs="?")
+    p.add_argument("--max-bytes", type=str, help="size budget: 500M, 2G, 4096, ...")
+    p.add_argument("--temp", action="store_true", help="remove EphemeralStore dirs of dead pids")
+    p.add_argument("--dir", help="where to look with --temp (default: the temp directory)")
+    p.add_argument("--prefix", default=DEFAULT_PREFIX, help="EphemeralStore prefix (--temp)")
+    return parser
+
+
+def _store(root: str) -> PersistentStore:
+    path = Path(root)
+    if not path.is_dir():
+        raise _UsageError(f"{root!r} is not a directory (no store there)")
+    return PersistentStore(path)
+
+
+def _emit(args: argparse.Namespace, payload: Any, lines: list[str]) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, sort_keys=True))
+    else:
+        for line in lines:
+            print(line)
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    store = _store(args.root)
+    infos = store.entries()
+    payload = [
+        {
+            "fingerprint": e.fingerprint,
+            "n": e.n,
+            "d": e.d,
+            "k": e.k,
+            "metric": e.metric,
+            "bytes": e.bytes,
+            "created": e.created,
+            "last_used": e.last_used,
+            "has_features": e.has_features,
+            "arrays": list(e.arrays),
+        }
+        for e in infos
+    ]
+    lines = [f"{'FINGERPRINT':32}  {'N':>7} {'D':>5} {'K':>3} {'METRIC':9} {'SIZE':>10}  LAST USED"]
+    lines += [
+        f"{e.fingerprint:32}  {e.n:>7} {e.d:>5} {e.k:>3} {e.metric:9} "
+        f"{format_size(e.bytes):>10}  {_time(e.last_used)}"
+        for e in infos
+    ]
+    lines.append(f"{len(infos)} entries, {format_size(sum(e.bytes for e in infos))}")
+    _emit(args, payload, lines)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    store = _store(args.root)
+    if args.fingerprint is None:
+        infos = store.entries()
+        total = sum(e.bytes for e in infos)
+        payload = {"root": str(store.root), "entries": len(infos), "bytes": total}
+        lines = [
+            f"root     {store.root}",
+            f"entries  {len(infos)}",
+            f"size     {format_size(total)}",
+        ]
+        _emit(args, payload, lines)
+        return 0
+    try:
+        fp = validate_fingerprint(args.fingerprint)
+    except KnnCacheError as exc:
+        raise _UsageError(str(exc)) from None
+    entry = store.root / fp
+    try:
+        meta = read_meta(entry, fp)
+    except FileNotFoundError:
+        print(f"knncache: error: no entry {fp} in {str(store.root)!r}", file=sys.stderr)
+        return 1
+    except CorruptEntryError as exc:
+        print(f"knncache: error: {exc}", file=sys.stderr)
+        return 1
+    size = _dir_bytes(entry)
+    try:
+        meta["last_used"] = max(meta["last_used"], (entry / "meta.json").stat().st_mtime)
+    except OSError:
+        pass
+    payload = dict(meta, path=str(entry), bytes=size)
+    lines = [
+        f"fingerprint  {fp}",
+        f"path         {entry}",
+        f"points       n={meta['n']} d={meta['d']}",
+        f"graph        k={meta['k']} metric={meta['metric']}",
+        f"size         {format_size(size)}",
+        f"created      {_time(meta['created'])}",
+        f"last used    {_time(meta['last_used'])}",
+        "files:",
+    ]
+    for name, rec in sorted(meta["files"].items()):
+        size_text = format_size(rec["bytes"])
+        lines.append(f"  {name:28} {rec['dtype']:5} {rec['shape']!s:16} {size_text}")
+    for name, rec in sorted(meta["arrays"].items()):
+        lines.append(
+            f"  array {name:22} {rec['dtype']:5} {rec['shape']!s:16} {format_size(rec['bytes'])}"
+        )
+    _emit(args, payload, lines)
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    store = _store(args.root)
+    bad = store.verify()
+    checked = len(store._entry_dirs())
+    payload = {
+        "root": str(store.root),
+        "checked": checked,
+        "corrupt": [
+            {"fingerprint": b.fingerprint, "path": b.path, "reason": b.reason} for b in bad
+        ],
+    }
+    lines = [f"CORRUPT {b.fingerprint}: {b.reason}" for b in bad]
+    lines.append(f"{checked} entries checked, {len(bad)} corrupt")
+    _emit(args, payload, lines)
+    return 1 if bad else 0
+
+
+def _cmd_clear(args: argparse.Namespace) -> int:
+    store = _store(args.root)
+    removed = store.clear()
+    _emit(args, {"removed": removed}, [f"removed {len(removed)} entries from {store.root}"])
+    return 0
+
+
+def _cmd_gc(args: argparse.Namespace) -> int:
+    if args.temp:
+        if args.root is not None or args.max_bytes is not None:
+            raise _UsageError("gc --temp takes no ROOT and no --max-bytes")
+        if args.dir is not None and not Path(args.dir).is_dir():
+            raise _UsageError(f"--dir {args.dir!r} is not a directory")
+        removed = remove_orphaned_temp_dirs(args.dir, args.prefix)
+        lines = [f"removed {p}" for p in removed]
+        lines.append(f"removed {len(removed)} orphaned temporary stores")
+        _emit(args, {"removed": removed}, lines)
+        return 0
+    if args.root is None or args.max_bytes is None:
+        raise _UsageError("gc needs ROOT --max-bytes SIZE, or --temp")
+    try:
+        budget = parse_size(args.max_bytes)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    store = _store(args.root)
+    before = store.total_bytes()
+    evicted = store.evict(budget)
+    after = store.total_bytes()
+    payload = {"evicted": evicted, "bytes_before": before, "bytes_after": after}
+    lines = [f"evicted {fp}" for fp in evicted]
+    lines.append(
+        f"evicted {len(evicted)} entries: {format_size(before)} -> {format_size(after)} "
+        f"(budget {format_size(budget)})"
+    )
+    _emit(args, payload, lines)
+    return 0
+
+
+_COMMANDS = {
+    "ls": _cmd_ls,
+    "info": _cmd_info,
+    "verify": _cmd_verify,
+    "clear": _cmd_clear,
+    "gc": _cmd_gc,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``knncache`` command; return its exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 success, 1 corrupt/not found, 2 usage or input error.
+    """
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return _COMMANDS[args.command](args)
+    except SystemExit as exc:  # --help / --version
+        return exc.code if isinstance(exc.code, int) else 0
+    except _UsageError as exc:
+        print(f"knncache: error: {exc}", file=sys.stderr)
+        return 2
+    except KnnCacheError as exc:
+        print(f"knncache: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"knncache: error: {exc}", file=sys.stderr)
+        return 2
