@@ -17,6 +17,7 @@ T are powers of 1024). Exit status: 0 success, 1 corrupt entry found / entry not
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import re
@@ -172,10 +173,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"knncache: error: {exc}", file=sys.stderr)
         return 1
     size = _dir_bytes(entry)
-    try:
+    with contextlib.suppress(OSError):
         meta["last_used"] = max(meta["last_used"], (entry / "meta.json").stat().st_mtime)
-    except OSError:
-        pass
     payload = dict(meta, path=str(entry), bytes=size)
     lines = [
         f"fingerprint  {fp}",
