@@ -1,0 +1,401 @@
+"""The label-only selection score and its parts.
+
+The original in-memory search API picks ``(k, density_percentile)`` by maximising
+
+    score = -L1 + 3.0 * S
+
+without looking at any ground truth outside the labelled samples:
+
+* ``L1`` (:func:`l1_loss`): cross-entropy of the labelled samples against their cluster's
+  label distribution: the mean over labelled points of ``-log(p + 1e-10)``, ``p`` being the
+  share of the point's own label among the labelled members of its cluster.
+* ``S`` (:func:`unlabelled_silhouette`): the mean silhouette value of the *unlabelled*
+  points, each computed against all points and all clusters with Euclidean distance; 0 with
+  fewer than two clusters or no unlabelled point.
+
+The original also reports two quantities with weight 0 in the score:
+
+* ``separation_score`` (:func:`separation_score`): ``exp(-mean distance between the
+  prototypes (mean vectors) of every pair of core clusters)``, 0 with fewer than two core
+  clusters. It needs the core clusters, which a label array does not carry.
+* ``penalty_score``: the "local density penalty" component (:func:`local_density_penalty`),
+  which the original search never enables; it reports 0.0 for it, and so does
+  :func:`selection_score`.
+
+The silhouette is the costly part: O(N²) distances. They do not change between
+configurations, so a search computes them once per feature matrix and passes them in as
+``pairwise_distances`` (possibly a read-only memory map); the per-cluster distance sums are
+then one gather and one segmented sum per block of rows, no per-point Python loop. Without
+them, blocks of rows are computed from ``X`` so memory stays O(block × N).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ssddbc._errors import InvalidInputError
+
+__all__ = [
+    "SILHOUETTE_WEIGHT",
+    "SelectionScore",
+    "l1_loss",
+    "local_density_penalty",
+    "selection_score",
+    "separation_score",
+    "unlabelled_silhouette",
+]
+
+#: Weight of the silhouette in the selection score (the original API's ``silhouette: 3.0``).
+SILHOUETTE_WEIGHT = 3.0
+#: Added inside the logarithm of the cross-entropy, as in the original.
+L1_EPSILON = 1e-10
+#: Rows of the distance matrix handled at once: 1024 rows × N float64 columns.
+DEFAULT_BLOCK_ROWS = 1024
+
+
+class SelectionScore(NamedTuple):
+    """The label-only selection score of one partition and its parts.
+
+    Attributes
+    ----------
+    score : float
+        ``-l1_loss + 3.0 * silhouette``; larger is better.
+    l1_loss : float
+        Cross-entropy of the labelled samples (see :func:`l1_loss`).
+    silhouette : float
+        Mean silhouette of the unlabelled samples (see :func:`unlabelled_silhouette`).
+    separation_score : float
+        Core-cluster separation (weight 0); ``nan`` unless core clusters and ``X`` were given.
+    penalty_score : float
+        Local density penalty; always 0.0, as the original search reports it (disabled).
+    """
+
+    score: float
+    l1_loss: float
+    silhouette: float
+    separation_score: float
+    penalty_score: float
+
+
+def _labels(name: str, values: ArrayLike, n: int | None = None) -> NDArray[np.int64]:
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise InvalidInputError(name, f"expected a 1-D array, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise InvalidInputError(name, f"expected length {n}, got {arr.shape[0]}")
+    if (
+        arr.size
+        and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_)
+        and (not np.issubdtype(arr.dtype, np.floating) or np.any(arr != np.round(arr)))
+    ):
+        raise InvalidInputError(name, f"expected integer ids, got dtype {arr.dtype}")
+    return arr.astype(np.int64, copy=False)
+
+
+def _mask(name: str, values: ArrayLike, n: int) -> NDArray[np.bool_]:
+    arr = np.asarray(values)
+    if arr.shape != (n,):
+        raise InvalidInputError(name, f"expected shape ({n},), got {arr.shape}")
+    if arr.dtype == np.bool_:
+        return arr
+    if arr.size and not np.isin(arr, (0, 1)).all():
+        raise InvalidInputError(name, f"expected booleans or 0/1 values, got dtype {arr.dtype}")
+    return arr.astype(bool)
+
+
+def l1_loss(labels: ArrayLike, targets: ArrayLike, labeled_mask: ArrayLike) -> float:
+    """Cross-entropy of the labelled samples against their cluster's label distribution.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+        Cluster id of every sample.
+    targets : array_like of int, shape (n,)
+        Class ids; only the labelled entries are read.
+    labeled_mask : array_like of bool or 0/1, shape (n,)
+        True where the label may be used.
+
+    Returns
+    -------
+    float
+        Mean over labelled points of ``-log(p + 1e-10)`` with ``p`` the share of the point's
+        label among its cluster's labelled members; 0.0 when nothing is labelled (as in the
+        original). 0 means every cluster is label-pure.
+
+    Raises
+    ------
+    InvalidInputError
+        On mismatched lengths, non-integer ids or a malformed mask.
+    """
+    lab = _labels("labels", labels)
+    n = lab.shape[0]
+    tgt = _labels("targets", targets, n)
+    m = _mask("labeled_mask", labeled_mask, n)
+    if not m.any():
+        return 0.0
+    _, c = np.unique(lab[m], return_inverse=True)
+    _, t = np.unique(tgt[m], return_inverse=True)
+    n_t = int(t.max()) + 1
+    table = np.bincount(c * n_t + t, minlength=(int(c.max()) + 1) * n_t).reshape(-1, n_t)
+    p = table[c, t] / table.sum(axis=1)[c]
+    return float(np.mean(-np.log(p + L1_EPSILON)))
+
+
+def _cross_distances(
+    X: NDArray[np.floating], rows: NDArray[np.intp], cols: NDArray[np.intp]
+) -> NDArray[np.floating]:
+    """Euclidean distances between ``X[rows]`` and ``X[cols]``, self-distances exactly 0."""
+    # TODO: switch to ssddbc._distances once it offers a rows-versus-columns form, so that
+    # the silhouette with and without a precomputed matrix comes from one distance definition.
+    from sklearn.metrics import pairwise_distances
+
+    block = pairwise_distances(X[rows], X[cols], metric="euclidean")
+    # X[rows] is not X[cols], so sklearn does not zero the self-distances; its dot-product
+    # formula leaves round-off there that would bias the intra-cluster mean. cols is sorted.
+    pos = np.searchsorted(cols, rows)
+    hit = pos < cols.size
+    hit[hit] = cols[pos[hit]] == rows[hit]
+    block[np.flatnonzero(hit), pos[hit]] = 0.0
+    return block
+
+
+def _cluster_distance_sums(
+    idx: NDArray[np.intp],
+    n_clusters: int,
+    targets: NDArray[np.intp],
+    D: NDArray[np.floating] | None,
+    feats: NDArray[np.floating] | None,
+    block_rows: int,
+) -> NDArray[np.float64]:
+    """``S[i, c]``: sum of the distances from point ``targets[i]`` to the members of ``c``.
+
+    Computed as column sums of row blocks (the distance matrix is symmetric), in float64
+    and in a fixed order: unlike a BLAS product with a one-hot matrix, the result does not
+    depend on the thread count, so serial and parallel searches agree bit for bit.
+    """
+    n = idx.size
+    S = np.zeros((targets.size, n_clusters))
+    if D is not None:
+        for c in range(n_clusters):
+            members = np.flatnonzero(idx == c)
+            for lo in range(0, members.size, block_rows):
+                blk = np.asarray(D[members[lo : lo + block_rows]])
+                S[:, c] += blk.sum(axis=0, dtype=np.float64)[targets]
+        return S
+    assert feats is not None
+    for lo in range(0, n, block_rows):
+        rows = np.arange(lo, min(n, lo + block_rows))
+        blk = _cross_distances(feats, rows, targets)
+        ids = idx[rows]
+        for c in np.unique(ids):
+            S[:, c] += blk[ids == c].sum(axis=0, dtype=np.float64)
+    return S
+
+
+def unlabelled_silhouette(
+    labels: ArrayLike,
+    labeled_mask: ArrayLike,
+    *,
+    pairwise_distances: ArrayLike | None = None,
+    X: ArrayLike | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> float:
+    """Mean silhouette of the unlabelled points, against all points and clusters.
+
+    Equal to ``sklearn.metrics.silhouette_samples(X, labels)[~labeled_mask].mean()`` (every
+    distinct label, ``-1`` included, is a cluster; a point alone in its cluster scores 0).
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+        Cluster id of every sample.
+    labeled_mask : array_like of bool or 0/1, shape (n,)
+        True for labelled samples; the others are averaged.
+    pairwise_distances : array_like, shape (n, n), optional
+        The full, symmetric Euclidean distance matrix (a read-only memory map is fine), read
+        ``block_rows`` rows at a time.
+    X : array_like, shape (n, d), optional
+        Features, used when ``pairwise_distances`` is not given: distances from blocks of
+        ``block_rows`` points to the unlabelled points are computed on the fly.
+    block_rows : int
+        Rows per block, bounding the temporary memory to about ``block_rows × n`` floats.
+
+    Returns
+    -------
+    float
+        0.0 with fewer than two clusters or no unlabelled sample (as in the original).
+
+    Raises
+    ------
+    InvalidInputError
+        When neither or a malformed ``pairwise_distances`` / ``X`` is given, or on
+        mismatched lengths.
+    """
+    lab = _labels("labels", labels)
+    n = lab.shape[0]
+    unl = ~_mask("labeled_mask", labeled_mask, n)
+    D = None
+    feats = None
+    if pairwise_distances is not None:
+        D = (
+            pairwise_distances
+            if isinstance(pairwise_distances, np.ndarray)
+            else np.asarray(pairwise_distances)
+        )
+        if D.shape != (n, n):
+            raise InvalidInputError(
+                "pairwise_distances", f"expected shape ({n}, {n}), got {D.shape}"
+            )
+    elif X is not None:
+        feats = np.asarray(X)
+        if feats.ndim != 2 or feats.shape[0] != n:
+            raise InvalidInputError("X", f"expected shape ({n}, d), got {feats.shape}")
+        if not np.issubdtype(feats.dtype, np.floating):
+            feats = feats.astype(np.float64)
+    else:
+        raise InvalidInputError("pairwise_distances", "give pairwise_distances or X")
+    if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
+        raise InvalidInputError("block_rows", f"expected a positive int, got {block_rows!r}")
+
+    clusters, idx = np.unique(lab, return_inverse=True)
+    n_clusters = clusters.size
+    targets = np.flatnonzero(unl)
+    if n_clusters < 2 or targets.size == 0:
+        return 0.0
+
+    counts = np.bincount(idx, minlength=n_clusters)
+    sums = _cluster_distance_sums(idx, n_clusters, targets, D, feats, block_rows)
+    own = idx[targets]
+    r = np.arange(targets.size)
+    own_count = counts[own]
+    intra = sums[r, own] / np.maximum(own_count - 1, 1)
+    means = sums / counts
+    means[r, own] = np.inf
+    inter = means.min(axis=1)
+    denom = np.maximum(intra, inter)
+    s = np.divide(inter - intra, denom, out=np.zeros(targets.size), where=denom > 0)
+    s[own_count == 1] = 0.0
+    return float(s.mean())
+
+
+def separation_score(core_clusters: Iterable[Iterable[int]], X: ArrayLike) -> float:
+    """Separation of the core clusters: ``exp(-mean pairwise prototype distance)``.
+
+    Parameters
+    ----------
+    core_clusters : iterable of iterables of int
+        Member indices of each core cluster (empty clusters are ignored).
+    X : array_like, shape (n, d)
+        Features.
+
+    Returns
+    -------
+    float
+        ``exp(-mean ||mean(X[A]) - mean(X[B])||)`` over all pairs of clusters; 0.0 with
+        fewer than two clusters, as in the original. Smaller means better separated.
+    """
+    feats = np.asarray(X, dtype=np.float64)
+    members = [np.fromiter(c, dtype=np.intp) for c in core_clusters]
+    members = [m for m in members if m.size]
+    if len(members) < 2:
+        return 0.0
+    protos = np.stack([feats[m].mean(axis=0) for m in members])
+    diff = protos[:, None, :] - protos[None, :, :]
+    dist = np.sqrt((diff * diff).sum(axis=-1))
+    iu = np.triu_indices(len(members), k=1)
+    return float(np.exp(-dist[iu].mean()))
+
+
+def local_density_penalty(labels: ArrayLike, neighbors: ArrayLike, distances: ArrayLike) -> float:
+    """The original's (unused) local density penalty, vectorised.
+
+    ``mean_i (1/k) sum_{j in kNN(i)} I_ij * exp(-I_ij * d_ij)`` with ``I_ij = 1`` when ``i``
+    and ``j`` share a cluster and ``-1`` otherwise. The original search gives it weight 0
+    and reports 0.0; it is here so the component can still be inspected.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+    neighbors : array_like of int, shape (n, k)
+        k nearest neighbours of every point, self excluded.
+    distances : array_like of float, shape (n, k)
+        Their Euclidean distances.
+
+    Returns
+    -------
+    float
+    """
+    lab = _labels("labels", labels)
+    nb = np.asarray(neighbors)
+    d = np.asarray(distances, dtype=np.float64)
+    if nb.ndim != 2 or nb.shape[0] != lab.shape[0] or d.shape != nb.shape:
+        raise InvalidInputError(
+            "neighbors", f"expected (n, k) neighbours and distances, got {nb.shape}, {d.shape}"
+        )
+    if nb.shape[0] == 0 or nb.shape[1] == 0:
+        return 0.0
+    same = lab[nb] == lab[:, None]
+    vals = np.where(same, np.exp(-d), -np.exp(d))
+    return float(vals.mean(axis=1).mean())
+
+
+def selection_score(
+    labels: ArrayLike,
+    targets: ArrayLike,
+    labeled_mask: ArrayLike,
+    *,
+    pairwise_distances: ArrayLike | None = None,
+    X: ArrayLike | None = None,
+    core_clusters: Sequence[Iterable[int]] | None = None,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> SelectionScore:
+    """The label-only score the search maximises: ``-L1 + 3.0 * S``.
+
+    Reads ``targets`` only where ``labeled_mask`` is true: nothing else of the ground truth
+    influences the score.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (n,)
+        Final cluster id of every sample.
+    targets : array_like of int, shape (n,)
+        Class ids (only labelled entries are read).
+    labeled_mask : array_like of bool or 0/1, shape (n,)
+        True where the label may be used.
+    pairwise_distances : array_like, shape (n, n), optional
+        Precomputed Euclidean distances (preferred in a search: computed once per feature
+        matrix).
+    X : array_like, shape (n, d), optional
+        Features; needed when ``pairwise_distances`` is absent, and for the separation score.
+    core_clusters : sequence of iterables of int, optional
+        The algorithm's core clusters; with ``X`` they give ``separation_score``.
+    block_rows : int
+        Rows of distances handled at once by the silhouette.
+
+    Returns
+    -------
+    SelectionScore
+
+    Raises
+    ------
+    InvalidInputError
+        On malformed inputs or when neither ``pairwise_distances`` nor ``X`` is given.
+    """
+    l1 = l1_loss(labels, targets, labeled_mask)
+    sil = unlabelled_silhouette(
+        labels, labeled_mask, pairwise_distances=pairwise_distances, X=X, block_rows=block_rows
+    )
+    sep = float("nan")
+    if core_clusters is not None and X is not None:
+        sep = separation_score(core_clusters, X)
+    return SelectionScore(
+        score=-l1 + SILHOUETTE_WEIGHT * sil,
+        l1_loss=l1,
+        silhouette=sil,
+        separation_score=sep,
+        penalty_score=0.0,
+    )
