@@ -135,14 +135,25 @@ def build_clusters_ssddbc(
         Members of each cluster.
     """
     n = len(densities)
-    nbrs: list[list[int]] = [[] for _ in range(n)]
-    for g, lst in zip(high_idx.tolist(), neighbor_lists, strict=True):
-        nbrs[g] = lst
-    order = high_idx[np.lexsort((high_idx, -densities[high_idx]))].tolist()
     lab: list[bool] = labeled_mask.tolist()
     tgt: list[int] = targets.tolist()
     rho: list[float] = densities.tolist()
+    # The hard constraint depends on the two points only: drop those links once, up front.
+    nbrs: list[list[int]] = [[] for _ in range(n)]
+    for g, lst in zip(high_idx.tolist(), neighbor_lists, strict=True):
+        if lab[g]:
+            tg = tgt[g]
+            nbrs[g] = [x for x in lst if not lab[x] or tgt[x] == tg]
+        else:
+            nbrs[g] = lst
+    order = high_idx[np.lexsort((high_idx, -densities[high_idx]))].tolist()
     labels: list[int] = [-1] * n
+    # front[m] is False only when every neighbour of m is known to share m's cluster. Such a
+    # member does nothing when its cluster is absorbed and it is processed again, so it is not
+    # enqueued: this removes the quadratic re-processing of big clusters absorbed by later
+    # seeds without changing any outcome (the effective members keep their queue order).
+    front: list[bool] = [True] * n
+    rev: list[list[int]] | None = None  # reverse links, built on the first move only
 
     clusters: list[set[int]] = []
     n_lab: list[int] = []
@@ -153,54 +164,72 @@ def build_clusters_ssddbc(
         if labels[xi] != -1:
             continue
         cur = len(clusters)
-        pi = set([xi])
+        pi = set([xi])  # same construction as the original, hence the same set layout
         labels[xi] = cur
         c_lab = 1 if lab[xi] else 0
         c_counts: dict[int, int] = {tgt[xi]: 1} if lab[xi] else {}
         queue = deque([xi])
+        popleft = queue.popleft
+        push = queue.append
+        add = pi.add
         while queue:
-            c = queue.popleft()
-            lc = lab[c]
-            tc = tgt[c]
+            c = popleft()
+            outside = False
             for x in nbrs[c]:
-                if lc and lab[x] and tc != tgt[x]:
-                    continue  # hard constraint
                 xc = labels[x]
+                if xc == cur:
+                    continue  # already in the current cluster: nothing to do
                 if xc == -1:
-                    pi.add(x)
+                    add(x)
                     labels[x] = cur
-                    queue.append(x)
+                    push(x)
                     if lab[x]:
                         c_lab += 1
                         c_counts[tgt[x]] = c_counts.get(tgt[x], 0) + 1
-                elif xc != cur:
-                    p = clusters[xc]
-                    si = rule(len(pi), c_lab, c_counts)
-                    sj = rule(len(p), n_lab[xc], counts[xc])
-                    if si is None or sj is None or si == sj:
-                        for idx in p:
-                            pi.add(idx)
-                            labels[idx] = cur
-                            queue.append(idx)
-                        clusters[xc] = set()
-                        c_lab += n_lab[xc]
-                        for t, cnt in counts[xc].items():
-                            c_counts[t] = c_counts.get(t, 0) + cnt
-                        n_lab[xc] = 0
-                        counts[xc] = {}
-                    elif rho[c] > rho[x]:
-                        p.remove(x)
-                        pi.add(x)
-                        labels[x] = cur
-                        queue.append(x)
-                        if lab[x]:
-                            t = tgt[x]
-                            n_lab[xc] -= 1
-                            counts[xc][t] -= 1
-                            if counts[xc][t] == 0:
-                                del counts[xc][t]
-                            c_lab += 1
-                            c_counts[t] = c_counts.get(t, 0) + 1
+                    continue
+                p = clusters[xc]
+                si = rule(len(pi), c_lab, c_counts)
+                sj = rule(len(p), n_lab[xc], counts[xc])
+                if si is None or sj is None or si == sj:
+                    # Absorb P: members are added and enqueued in P's set iteration order.
+                    for idx in p:
+                        add(idx)
+                        labels[idx] = cur
+                        if front[idx]:
+                            push(idx)
+                    clusters[xc] = set()
+                    c_lab += n_lab[xc]
+                    for t, cnt in counts[xc].items():
+                        c_counts[t] = c_counts.get(t, 0) + cnt
+                    n_lab[xc] = 0
+                    counts[xc] = {}
+                elif rho[c] > rho[x]:
+                    # Label conflict: move x alone, only from a denser point.
+                    p.remove(x)
+                    add(x)
+                    labels[x] = cur
+                    push(x)
+                    if lab[x]:
+                        t = tgt[x]
+                        n_lab[xc] -= 1
+                        counts[xc][t] -= 1
+                        if counts[xc][t] == 0:
+                            del counts[xc][t]
+                        c_lab += 1
+                        c_counts[t] = c_counts.get(t, 0) + 1
+                    # Members of P that link to x now have a neighbour outside P.
+                    if rev is None:
+                        rev = [[] for _ in range(n)]
+                        for m in high_idx.tolist():
+                            for y in nbrs[m]:
+                                rev[y].append(m)
+                    for m in rev[x]:
+                        if labels[m] == xc:
+                            front[m] = True
+                else:
+                    outside = True
+            front[c] = outside
+
         clusters.append(pi)
         n_lab.append(c_lab)
         counts.append(c_counts)
