@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import pairwise_distances, silhouette_samples
 
 from ssddbc import InvalidInputError
+from ssddbc._distances import pairwise_euclidean
 from ssddbc.evaluation import (
     SelectionScore,
     cluster_acc,
@@ -236,9 +237,22 @@ def test_silhouette_matches_sklearn(case: tuple, block_rows: int) -> None:
     D = pairwise_distances(X.astype(np.float64))
     with_d = unlabelled_silhouette(labels, labeled, pairwise_distances=D, block_rows=block_rows)
     with_x = unlabelled_silhouette(labels, labeled, X=X, block_rows=block_rows)
-    tol = 1e-5 if X.dtype == np.float32 else 1e-9
+    # X is taken as float32 by the one distance definition (ssddbc._distances).
+    tol = 1e-5
     assert with_d == pytest.approx(ref, abs=tol)
     assert with_x == pytest.approx(ref, abs=tol)
+
+
+def test_silhouette_with_and_without_the_matrix_agree_bit_for_bit() -> None:
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(300, 16)).astype(np.float32)
+    labels = rng.integers(0, 7, 300)
+    labeled = rng.random(300) < 0.3
+    D = pairwise_euclidean(X)
+    for block_rows in (1, 13, 1024):
+        a = unlabelled_silhouette(labels, labeled, pairwise_distances=D, block_rows=block_rows)
+        b = unlabelled_silhouette(labels, labeled, X=X, block_rows=block_rows)
+        assert a == b
 
 
 def test_silhouette_singletons_and_degenerate_cases() -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.metrics import pairwise_distances
 
+from ssddbc._distances import pairwise_euclidean
 from ssddbc.evaluation import (
     selection_score,
     split_cluster_acc_original_api,
@@ -42,7 +42,7 @@ def golden() -> tuple[dict[str, np.ndarray], dict]:
 
 @pytest.fixture(scope="module")
 def distances(golden: tuple) -> np.ndarray:
-    return pairwise_distances(golden[0]["features"]).astype(np.float32)
+    return pairwise_euclidean(golden[0]["features"])
 
 
 @pytest.mark.parametrize(("k", "dp"), CONFIGS)

@@ -25,8 +25,9 @@ The original also reports two quantities with weight 0 in the score:
 The silhouette is the costly part: O(N²) distances. They do not change between
 configurations, so a search computes them once per feature matrix and passes them in as
 ``pairwise_distances`` (possibly a read-only memory map); the per-cluster distance sums are
-then one gather and one segmented sum per block of rows, no per-point Python loop. Without
-them, blocks of rows are computed from ``X`` so memory stays O(block × N).
+then column sums of blocks of rows, one block per step, no per-point Python loop. Without
+them, the same blocks are computed from ``X`` with :func:`ssddbc._distances.euclidean_block`
+(bit-identical values), so memory stays O(block × N).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
 
 __all__ = [
@@ -145,24 +147,6 @@ def l1_loss(labels: ArrayLike, targets: ArrayLike, labeled_mask: ArrayLike) -> f
     return float(np.mean(-np.log(p + L1_EPSILON)))
 
 
-def _cross_distances(
-    X: NDArray[np.floating], rows: NDArray[np.intp], cols: NDArray[np.intp]
-) -> NDArray[np.floating]:
-    """Euclidean distances between ``X[rows]`` and ``X[cols]``, self-distances exactly 0."""
-    # TODO: switch to ssddbc._distances once it offers a rows-versus-columns form, so that
-    # the silhouette with and without a precomputed matrix comes from one distance definition.
-    from sklearn.metrics import pairwise_distances
-
-    block = pairwise_distances(X[rows], X[cols], metric="euclidean")
-    # X[rows] is not X[cols], so sklearn does not zero the self-distances; its dot-product
-    # formula leaves round-off there that would bias the intra-cluster mean. cols is sorted.
-    pos = np.searchsorted(cols, rows)
-    hit = pos < cols.size
-    hit[hit] = cols[pos[hit]] == rows[hit]
-    block[np.flatnonzero(hit), pos[hit]] = 0.0
-    return block
-
-
 def _cluster_distance_sums(
     idx: NDArray[np.intp],
     n_clusters: int,
@@ -173,26 +157,25 @@ def _cluster_distance_sums(
 ) -> NDArray[np.float64]:
     """``S[i, c]``: sum of the distances from point ``targets[i]`` to the members of ``c``.
 
-    Computed as column sums of row blocks (the distance matrix is symmetric), in float64
-    and in a fixed order: unlike a BLAS product with a one-hot matrix, the result does not
-    depend on the thread count, so serial and parallel searches agree bit for bit.
+    Computed as column sums of blocks of member rows (the distance matrix is symmetric), in
+    float64 and in a fixed order: unlike a BLAS product with a one-hot matrix the result does
+    not depend on the thread count, so serial and parallel searches agree bit for bit. Without
+    a matrix the same blocks come from :func:`ssddbc._distances.euclidean_block`, which gives
+    the very values :func:`~ssddbc._distances.pairwise_euclidean` stores, so both routes
+    return identical bits.
     """
-    n = idx.size
     S = np.zeros((targets.size, n_clusters))
-    if D is not None:
-        for c in range(n_clusters):
-            members = np.flatnonzero(idx == c)
-            for lo in range(0, members.size, block_rows):
-                blk = np.asarray(D[members[lo : lo + block_rows]])
-                S[:, c] += blk.sum(axis=0, dtype=np.float64)[targets]
-        return S
-    assert feats is not None
-    for lo in range(0, n, block_rows):
-        rows = np.arange(lo, min(n, lo + block_rows))
-        blk = _cross_distances(feats, rows, targets)
-        ids = idx[rows]
-        for c in np.unique(ids):
-            S[:, c] += blk[ids == c].sum(axis=0, dtype=np.float64)
+    for c in range(n_clusters):
+        members = np.flatnonzero(idx == c)
+        for lo in range(0, members.size, block_rows):
+            rows = members[lo : lo + block_rows]
+            if D is not None:
+                # Whole rows, then the wanted columns: a row gather is cheap on a memmap.
+                S[:, c] += np.asarray(D[rows]).sum(axis=0, dtype=np.float64)[targets]
+            else:
+                assert feats is not None
+                blk = euclidean_block(feats[rows], feats[targets])
+                S[:, c] += blk.sum(axis=0, dtype=np.float64)
     return S
 
 
@@ -219,8 +202,10 @@ def unlabelled_silhouette(
         The full, symmetric Euclidean distance matrix (a read-only memory map is fine), read
         ``block_rows`` rows at a time.
     X : array_like, shape (n, d), optional
-        Features, used when ``pairwise_distances`` is not given: distances from blocks of
-        ``block_rows`` points to the unlabelled points are computed on the fly.
+        Features (taken as float32), used when ``pairwise_distances`` is not given:
+        distances from blocks of ``block_rows`` points to the unlabelled points are computed
+        on the fly with :func:`ssddbc._distances.euclidean_block`, the same values
+        :func:`~ssddbc._distances.pairwise_euclidean` would store.
     block_rows : int
         Rows per block, bounding the temporary memory to about ``block_rows × n`` floats.
 
@@ -254,8 +239,8 @@ def unlabelled_silhouette(
         feats = np.asarray(X)
         if feats.ndim != 2 or feats.shape[0] != n:
             raise InvalidInputError("X", f"expected shape ({n}, d), got {feats.shape}")
-        if not np.issubdtype(feats.dtype, np.floating):
-            feats = feats.astype(np.float64)
+        # The one distance definition works on float32 rows (see ssddbc._distances).
+        feats = np.ascontiguousarray(feats, dtype=np.float32)
     else:
         raise InvalidInputError("pairwise_distances", "give pairwise_distances or X")
     if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
