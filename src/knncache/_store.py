@@ -283,6 +283,22 @@ class KnnStore(abc.ABC):
             "bytes": nbytes,
         }
 
+    def _sweep(self, entry: Path, keep: Meta | None) -> None:
+        """Under the entry lock: unlink files no committed meta refers to.
+
+        Every write happens under the lock, so such files can only be leftovers of a writer
+        that died (temporary files, k-files written before a crash). Readers that mapped one
+        keep their mapping.
+        """
+        wanted = {META_FILE}
+        if keep is not None:
+            wanted |= set(keep["files"]) | {array_file(a) for a in keep["arrays"]}
+        with contextlib.suppress(OSError):
+            for child in entry.iterdir():
+                if child.name not in wanted and child.is_file():
+                    with contextlib.suppress(OSError):
+                        child.unlink()
+
     def _write_entry(
         self,
         fp: str,
@@ -300,6 +316,7 @@ class KnnStore(abc.ABC):
         now = _now()
         try:
             entry.mkdir(exist_ok=True)
+            self._sweep(entry, old)
             files: dict[str, Any] = {}
             if old is not None and FEATURES_FILE in old["files"]:
                 files[FEATURES_FILE] = old["files"][FEATURES_FILE]
@@ -517,6 +534,7 @@ class KnnStore(abc.ABC):
                     self._stats["array_hits"] += 1
                     self._pin(fp)
                     return
+            self._sweep(entry, meta)
             feats = np.load(entry / FEATURES_FILE, mmap_mode="r", allow_pickle=False)
             result = np.asarray(compute(feats))
             if result.dtype.kind not in "biuf":

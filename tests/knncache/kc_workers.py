@@ -1,0 +1,46 @@
+"""Functions run in spawned processes by the knncache process tests (importable by name)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+
+def race_ensure(root: str, x_path: str, k: int, barrier: Any, out: Any) -> None:
+    from knncache import PersistentStore
+
+    X = np.load(x_path)
+    store = PersistentStore(root)
+    barrier.wait(timeout=60)
+    ref = store.ensure(X, k)
+    nb, ds = ref.load()
+    digest = hashlib.sha256(nb.tobytes() + ds.tobytes()).hexdigest()
+    out.put((os.getpid(), dict(store.stats), digest, ref))
+
+
+def write_then_hang_before_meta(root: str, x_path: str, k: int, ready: Any) -> None:
+    """Start writing an entry, then block just before ``meta.json`` is renamed into place."""
+    import knncache._atomic as atomic_mod
+    from knncache import PersistentStore
+
+    real_replace = os.replace
+
+    def hang(src: Any, dst: Any) -> None:
+        if str(dst).endswith("meta.json"):
+            ready.set()
+            time.sleep(600)
+        real_replace(src, dst)
+
+    atomic_mod.os.replace = hang  # type: ignore[assignment]  # only in this doomed child
+    PersistentStore(root).ensure(np.load(x_path), k)
+
+
+def load_then_maybe_raise(ref: Any, i: int) -> int:
+    nb, _ = ref.load(3)
+    if i == 2:
+        raise ValueError("task 2 failed on purpose")
+    return int(nb.sum())
