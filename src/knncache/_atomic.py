@@ -48,9 +48,9 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[HashingWriter], None]) -> tuple[
-    str, int
-]:
+def atomic_write(
+    path: str | os.PathLike[str], write: Callable[[HashingWriter], None]
+) -> tuple[str, int]:
     """Write a file atomically: readers see the old file or the complete new one, never a part.
 
     ``write`` receives a file-like object with a ``write`` method (``np.save`` and

@@ -111,7 +111,8 @@ def validate_features(X: Any, metric: str = "euclidean") -> npt.NDArray[Any]:
             if big.any():
                 row = int(np.flatnonzero(big)[0])
                 raise InvalidFeaturesError(
-                    "overflow", f"features row {row} holds a value beyond the float32 range",
+                    "overflow",
+                    f"features row {row} holds a value beyond the float32 range",
                     row=row,
                 )
     if metric == "cosine":
@@ -252,11 +253,7 @@ def compute_knn(
     x64 = np.ascontiguousarray(x64)
     x32 = np.ascontiguousarray(x64, dtype=np.float32)
     # The exact refinement reads the original values when float64 holds them exactly.
-    src = (
-        np.ascontiguousarray(arr)
-        if metric == "euclidean" and arr.dtype.itemsize <= 4
-        else x64
-    )
+    src = np.ascontiguousarray(arr) if metric == "euclidean" and arr.dtype.itemsize <= 4 else x64
 
     kk = min(n, k + 1 + max(8, k // 4))
     faiss_sq, cand = _faiss_candidates(x32, kk)

@@ -54,9 +54,7 @@ class PersistentStore(KnnStore):
         try:
             self._root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreWriteError(
-                str(self._root), exc.strerror or str(exc), exc.errno
-            ) from None
+            raise StoreWriteError(str(self._root), exc.strerror or str(exc), exc.errno) from None
         if not self._root.is_dir():
             raise StoreWriteError(str(self._root), "the store root is not a directory")
 
@@ -102,5 +100,3 @@ class PersistentStore(KnnStore):
     def total_bytes(self) -> int:
         """Total size of the committed entries, in bytes."""
         return sum(e.bytes for e in self.entries())
-
-
