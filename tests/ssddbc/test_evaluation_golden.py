@@ -85,3 +85,20 @@ def test_selected_configuration_values_from_the_doc(golden: tuple) -> None:
         0.61006,
     )
     assert best["score"] == pytest.approx(-best["l1_loss"] + 3.0 * best["silhouette"], abs=1e-7)
+
+
+@pytest.mark.parametrize(("k", "dp"), CONFIGS)
+def test_separation_score_matches_golden_with_the_core_clusters(golden: tuple, k: int,
+                                                                dp: int) -> None:  # fmt: skip
+    """separation_score needs the core clusters, which only the clustering returns."""
+    from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
+
+    z, grid = golden
+    out = adaptive_density_clustering(
+        z["features"], z["targets"], z["known_mask"], z["labeled_mask"], k=k, density_percentile=dp
+    )
+    s = selection_score(out[0], z["targets"], z["labeled_mask"], X=z["features"],
+                        core_clusters=out[6])  # fmt: skip
+    # The original averaged float32 prototypes; ours are float64: agreement to ~5e-8.
+    assert s.separation_score == pytest.approx(grid[f"k{k}_dp{dp}"]["separation_score"], abs=1e-6)
+    assert s.score == pytest.approx(grid[f"k{k}_dp{dp}"]["score"], abs=SCORE_TOL)

@@ -1,0 +1,362 @@
+"""Run one SS-DDBC configuration on one superclass of a feature cache and report it.
+
+``run_test_superclass`` loads ``<feature_cache_dir>/<superclass>``, runs
+``adaptive_density_clustering`` with one ``(k, density_percentile)`` and, on the same split,
+the k-means and semi-supervised k-means baselines; it prints a metrics table (All/Old/New
+accuracy v2 on the evaluation samples, number of clusters, SS-DDBC's label-only selection
+score) and returns the same numbers as a dict.
+
+Command line::
+
+    python -m ssddbc.testing.test_superclass --feature_cache_dir D --superclass S \\
+        --k 10 --density_percentile 75
+
+(The module keeps the original's name; it is not a pytest file and defines no ``test_*``
+function.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+import numpy as np
+
+from ssddbc._errors import SsddbcError
+from ssddbc.baselines import kmeans_baseline, semi_supervised_kmeans
+from ssddbc.data import SuperclassData, load_superclass
+from ssddbc.evaluation import evaluation_mask, selection_score, split_cluster_acc_v2
+
+__all__ = ["PAIRWISE_MAX_N", "format_table", "main", "run_on_data", "run_test_superclass"]
+
+#: Up to this many samples the (N, N) float32 distance matrix (here 256 MB) is computed once
+#: and shared by the clustering and the silhouette; above it both work blockwise.
+PAIRWISE_MAX_N = 8192
+
+_EVAL_DESCRIPTION = {
+    "test": "test part (indices >= train_size)",
+    "unlabelled": "unlabelled samples",
+    "all": "all samples",
+}
+
+
+def _accuracies(
+    targets: np.ndarray, labels: np.ndarray, known: np.ndarray, mask: np.ndarray
+) -> dict[str, float]:
+    all_acc, old_acc, new_acc = split_cluster_acc_v2(targets[mask], labels[mask], known[mask])
+    return {"all_acc": all_acc, "old_acc": old_acc, "new_acc": new_acc}
+
+
+def run_on_data(
+    data: SuperclassData,
+    *,
+    k: int = 10,
+    density_percentile: float = 75,
+    eval_mode: str = "test",
+    dense_method: int = 1,
+    co_mode: int = 2,
+    co_manual: float | None = None,
+    assign_model: int = 3,
+    voting_k: int = 5,
+    n_clusters: int | None = None,
+    seed: int = 0,
+    baselines: bool = True,
+) -> dict[str, Any]:
+    """Run and score SS-DDBC (and the baselines) on already loaded data.
+
+    See :func:`run_test_superclass` for the parameters and the result.
+    """
+    # Imported here: the clustering layer is the heaviest import of the package.
+    from ssddbc._distances import pairwise_euclidean
+    from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
+
+    mask = evaluation_mask(
+        data.n, train_size=data.train_size, labeled_mask=data.labeled_mask, mode=eval_mode
+    )  # type: ignore[arg-type]
+    pairwise = pairwise_euclidean(data.features) if data.n <= PAIRWISE_MAX_N else None
+
+    start = time.perf_counter()
+    out = adaptive_density_clustering(
+        data.features,
+        data.targets,
+        data.known_mask,
+        data.labeled_mask,
+        k=k,
+        density_percentile=density_percentile,
+        dense_method=dense_method,
+        co_mode=co_mode,
+        co_manual=co_manual,
+        assign_model=assign_model,
+        voting_k=voting_k,
+        pairwise_distances=pairwise,
+    )
+    seconds = time.perf_counter() - start
+    labels = np.asarray(out[0])
+    score = selection_score(
+        labels,
+        data.targets,
+        data.labeled_mask,
+        pairwise_distances=pairwise,
+        X=data.features,
+        core_clusters=out[6],
+    )
+    methods: dict[str, dict[str, Any]] = {
+        "SS-DDBC": {
+            **_accuracies(data.targets, labels, data.known_mask, mask),
+            "n_clusters": int(out[1]),
+            "n_unknown_clusters": len(out[2]),
+            "score": score.score,
+            "l1_loss": score.l1_loss,
+            "silhouette": score.silhouette,
+            "separation_score": score.separation_score,
+            "seconds": seconds,
+        }
+    }
+    n_base = int(np.unique(data.targets).size) if n_clusters is None else int(n_clusters)
+    if baselines:
+        # Same samples (train and test together) and the same labels as SS-DDBC.
+        for name, run in (
+            ("k-means", lambda: kmeans_baseline(data.features, n_base, seed=seed)),
+            (
+                "SS-k-means",
+                lambda: semi_supervised_kmeans(
+                    data.features, data.targets, data.labeled_mask, n_base, seed=seed
+                ),
+            ),
+        ):
+            start = time.perf_counter()
+            pred = run()
+            methods[name] = {
+                **_accuracies(data.targets, pred, data.known_mask, mask),
+                "n_clusters": int(np.unique(pred).size),
+                "seconds": time.perf_counter() - start,
+            }
+    return {
+        "superclass": data.name,
+        "source": str(data.source) if data.source is not None else None,
+        "n": data.n,
+        "d": data.d,
+        "train_size": data.train_size,
+        "eval_mode": eval_mode,
+        "n_evaluated": int(mask.sum()),
+        "params": {
+            "k": k,
+            "density_percentile": density_percentile,
+            "dense_method": dense_method,
+            "co_mode": co_mode,
+            "co_manual": co_manual,
+            "assign_model": assign_model,
+            "voting_k": voting_k,
+        },
+        "baseline_n_clusters": n_base,
+        "methods": methods,
+        "labels": labels,
+        "core_points": np.array(sorted(set().union(*out[6])) if out[6] else [], dtype=np.int64),
+        "best_params": {"k": k, "density_percentile": density_percentile},
+    }
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The printed report of :func:`run_test_superclass` (a plain-text table)."""
+    p = result["params"]
+    head = (
+        f"{result['superclass']}: N={result['n']}, d={result['d']}, train {result['train_size']}"
+        f" / test {result['n'] - result['train_size']}; SS-DDBC k={p['k']}, "
+        f"density_percentile={p['density_percentile']}\n"
+        f"accuracy v2 on the {_EVAL_DESCRIPTION.get(result['eval_mode'], result['eval_mode'])}"
+        f" ({result['n_evaluated']} samples); baselines with "
+        f"{result['baseline_n_clusters']} clusters\n"
+    )
+    cols = ["method", "All", "Old", "New", "clusters", "score", "L1", "silhouette", "time (s)"]
+    rows = []
+    for name, m in result["methods"].items():
+        rows.append(
+            [
+                name,
+                _fmt(m["all_acc"]),
+                _fmt(m["old_acc"]),
+                _fmt(m["new_acc"]),
+                str(m["n_clusters"]),
+                _fmt(m.get("score")),
+                _fmt(m.get("l1_loss")),
+                _fmt(m.get("silhouette")),
+                _fmt(m["seconds"], 2),
+            ]
+        )
+    widths = [max(len(r[i]) for r in [cols, *rows]) for i in range(len(cols))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    body = [line(cols), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    return head + "\n".join(body) + "\n"
+
+
+def run_test_superclass(
+    feature_cache_dir: str | Path,
+    superclass: str,
+    *,
+    k: int = 10,
+    density_percentile: float = 75,
+    eval_mode: str = "test",
+    dense_method: int = 1,
+    co_mode: int = 2,
+    co_manual: float | None = None,
+    assign_model: int = 3,
+    voting_k: int = 5,
+    n_clusters: int | None = None,
+    seed: int = 0,
+    allow_pickle: bool = False,
+    baselines: bool = True,
+    print_table: bool = True,
+    file: IO[str] | None = None,
+) -> dict[str, Any]:
+    """Run one SS-DDBC configuration and the baselines on one superclass; print and return.
+
+    Parameters
+    ----------
+    feature_cache_dir : str or pathlib.Path
+        Cache root holding ``<superclass>/features.npz`` (or ``features.pkl`` with
+        ``allow_pickle=True``; see :func:`ssddbc.data.load_superclass`).
+    superclass : str
+        Superclass folder name.
+    k, density_percentile, dense_method, co_mode, co_manual, assign_model, voting_k
+        Passed to ``adaptive_density_clustering``.
+    eval_mode : {"test", "unlabelled", "all"}
+        Samples the accuracies are computed on (see :func:`ssddbc.evaluation.evaluation_mask`);
+        ``"test"``, the original's choice, scores indices ``>= train_size``.
+    n_clusters : int, optional
+        Clusters for the baselines; default the number of classes in the superclass.
+    seed : int
+        Baselines' seed (SS-DDBC is deterministic).
+    allow_pickle : bool
+        Allow reading the original's ``features.pkl`` (only for your own files).
+    baselines : bool
+        Also run k-means and semi-supervised k-means on the same samples and split.
+    print_table : bool
+        Print :func:`format_table` of the result to ``file`` (default stdout).
+    file : text stream, optional
+
+    Returns
+    -------
+    dict
+        ``superclass``, ``source``, ``n``, ``d``, ``train_size``, ``eval_mode``,
+        ``n_evaluated``, ``params``, ``baseline_n_clusters``; ``methods`` maps ``"SS-DDBC"``,
+        ``"k-means"``, ``"SS-k-means"`` to ``all_acc``, ``old_acc``, ``new_acc`` (v2, ``nan``
+        for an empty split), ``n_clusters`` and ``seconds`` (SS-DDBC adds
+        ``n_unknown_clusters``, ``score``, ``l1_loss``, ``silhouette``,
+        ``separation_score``); ``labels`` (SS-DDBC's), ``core_points`` and ``best_params``
+        as the original returned them.
+
+    Raises
+    ------
+    FeatureCacheError
+        On a missing or malformed cache file.
+    InvalidInputError
+        On invalid parameters (checked before any clustering work).
+    """
+    data = load_superclass(feature_cache_dir, superclass, allow_pickle=allow_pickle)
+    result = run_on_data(
+        data,
+        k=k,
+        density_percentile=density_percentile,
+        eval_mode=eval_mode,
+        dense_method=dense_method,
+        co_mode=co_mode,
+        co_manual=co_manual,
+        assign_model=assign_model,
+        voting_k=voting_k,
+        n_clusters=n_clusters,
+        seed=seed,
+        baselines=baselines,
+    )
+    if print_table:
+        print(format_table(result), end="", file=file if file is not None else sys.stdout)
+    return result
+
+
+def _number(text: str) -> float:
+    """A percentile as typed: ``40`` stays the int 40 (as the original's grid has it)."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (0 ok, 2 bad input)."""
+    parser = _Parser(
+        prog="python -m ssddbc.testing.test_superclass",
+        description="Run one SS-DDBC configuration and the k-means / semi-supervised k-means "
+        "baselines on one superclass of a feature cache; print All/Old/New accuracy (v2).",
+    )
+    parser.add_argument("--feature_cache_dir", required=True, help="feature cache root")
+    parser.add_argument("--superclass", "--superclass_name", required=True, dest="superclass")
+    parser.add_argument("--k", type=int, default=10, help="neighbours (default 10)")
+    parser.add_argument("--density_percentile", type=_number, default=75, help="0-100 (default 75)")
+    parser.add_argument(
+        "--eval_mode",
+        choices=sorted(_EVAL_DESCRIPTION),
+        default="test",
+        help="samples scored: test part (default, as the original), unlabelled, all",
+    )
+    parser.add_argument("--dense_method", type=int, default=1)
+    parser.add_argument("--co_mode", type=int, default=2)
+    parser.add_argument("--co_manual", type=float, default=None)
+    parser.add_argument("--assign_model", type=int, default=3)
+    parser.add_argument("--voting_k", type=int, default=5)
+    parser.add_argument("--n_clusters", type=int, default=None, help="baselines' clusters")
+    parser.add_argument("--seed", type=int, default=0, help="baselines' seed")
+    parser.add_argument(
+        "--allow_pickle",
+        action="store_true",
+        help="read features.pkl (runs code from the file: only your own files)",
+    )
+    parser.add_argument("--no_baselines", action="store_true", help="skip the baselines")
+    args = parser.parse_args(argv)
+    try:
+        run_test_superclass(
+            args.feature_cache_dir,
+            args.superclass,
+            k=args.k,
+            density_percentile=args.density_percentile,
+            eval_mode=args.eval_mode,
+            dense_method=args.dense_method,
+            co_mode=args.co_mode,
+            co_manual=args.co_manual,
+            assign_model=args.assign_model,
+            voting_k=args.voting_k,
+            n_clusters=args.n_clusters,
+            seed=args.seed,
+            allow_pickle=args.allow_pickle,
+            baselines=not args.no_baselines,
+        )
+    except SsddbcError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
