@@ -84,8 +84,10 @@ def _sq_dist(
     X: NDArray[np.float64], x_sq: NDArray[np.float64], C: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """Squared Euclidean distances (n, k), clipped at 0 against round-off."""
-    d2 = x_sq[:, None] - 2.0 * (X @ C.T) + np.einsum("ij,ij->i", C, C)[None, :]
-    return np.maximum(d2, 0.0, out=d2)
+    d2: NDArray[np.float64] = x_sq[:, None] - 2.0 * (X @ C.T)
+    d2 += np.einsum("ij,ij->i", C, C)[None, :]
+    np.maximum(d2, 0.0, out=d2)
+    return d2
 
 
 def _kmeans_pp(

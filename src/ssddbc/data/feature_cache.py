@@ -149,7 +149,7 @@ class SuperclassData:
         """
         ts = self.train_size
         idx = self.indices if self.indices is not None else np.arange(self.n, dtype=np.int64)
-        all_arrays = {
+        all_arrays: dict[str, np.ndarray] = {
             "features": self.features,
             "targets": self.targets,
             "known_mask": self.known_mask,

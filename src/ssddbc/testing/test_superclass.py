@@ -21,7 +21,7 @@ import argparse
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -76,8 +76,11 @@ def run_on_data(
     from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
 
     mask = evaluation_mask(
-        data.n, train_size=data.train_size, labeled_mask=data.labeled_mask, mode=eval_mode
-    )  # type: ignore[arg-type]
+        data.n,
+        train_size=data.train_size,
+        labeled_mask=data.labeled_mask,
+        mode=eval_mode,  # type: ignore[arg-type]  # validated there, with a clear error
+    )
     pairwise = pairwise_euclidean(data.features) if data.n <= PAIRWISE_MAX_N else None
 
     start = time.perf_counter()
@@ -120,7 +123,7 @@ def run_on_data(
     n_base = int(np.unique(data.targets).size) if n_clusters is None else int(n_clusters)
     if baselines:
         # Same samples (train and test together) and the same labels as SS-DDBC.
-        for name, run in (
+        runs: tuple[tuple[str, Callable[[], np.ndarray]], ...] = (
             ("k-means", lambda: kmeans_baseline(data.features, n_base, seed=seed)),
             (
                 "SS-k-means",
@@ -128,7 +131,8 @@ def run_on_data(
                     data.features, data.targets, data.labeled_mask, n_base, seed=seed
                 ),
             ),
-        ):
+        )
+        for name, run in runs:
             start = time.perf_counter()
             pred = run()
             methods[name] = {
