@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
+from typing import Any
 
 from knncache._errors import StoreClosedError, StoreWriteError
 from knncache._ref import _CLOSED_ROOTS, _IN_USE
@@ -73,6 +74,12 @@ class EphemeralStore(KnnStore):
     def __enter__(self) -> EphemeralStore:
         self._check_open()
         return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError(
+            "an EphemeralStore cannot be pickled (it belongs to the process that created it); "
+            "send KnnRef objects to other processes instead"
+        )
 
     def _prepare_root(self) -> None:
         if not self._root.is_dir():

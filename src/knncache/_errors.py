@@ -235,15 +235,19 @@ class EntryNotFoundError(KnnCacheError, FileNotFoundError):
         The entry directory.
     fingerprint : str
         The entry.
+    detail : str or None
+        Optional context (why the caller was looking, what it will do instead).
     """
 
-    def __init__(self, path: str, fingerprint: str) -> None:
+    def __init__(self, path: str, fingerprint: str, detail: str | None = None) -> None:
         self.path = str(path)
         self.fingerprint = fingerprint
-        super().__init__(f"entry {fingerprint!r} not found at {self.path!r}")
+        self.detail = detail
+        message = f"entry {fingerprint!r} not found at {self.path!r}"
+        super().__init__(f"{message}: {detail}" if detail else message)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.fingerprint))
+        return (type(self), (self.path, self.fingerprint, self.detail))
 
 
 class FeaturesNotStoredError(KnnCacheError, LookupError):

@@ -282,7 +282,7 @@ def compute_knn(
         distances[start : start + block] = ds
         if kk < n:
             # Every point outside the window has exact squared distance >= bound.
-            bound = faiss_sq[start : start + block, -1] - tol_sq[rows]
+            bound = faiss_sq[start : start + block].max(axis=1) - tol_sq[rows]
             bound_d = _to_distance(np.maximum(bound, 0.0), metric)
             unsafe = ~(bound_d > ds[:, -1]) | (nb < 0).any(axis=1)
             fallback.extend(int(r) for r in rows[unsafe])

@@ -708,3 +708,5 @@ class KnnStore(abc.ABC):
                 return (self._entry(fp) / META_FILE).exists()
         except LockTimeoutError:
             return True
+        except StoreWriteError:  # a read-only store: nobody can be writing it
+            return False

@@ -308,6 +308,7 @@ ERRORS = [
     knncache.CorruptEntryError("ab" * 16, "checksum mismatch"),
     knncache.StoreWriteError("/ro", "No space left on device", 28),
     knncache.EntryNotFoundError("/tmp/x/ab", "ab" * 16),
+    knncache.EntryNotFoundError("/tmp/x/ab", "ab" * 16, "evicted; recomputing"),
     knncache.FeaturesNotStoredError("ab" * 16),
     knncache.ArrayNotFoundError("ab" * 16, "pdist"),
 ]

@@ -228,6 +228,15 @@ class StoreContract:
         assert np.array_equal(ref_new.features(), Y)
         assert sorted(entry_dirs(store.root)) == sorted([ref_old.fingerprint, ref_new.fingerprint])
 
+    def test_memmap_and_copy_share_the_entry(
+        self, store: KnnStore, X: np.ndarray, tmp_path: Path
+    ) -> None:
+        np.save(tmp_path / "feats.npy", X)
+        mm = np.load(tmp_path / "feats.npy", mmap_mode="r")
+        ref = store.ensure(mm, 5)
+        assert store.ensure(np.array(X, order="F"), 5) == ref
+        assert store.stats["searches"] == 1 and store.stats["hits"] == 1
+
     def test_metric_is_part_of_the_key(self, store: KnnStore, X: np.ndarray) -> None:
         a = store.ensure(X, 5, "euclidean")
         b = store.ensure(X, 5, "cosine")
@@ -605,6 +614,10 @@ class TestEphemeralStore(StoreContract):
             assert store.root.parent == tmp_path
             assert store.root.name.startswith(f"abc_pid{os.getpid()}_")
             assert (store.root.stat().st_mode & 0o777) == 0o700
+
+    def test_not_picklable(self, tmp_path: Path) -> None:
+        with EphemeralStore(dir=tmp_path) as store, pytest.raises(TypeError, match="KnnRef"):
+            pickle.dumps(store)
 
     def test_removed_after_normal_exit(self, tmp_path: Path, X: np.ndarray) -> None:
         with EphemeralStore(dir=tmp_path) as store:
