@@ -96,34 +96,38 @@ def validate_features(X: Any, metric: str = "euclidean") -> npt.NDArray[Any]:
         raise InvalidFeaturesError(
             "too_few_rows", f"features need at least 2 rows for a neighbour graph, got {arr.shape}"
         )
-    if arr.dtype.kind == "f":
-        finite = np.isfinite(arr).all(axis=1)
-        if not finite.all():
-            row = int(np.flatnonzero(~finite)[0])
-            raise InvalidFeaturesError(
-                "non_finite",
-                f"features contain a non-finite value (nan or inf) in row {row} "
-                f"({int((~finite).sum())} bad row(s) in total)",
-                row=row,
-            )
-        if arr.dtype.itemsize > 4:
-            big = (np.abs(arr) > np.finfo(np.float32).max).any(axis=1)
-            if big.any():
-                row = int(np.flatnonzero(big)[0])
+    # Row blocks of ~16 MB, so that checking a large memmap needs no full-size temporary.
+    step = max(1, (16 << 20) // max(1, arr.shape[1] * arr.dtype.itemsize))
+    f32_max = float(np.finfo(np.float32).max)
+    for start in range(0, arr.shape[0], step):
+        block = arr[start : start + step]
+        if arr.dtype.kind == "f":
+            bad = ~np.isfinite(block).all(axis=1)
+            if bad.any():
+                row = start + int(np.flatnonzero(bad)[0])
                 raise InvalidFeaturesError(
-                    "overflow",
-                    f"features row {row} holds a value beyond the float32 range",
+                    "non_finite",
+                    f"features contain a non-finite value (nan or inf) in row {row}",
                     row=row,
                 )
-    if metric == "cosine":
-        zero = ~(arr != 0).any(axis=1)
-        if zero.any():
-            row = int(np.flatnonzero(zero)[0])
-            raise InvalidFeaturesError(
-                "zero_norm",
-                f"cosine distance is undefined for a zero vector; row {row} is all zeros",
-                row=row,
-            )
+            if arr.dtype.itemsize > 4:
+                big = (np.abs(block) > f32_max).any(axis=1)
+                if big.any():
+                    row = start + int(np.flatnonzero(big)[0])
+                    raise InvalidFeaturesError(
+                        "overflow",
+                        f"features row {row} holds a value beyond the float32 range",
+                        row=row,
+                    )
+        if metric == "cosine":
+            zero = ~(block != 0).any(axis=1)
+            if zero.any():
+                row = start + int(np.flatnonzero(zero)[0])
+                raise InvalidFeaturesError(
+                    "zero_norm",
+                    f"cosine distance is undefined for a zero vector; row {row} is all zeros",
+                    row=row,
+                )
     return arr
 
 
@@ -287,6 +291,8 @@ def compute_knn(
             unsafe = ~(bound_d > ds[:, -1]) | (nb < 0).any(axis=1)
             fallback.extend(int(r) for r in rows[unsafe])
 
+    # Same per-pair arithmetic as the blocks above (difference, then a float64 sum over d in
+    # the same order), so a row's result does not depend on which path computed it.
     for r in fallback:
         rows = np.array([r], dtype=np.int64)
         full = all_rows[None, :]

@@ -352,3 +352,27 @@ def test_public_surface() -> None:
             assert obj.__doc__, name
     assert isinstance(knncache.FORMAT_VERSION, int)
     assert isinstance(knncache.__version__, str)
+
+
+def test_non_finite_row_found_beyond_the_first_block() -> None:
+    X = np.zeros((5000, 1024), np.float32)  # validation works in blocks of 4096 rows here
+    X[4500, 3] = np.nan
+    with pytest.raises(InvalidFeaturesError) as info:
+        compute_knn(X, 3)
+    assert info.value.row == 4500
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_large_duplicate_groups_force_the_exact_fallback(
+    metric: str, rng: np.random.Generator
+) -> None:
+    # 60 copies of one point: the faiss window (k + 9) cannot hold the tie group, so the
+    # rows must be resolved by the exact brute-force fallback, ties broken by index.
+    X = rng.standard_normal((300, 6)).astype(np.float32)
+    X[100:160] = X[5]
+    X[200:230] = X[6] * 1.0000001  # near-duplicates within float32 rounding
+    graph = compute_knn(X, 4, metric)
+    assert_matches_reference(X, 4, metric, graph)
+    group = [5, *range(100, 160)]
+    for i in group:
+        assert graph.neighbors[i].tolist() == [j for j in group if j != i][:4]
