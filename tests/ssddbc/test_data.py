@@ -471,3 +471,37 @@ def test_synthetic_superclass() -> None:
     assert not small.same_content(make_synthetic_superclass(n=60, d=8, seed=4))
     with pytest.raises(InvalidInputError):
         make_synthetic_superclass(n_known=6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 6), st.integers(0, 2**31), st.data())
+def test_npz_round_trip_property(n: int, d: int, seed: int, data: st.DataObject) -> None:
+    import tempfile
+
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, 4, n)
+    known = targets < 2
+    train_size = data.draw(st.integers(0, n))
+    labeled = known & (np.arange(n) < train_size) & (rng.random(n) < 0.5)
+    original = SuperclassData(
+        name="s",
+        features=rng.normal(size=(n, d)).astype(np.float32),
+        targets=targets,
+        known_mask=known,
+        labeled_mask=labeled,
+        train_size=train_size,
+        metadata={"note": data.draw(st.text(max_size=10)), "classes": {1, 0}},
+        indices=None if data.draw(st.booleans()) else rng.permutation(n),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        write_superclass(tmp, original)
+        back = load_superclass(tmp, "s")
+        if original.indices is None:  # written as arange(n)
+            assert np.array_equal(back.indices, np.arange(n))
+        else:
+            assert back.same_content(original)
+        assert back.metadata["classes"] == [0, 1]
+        assert np.array_equal(back.features, original.features)
+        # writing the original-layout dict gives the same file content
+        write_superclass(Path(tmp) / "again", back.to_dict())
+        assert load_superclass(Path(tmp) / "again", "s").same_content(back)

@@ -118,6 +118,8 @@ class SuperclassData:
         object.__setattr__(self, "indices", clean.get("all_indices"))
         object.__setattr__(self, "train_size", int(self.train_size))
         meta = {k: v for k, v in dict(self.metadata).items() if k not in _DERIVED_META}
+        # The name is the truth (a copied folder keeps its file): the metadata follows it.
+        meta["superclass_name"] = self.name
         object.__setattr__(self, "metadata", _jsonable(meta))
         if self.source is not None:
             object.__setattr__(self, "source", Path(self.source))
@@ -161,7 +163,6 @@ class SuperclassData:
             out[f"all_{f}"] = arr
             out[f"train_{f}"] = arr[:ts]
             out[f"test_{f}"] = arr[ts:]
-        out.setdefault("superclass_name", self.name)
         out["train_size"] = ts
         out["test_size"] = self.n - ts
         out["total_size"] = self.n
