@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import filelock
 import numpy as np
 
-from knncache._atomic import HashingWriter, atomic_write
+from knncache._atomic import HashingWriter, atomic_write, fsync_dir
 from knncache._entry import (
     FEATURES_FILE,
     META_FILE,
@@ -316,6 +316,8 @@ class KnnStore(abc.ABC):
         now = _now()
         try:
             entry.mkdir(exist_ok=True)
+            if created_dir:
+                fsync_dir(self._root)  # the new entry directory itself must survive a crash
             self._sweep(entry, old)
             files: dict[str, Any] = {}
             if old is not None and FEATURES_FILE in old["files"]:

@@ -186,6 +186,24 @@ class StoreContract:
         assert dict(store.stats)["searches"] == 1
         assert store.stats["hits"] == 2 and store.stats["misses"] == 1
 
+    def test_threads_compute_once(self, store: KnnStore, X: np.ndarray) -> None:
+        import threading
+
+        barrier = threading.Barrier(4)
+        refs: list[KnnRef] = []
+
+        def work() -> None:
+            barrier.wait(timeout=30)
+            refs.append(store.ensure(X, 6))
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert len(refs) == 4 and len(set(refs)) == 1
+        assert store.stats["searches"] == 1 and store.stats["hits"] == 3
+
     def test_larger_k_replaces_entry_without_disturbing_readers(
         self, store: KnnStore, X: np.ndarray
     ) -> None:
