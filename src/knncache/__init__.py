@@ -1,4 +1,19 @@
-"""knncache: compute a k-nearest-neighbour graph once, cache it, share it as read-only memmaps."""
+"""knncache: compute a k-nearest-neighbour graph once, cache it, share it as read-only memmaps.
+
+Typical use: the main process ensures the graph once at the largest k it needs and sends the
+small :class:`KnnRef` to worker processes, which load any k <= k_max as memory maps::
+
+    from knncache import PersistentStore
+
+    store = PersistentStore("knn_cache", max_bytes=2 * 2**30)
+    ref = store.ensure(features, k=21)            # one exact search, or a cache hit
+    neighbors, distances = ref.load(k=5)          # in any process: read-only memmaps
+
+Entries are keyed by :func:`fingerprint` (content, shape, dtype, metric, format version), so
+changed features never get an old graph. :class:`EphemeralStore` is the same API over a
+private temporary directory removed on every exit path. Everything the library raises on
+purpose derives from :class:`KnnCacheError`.
+"""
 
 from __future__ import annotations
 

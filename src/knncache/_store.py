@@ -579,6 +579,9 @@ class KnnStore(abc.ABC):
         fp = validate_fingerprint(fingerprint)
         meta, problem = self._inspect(fp)
         if problem is not None:
+            # Maybe a concurrent replacement (new meta, old k-files unlinked): look again.
+            meta, problem = self._inspect(fp)
+        if problem is not None:
             warnings.warn(
                 f"knncache: corrupt entry {fp} ignored ({problem})", KnnCacheWarning, stacklevel=2
             )
