@@ -18,7 +18,7 @@ from ssddbc.density.density_estimation import (
 )
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
-from ssddbc.ssddbc.clustering import build_clusters_ssddbc, high_density_neighbors
+from ssddbc.ssddbc.clustering import grow_core_clusters, high_density_neighbors
 from ssddbc.ssddbc.co_calculation import compute_co_value
 from tests.ssddbc.oracle import oracle_clustering
 
@@ -109,6 +109,7 @@ MOVE_CASES = [(4, 4, 10, 3), (5, 4, 10, 2), (5, 4, 40, 2), (27, 4, 10, 3)]
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     derandomize=True,
+    database=None,
 )
 @given(
     seed=st.integers(0, 2**31 - 1),
@@ -198,7 +199,7 @@ def _core_before_merge(data: Data, k: int, dp: float) -> tuple[np.ndarray, list[
     high = np.flatnonzero(identify_high_density_points(compute_relative_density(rho, nb, k), dp))
     co = compute_co_value(2, dist, rho, nb, k)
     lists = high_density_neighbors(DistanceSource(X), high, k, co)
-    labels, _ = build_clusters_ssddbc(high, lists, labeled, y.astype(np.int64), rho)
+    labels, _ = grow_core_clusters(high, lists, labeled, y.astype(np.int64), rho)
     return high, lists, labels
 
 
@@ -247,7 +248,7 @@ def _toy(rho_c: float) -> tuple[np.ndarray, list[set[int]]]:
     labeled[6] = False
     targets = np.array([1] * 7 + [0] * 6)
     rho = np.array([10.0] * 6 + [5.0] + [8.0, rho_c] + [8.0] * 4)
-    return build_clusters_ssddbc(high, lists, labeled, targets, rho)
+    return grow_core_clusters(high, lists, labeled, targets, rho)
 
 
 def test_move_only_if_denser() -> None:
@@ -265,7 +266,7 @@ def test_hard_constraint_toy() -> None:
     labeled = np.array([True, True, False, False])
     targets = np.array([0, 1, 0, 1])
     rho = np.array([4.0, 3.0, 2.0, 1.0])
-    labels, _ = build_clusters_ssddbc(high, lists, labeled, targets, rho)
+    labels, _ = grow_core_clusters(high, lists, labeled, targets, rho)
     assert labels[0] == labels[2] != labels[1] == labels[3]
 
 
@@ -273,7 +274,7 @@ def test_no_label_conflict_absorbs_whole_cluster() -> None:
     # 0-2 form a cluster; 3 (denser order later) links to 2: the unlabelled clusters merge.
     high = np.arange(5)
     lists = [[1, 2], [0], [0], [2, 4], [3]]
-    labels, clusters = build_clusters_ssddbc(
+    labels, clusters = grow_core_clusters(
         high, lists, np.zeros(5, bool), np.zeros(5, np.int64), np.array([5.0, 4, 3, 2, 1])
     )
     assert (labels == 0).all() and clusters == [{0, 1, 2, 3, 4}]

@@ -40,14 +40,14 @@ from ssddbc.density.density_estimation import (
     identify_high_density_points,
 )
 from ssddbc.ssddbc._source import DistanceSource
-from ssddbc.ssddbc.assignment import ASSIGN_MODELS, assign_sparse_points_density_based
+from ssddbc.ssddbc.assignment import ASSIGN_MODELS, assign_sparse_points
 from ssddbc.ssddbc.clustering import (
-    build_clusters_ssddbc,
     cluster_label_rule,
+    grow_core_clusters,
     high_density_neighbors,
 )
 from ssddbc.ssddbc.co_calculation import CO_MODES, compute_co_value
-from ssddbc.ssddbc.merging import merge_isolated_clusters
+from ssddbc.ssddbc.merging import merge_isolated_core_clusters
 from ssddbc.ssddbc.unknown import identify_unknown_clusters_from_predictions
 
 __all__ = ["adaptive_density_clustering"]
@@ -235,17 +235,17 @@ def adaptive_density_clustering(
     # ---- 3. core clusters ----------------------------------------------------------------
     source = DistanceSource(x, pairwise)
     nbr_lists = high_density_neighbors(source, high_idx, k, co)
-    core_labels, _ = build_clusters_ssddbc(high_idx, nbr_lists, labeled, y, densities)
+    core_labels, _ = grow_core_clusters(high_idx, nbr_lists, labeled, y, densities)
 
     # ---- 4. small-cluster merge ----------------------------------------------------------
-    core_labels = merge_isolated_clusters(core_labels, x, y, labeled, source)
+    core_labels = merge_isolated_core_clusters(core_labels, x, y, labeled, source)
     n_core = int(core_labels.max()) + 1
     order = np.argsort(core_labels, kind="stable")
     bounds = np.searchsorted(core_labels[order], np.arange(-1, n_core + 1))
     core_clusters = [set(order[bounds[c + 1] : bounds[c + 2]].tolist()) for c in range(n_core)]
 
     # ---- 5. assignment -------------------------------------------------------------------
-    labels = assign_sparse_points_density_based(core_labels, source, assign_model, voting_k)
+    labels = assign_sparse_points(core_labels, source, assign_model, voting_k)
 
     # ---- 6. unknown clusters and return values -------------------------------------------
     clusters = [set(c) for c in core_clusters]

@@ -26,7 +26,7 @@ from ssddbc.ssddbc._select import mean_of_smallest_per_group, smallest_per_row
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.clustering import core_point_order
 
-__all__ = ["ASSIGN_MODELS", "assign_sparse_points_density_based", "build_prototypes"]
+__all__ = ["ASSIGN_MODELS", "assign_sparse_points", "build_prototypes"]
 
 ASSIGN_MODELS: dict[int, str] = {
     1: "nearest cluster mean",
@@ -44,7 +44,7 @@ def build_prototypes(X: npt.NDArray[Any], clusters: list[set[int]]) -> npt.NDArr
     return np.stack([np.asarray(X[list(set(sorted(c)))]).mean(axis=0) for c in clusters])
 
 
-def assign_sparse_points_density_based(
+def assign_sparse_points(
     labels: npt.NDArray[np.int64],
     source: DistanceSource,
     assign_model: int = 3,

@@ -24,8 +24,8 @@ from ssddbc.ssddbc._source import DistanceSource
 
 __all__ = [
     "MIN_CLUSTER_SIZE_FOR_LABEL",
-    "build_clusters_ssddbc",
     "cluster_label_rule",
+    "grow_core_clusters",
     "high_density_neighbors",
 ]
 
@@ -100,7 +100,7 @@ def high_density_neighbors(
     return out
 
 
-def build_clusters_ssddbc(
+def grow_core_clusters(
     high_idx: npt.NDArray[np.int64],
     neighbor_lists: list[list[int]],
     labeled_mask: npt.NDArray[np.bool_],

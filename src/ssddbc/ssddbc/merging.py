@@ -24,7 +24,7 @@ from ssddbc._distances import euclidean_block
 from ssddbc.ssddbc._select import mean_of_smallest_per_group
 from ssddbc.ssddbc._source import DistanceSource
 
-__all__ = ["ISOLATED_THRESHOLD", "merge_isolated_clusters", "renumber"]
+__all__ = ["ISOLATED_THRESHOLD", "merge_isolated_core_clusters", "renumber"]
 
 ISOLATED_THRESHOLD = 3
 
@@ -60,7 +60,7 @@ def _unique_labels(
     return out
 
 
-def merge_isolated_clusters(
+def merge_isolated_core_clusters(
     labels: npt.NDArray[np.int64],
     X: npt.NDArray[Any],
     targets: npt.NDArray[np.int64],
@@ -124,16 +124,19 @@ def merge_isolated_clusters(
         multis = [cid for cid in by_distance if members[cid].size > 1]
         if singles:
             rows = np.array([members[c][0] for c in singles], dtype=np.int64)
-            means = mean_of_smallest_per_group(source.block(rows, cols), bounds)
-            for cid, j in zip(singles, np.argmin(means, axis=1).tolist(), strict=True):
-                target_of[cid] = int(non_isolated[j])
+            for sl, chunk in source.row_blocks(rows, len(cols)):
+                means = mean_of_smallest_per_group(source.block(chunk, cols), bounds)
+                for cid, j in zip(singles[sl], np.argmin(means, axis=1).tolist(), strict=True):
+                    target_of[cid] = int(non_isolated[j])
         if multis:
             # The mean vector in the features' own dtype, as the original computed it.
             protos = np.stack([np.asarray(X[members[c]]).mean(axis=0) for c in multis])
             x32 = np.asarray(X[cols], dtype=np.float32)
-            means = mean_of_smallest_per_group(euclidean_block(protos, x32), bounds)
-            for cid, j in zip(multis, np.argmin(means, axis=1).tolist(), strict=True):
-                target_of[cid] = int(non_isolated[j])
+            for sl, _ in source.row_blocks(np.arange(len(multis)), len(cols)):
+                block = euclidean_block(protos[sl], x32)
+                means = mean_of_smallest_per_group(block, bounds)
+                for cid, j in zip(multis[sl], np.argmin(means, axis=1).tolist(), strict=True):
+                    target_of[cid] = int(non_isolated[j])
 
     remap = np.arange(n_clusters, dtype=np.int64)
     for cid, tgt in target_of.items():
