@@ -80,8 +80,9 @@ def test_changed_features_are_recomputed_without_a_flag(digits_cache: Path, tmp_
     path = digits_cache / "digits_low" / "features.npz"
     with np.load(path, allow_pickle=False) as z:
         arrays = dict(z)
-    arrays["all_features"] = arrays["all_features"].copy()
-    arrays["all_features"][0, 0] += 0.25
+    for key in ("all_features", "train_features"):  # sample 0 is a training sample
+        arrays[key] = arrays[key].copy()
+        arrays[key][0, 0] += 0.25
     np.savez(path, **arrays)
     second, run2 = _search(digits_cache, tmp_path / "r2", "--n_jobs", "1", "--superclasses",
                            "digits_low")
@@ -100,14 +101,15 @@ def test_clear_knn_cache_recomputes(digits_cache: Path, tmp_path: Path) -> None:
 
 
 def test_resume_after_sigkill_gives_the_same_results(digits_cache: Path, tmp_path: Path) -> None:
-    # Full default grid (216 configurations per superclass) so that the run is still going
-    # when it is killed.
+    # The full default grid of one superclass (216 configurations), so that the run is still
+    # going when it is killed.
     out = tmp_path / "killed"
     out.mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ssddbc.grid_search.batch_runner", "--feature_cache_dir",
-         str(digits_cache), "--output_dir", str(out), "--n_jobs", "2", "--quiet"],
-        cwd=out, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+         str(digits_cache), "--superclasses", "digits_low", "--output_dir", str(out),
+         "--n_jobs", "2", "--quiet"],
+        cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     rows = 0
@@ -123,18 +125,18 @@ def test_resume_after_sigkill_gives_the_same_results(digits_cache: Path, tmp_pat
     proc.wait(timeout=30)
     run_dir = _run_dir(out)
     partial = len([r for r in ResultsJournal(run_dir / "results.csv").read() if r.ok])
-    assert 30 <= partial < 2 * 216
+    assert 30 <= partial < 216
 
     resumed = run_cli("--resume", str(run_dir), "--n_jobs", "2", cwd=out)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming: {partial} of 432 configurations already done" in resumed.stdout
+    assert f"resuming: {partial} of 216 configurations already done" in resumed.stdout
     # Only the missing configurations ran, and no neighbour search (the cache is warm).
     assert _summary(run_dir)["this_invocation"]["knn_searches"] == 0
 
     clean_out = tmp_path / "clean"
     clean_out.mkdir()
-    clean = run_cli("--feature_cache_dir", str(digits_cache), "--output_dir", str(clean_out),
-                    "--n_jobs", "2", "--quiet", cwd=clean_out)
+    clean = run_cli("--feature_cache_dir", str(digits_cache), "--superclasses", "digits_low",
+                    "--output_dir", str(clean_out), "--n_jobs", "2", "--quiet", cwd=clean_out)
     assert clean.returncode == 0, clean.stderr
     run_clean = _run_dir(clean_out)
     assert _rows(run_dir) == _rows(run_clean)
@@ -185,3 +187,60 @@ def test_help_says_ranges_are_inclusive(tmp_path: Path) -> None:
     proc = run_cli("--help", cwd=tmp_path)
     assert proc.returncode == 0
     assert "INCLUSIVE" in proc.stdout
+
+
+def test_a_failing_configuration_is_recorded_and_the_search_goes_on(
+    digits_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssddbc.ssddbc.adaptive_clustering as ac
+    from ssddbc.grid_search.batch_runner import run_batch
+
+    real = ac.adaptive_density_clustering
+
+    def flaky(*args, **kwargs):
+        if kwargs["k"] == 4:
+            raise RuntimeError("boom at k=4")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ac, "adaptive_density_clustering", flaky)
+    out = tmp_path / "out"
+    code = run_batch(["--feature_cache_dir", str(digits_cache), "--output_dir", str(out),
+                      *SMALL_GRID, "--n_jobs", "1", "--quiet"])
+    assert code == 1
+    run_dir = _run_dir(out)
+    rows = _rows(run_dir)
+    assert len(rows) == 24
+    failed = [r for r in rows if r["status"] == "error"]
+    assert {r["k"] for r in failed} == {"4"} and len(failed) == 6
+    assert all("boom at k=4" in r["error"] for r in failed)
+    summary = _summary(run_dir)
+    assert summary["failed_configurations"] == 6
+    assert summary["superclasses"]["digits_low"]["selected"]["k"] != 4
+
+
+def test_worker_recomputes_a_graph_that_vanished_mid_run(digits_cache: Path) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from knncache import PersistentStore
+    from ssddbc.data import load_superclass
+    from ssddbc.evaluation import evaluation_mask
+    from ssddbc.grid_search._tasks import ConfigTask, evaluate_config, prepare_inputs
+
+    d = load_superclass(digits_cache, "digits_low")
+    store = PersistentStore(digits_cache / "digits_low" / "knn_cache")
+    mask = evaluation_mask(d.n, train_size=d.train_size, mode="test")
+    shared = prepare_inputs(store, d.features, d.targets, d.known_mask, d.labeled_mask, mask,
+                            k_max=6)
+    task = ConfigTask(shared=shared, k=5, density_percentile=65, group="digits_low",
+                      feature_source=str(d.source))
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        expected = pool.submit(evaluate_config, task).result()
+    assert expected.ok and not expected.knn_fallback
+    store.clear()  # someone clears the store while the search runs
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        got = pool.submit(evaluate_config, task).result()
+    assert got.ok, got.error
+    assert got.knn_fallback
+    assert got.metrics() == expected.metrics()
