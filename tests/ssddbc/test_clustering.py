@@ -105,7 +105,7 @@ MOVE_CASES = [(4, 4, 10, 3), (5, 4, 10, 2), (5, 4, 40, 2), (27, 4, 10, 3)]
 
 
 @settings(
-    max_examples=60,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
     derandomize=True,
