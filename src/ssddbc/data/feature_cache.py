@@ -509,7 +509,8 @@ def load_superclass_file(path: str | Path, *, allow_pickle: bool = False) -> Sup
                 str(path),
                 "is a pickle, and unpickling runs code: convert it once with "
                 f"`python -m ssddbc.data.convert {path.parent.parent}` (reads only your own "
-                "files), or pass allow_pickle=True if you created this file yourself",
+                "files), or pass allow_pickle=True (--allow_pickle on the command line) if you "
+                "created this file yourself",
             )
         content = _read_pkl(path)
     else:

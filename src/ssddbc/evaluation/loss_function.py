@@ -283,12 +283,15 @@ def separation_score(core_clusters: Iterable[Iterable[int]], X: ArrayLike) -> fl
         ``exp(-mean ||mean(X[A]) - mean(X[B])||)`` over all pairs of clusters; 0.0 with
         fewer than two clusters, as in the original. Smaller means better separated.
     """
-    feats = np.asarray(X, dtype=np.float64)
+    feats = np.asarray(X)
+    if feats.ndim != 2:
+        raise InvalidInputError("X", f"expected a 2-D array, got shape {feats.shape}")
     members = [np.fromiter(c, dtype=np.intp) for c in core_clusters]
-    members = [m for m in members if m.size]
+    members = [np.sort(m) for m in members if m.size]
     if len(members) < 2:
         return 0.0
-    protos = np.stack([feats[m].mean(axis=0) for m in members])
+    # Only the members are read and upcast (X may be a large read-only memmap).
+    protos = np.stack([feats[m].mean(axis=0, dtype=np.float64) for m in members])
     diff = protos[:, None, :] - protos[None, :, :]
     dist = np.sqrt((diff * diff).sum(axis=-1))
     iu = np.triu_indices(len(members), k=1)
