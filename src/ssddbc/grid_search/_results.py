@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ssddbc.data._atomic import atomic_write
 from ssddbc.grid_search._tasks import ConfigResult
 
 __all__ = [
@@ -51,16 +52,8 @@ _FLOATS = ("score", "l1_loss", "silhouette", "all_acc", "old_acc", "new_acc", "s
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temp file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    data = text.encode("utf-8")
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def _fmt(value: float) -> str:
@@ -218,10 +211,7 @@ def plot_heatmap(
     sel = f"selected k={selected[0]}, dp={selected[1]} (red box)" if selected else "no selection"
     ax.set_title(f"{title}\n{sel}; white dot: oracle best by test accuracy", fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=110))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ssddbc._errors import InvalidInputError, SearchConfigError
+from ssddbc._validation import as_features, as_mask, as_targets
 
 __all__ = ["SearchInputs", "validate_grid", "validate_search_inputs"]
 
@@ -23,19 +24,6 @@ class SearchInputs:
     eval_mask: np.ndarray  # (N,) bool
 
 
-def _mask(name: str, value: object, n: int) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise InvalidInputError(name, f"expected shape ({n},) like features, got {arr.shape}")
-    if arr.dtype == bool:
-        return arr.astype(bool, copy=True)
-    if not np.issubdtype(arr.dtype, np.number) or not np.isin(arr, (0, 1)).all():
-        raise InvalidInputError(
-            name, f"expected a boolean or 0/1 mask, got dtype {arr.dtype} with other values"
-        )
-    return arr.astype(bool)
-
-
 def validate_search_inputs(
     features: object,
     targets: object,
@@ -48,39 +36,19 @@ def validate_search_inputs(
     ``labeled_mask=None`` means ``known_mask`` (the original's default); ``eval_mask=None``
     means the unlabelled samples.
     """
-    try:
-        X = np.asarray(features)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError("features", f"not convertible to an array: {exc}") from None
-    if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 1:
-        raise InvalidInputError(
-            "features", f"expected a 2-D array with at least 2 rows, got shape {X.shape}"
-        )
-    if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
-        raise InvalidInputError("features", f"expected a numeric array, got dtype {X.dtype}")
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    finite = np.isfinite(X).all(axis=1)
-    if not finite.all():
-        row = int(np.flatnonzero(~finite)[0])
-        raise InvalidInputError("features", f"row {row} holds a NaN or infinite value")
+    X = as_features(features, "features")
     n = X.shape[0]
-
-    y = np.asarray(targets)
-    if y.ndim != 1 or y.shape[0] != n:
-        raise InvalidInputError("targets", f"expected shape ({n},) like features, got {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        if not np.issubdtype(y.dtype, np.floating) or not np.all(np.mod(y, 1) == 0):
-            raise InvalidInputError("targets", f"expected integer class ids, got dtype {y.dtype}")
-    y = y.astype(np.int64)
-
-    known = _mask("known_mask", known_mask, n)
-    labeled = known.copy() if labeled_mask is None else _mask("labeled_mask", labeled_mask, n)
+    y = as_targets(targets, n)
+    known = as_mask(known_mask, "known_mask", n)
+    labeled = known.copy() if labeled_mask is None else as_mask(labeled_mask, "labeled_mask", n)
     if (labeled & ~known).any():
         row = int(np.flatnonzero(labeled & ~known)[0])
         raise InvalidInputError(
             "labeled_mask", f"sample {row} is labelled but not of a known class (known_mask)"
         )
-    evaluated = ~labeled if eval_mask is None else _mask("eval_mask", eval_mask, n)
+    evaluated = ~labeled if eval_mask is None else as_mask(eval_mask, "eval_mask", n)
+    # float32, as the original search used, and contiguous so it hashes and saves as is.
+    X = np.ascontiguousarray(X, dtype=np.float32)
     return SearchInputs(X, y, known, labeled, evaluated)
 
 

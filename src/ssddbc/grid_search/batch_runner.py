@@ -16,7 +16,6 @@ import argparse
 import datetime as _dt
 import logging
 import math
-import os
 import shutil
 import sys
 import time
@@ -36,7 +35,6 @@ from ssddbc.grid_search._execution import (
 )
 from ssddbc.grid_search._results import (
     ResultsJournal,
-    atomic_write_text,
     plot_heatmap,
     write_json,
 )
