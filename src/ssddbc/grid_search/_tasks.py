@@ -289,7 +289,8 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
         pairwise = pairwise_euclidean(data.features)
     from ssddbc.evaluation import evaluation_mask
 
-    eval_mask = evaluation_mask(data.n, train_size=data.train_size, mode="test")
+    eval_mask = evaluation_mask(data.n, train_size=data.train_size,
+                                labeled_mask=data.labeled_mask, mode=task.eval_split)
     split = np.stack(
         [
             data.targets.astype(np.int64),

@@ -190,7 +190,10 @@ def _fresh_config(args: argparse.Namespace, fcd: Path) -> RunConfig:
 
 
 def _load_all(cfg: RunConfig) -> dict[str, Any]:
-    """Load and validate every superclass before any work (errors name the file)."""
+    """Load and validate every superclass before any work (errors name the file).
+
+    Returns ``{name: (SuperclassData, eval_mask)}``.
+    """
     from ssddbc.data import load_superclass
 
     fcd = Path(cfg.feature_cache_dir)
@@ -200,18 +203,23 @@ def _load_all(cfg: RunConfig) -> dict[str, Any]:
     for name in cfg.superclasses:
         if not (fcd / name).is_dir():
             raise _BadInput(f"{fcd / name}: superclass folder not found")
-        data[name] = load_superclass(fcd, name, allow_pickle=cfg.allow_pickle)
+        d = load_superclass(fcd, name, allow_pickle=cfg.allow_pickle)
+        try:
+            mask = _eval_mask(d, cfg.eval_split)
+        except SsddbcError as exc:
+            raise _BadInput(f"{d.source}: cannot evaluate on the {cfg.eval_split!r} split "
+                            f"({exc}); try --eval unlabelled") from None
+        data[name] = (d, mask)
     validate_grid(cfg.k_values, cfg.density_values,
-                  n_samples=[d.features.shape[0] for d in data.values()])
+                  n_samples=[d.n for d, _ in data.values()])
     return data
 
 
 def _eval_mask(data: Any, split: str) -> Any:
     from ssddbc.evaluation import evaluation_mask
 
-    if split == "test":
-        return evaluation_mask(data.n, train_size=data.train_size, mode="test")
-    return evaluation_mask(data.n, labeled_mask=data.labeled_mask, mode="unlabelled")
+    return evaluation_mask(data.n, train_size=data.train_size, labeled_mask=data.labeled_mask,
+                           mode=split)
 
 
 def _new_run_dir(output_dir: Path, n_superclasses: int) -> Path:
@@ -255,7 +263,7 @@ def run_batch(argv: Sequence[str] | None = None) -> int:
             except (ValueError, KeyError, TypeError) as exc:
                 raise _BadInput(f"{cfg_path}: unreadable run configuration ({exc})") from None
             data = _load_all(cfg)
-            for name, d in data.items():
+            for name, (d, _) in data.items():
                 if fingerprint(d.features) != cfg.fingerprints.get(name):
                     raise _BadInput(
                         f"{d.source}: features changed since the run started; start a new run "
@@ -275,7 +283,7 @@ def run_batch(argv: Sequence[str] | None = None) -> int:
             data = _load_all(cfg)
             cfg = RunConfig(**{**asdict(cfg),
                                "fingerprints": {n: fingerprint(d.features)
-                                                for n, d in data.items()}})
+                                                for n, (d, _) in data.items()}})
             run_dir = None
     except (SsddbcError, KnnCacheError, _BadInput) as exc:
         print(f"ssddbc-search: error: {exc}", file=sys.stderr)
@@ -321,16 +329,17 @@ def _execute(cfg: RunConfig, data: dict[str, Any], run_dir: Path,
                    if (name, k, dp) not in done]
         if not missing:
             continue
-        d = data[name]
+        d, eval_mask = data[name]
         shared, stats = _prepare(fcd=Path(cfg.feature_cache_dir), name=name, data=d,
-                                 eval_split=cfg.eval_split, k_max=max(cfg.k_values))
+                                 eval_mask=eval_mask, k_max=max(cfg.k_values))
         knn_stats[name] = stats
         _print(f"{name}: N={d.n}, d={d.features.shape[1]}, knn "
                f"{'searched' if shared.searched else 'cache hit'} (k_max={shared.ref.k}), "
                f"{len(missing)} configurations to run", quiet)
         source = str(d.source)
         tasks += [ConfigTask(shared=shared, k=k, density_percentile=dp, params=params,
-                             group=name, feature_source=source) for k, dp in missing]
+                             group=name, feature_source=source, eval_split=cfg.eval_split)
+                  for k, dp in missing]
 
     results: dict[tuple[str, int, int], ConfigResult] = dict(done)
 
@@ -381,12 +390,11 @@ def _cell(entry: dict[str, Any] | None) -> tuple[int, int] | None:
     return int(entry["k"]), int(entry["density_percentile"])
 
 
-def _prepare(*, fcd: Path, name: str, data: Any, eval_split: str,
+def _prepare(*, fcd: Path, name: str, data: Any, eval_mask: Any,
              k_max: int) -> tuple[SharedInputs, dict[str, Any]]:
     """Ensure the superclass's graph and shared arrays, in the main process, once."""
     store: Any = PersistentStore(fcd / name / "knn_cache")
-    args = (data.features, data.targets, data.known_mask, data.labeled_mask,
-            _eval_mask(data, eval_split))
+    args = (data.features, data.targets, data.known_mask, data.labeled_mask, eval_mask)
     try:
         shared = prepare_inputs(store, *args, k_max=k_max)
         fallback_store = None
