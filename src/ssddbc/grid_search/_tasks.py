@@ -111,6 +111,9 @@ class ConfigTask:
         Path of the feature-cache file the features came from. Only used when the knncache
         entry vanished mid-run (someone cleared the store): the worker then reloads the
         features from it, checks their fingerprint and computes what it needs itself.
+    eval_split : str
+        ``"test"`` or ``"unlabelled"``: how the evaluation mask was made from the feature
+        file (only needed for that same fallback).
     """
 
     shared: SharedInputs
@@ -119,6 +122,7 @@ class ConfigTask:
     params: AlgorithmParams = field(default_factory=AlgorithmParams)
     group: str = ""
     feature_source: str | None = None
+    eval_split: str = "test"
 
 
 @dataclass
