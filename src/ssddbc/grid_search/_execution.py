@@ -9,7 +9,6 @@ threads so that workers × threads never exceeds the cores.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 import sys
@@ -24,8 +23,6 @@ from ssddbc._errors import SsddbcError
 from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, evaluate_config, init_worker
 
 __all__ = ["WorkerCrashedError", "default_workers", "local_executor", "run_tasks"]
-
-log = logging.getLogger("ssddbc.grid_search")
 
 
 class WorkerCrashedError(SsddbcError, RuntimeError):

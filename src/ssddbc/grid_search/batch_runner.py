@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import logging
 import math
 import shutil
 import sys
@@ -49,8 +48,6 @@ from ssddbc.grid_search._validate import validate_grid
 from ssddbc.grid_search.api import select_best
 
 __all__ = ["DEFAULT_DEMO_DIR", "DEFAULT_OUTPUT_DIR", "EXIT_BAD_INPUT", "main", "run_batch"]
-
-log = logging.getLogger("ssddbc.grid_search")
 
 #: Where the built-in demo feature cache is built when no --feature_cache_dir is given.
 DEFAULT_DEMO_DIR = Path("ssddbc_demo") / "feature_cache"
@@ -334,7 +331,7 @@ def _execute(cfg: RunConfig, data: dict[str, Any], run_dir: Path,
                                  eval_mask=eval_mask, k_max=max(cfg.k_values))
         knn_stats[name] = stats
         _print(f"{name}: N={d.n}, d={d.features.shape[1]}, knn "
-               f"{'searched' if shared.searched else 'cache hit'} (k_max={shared.ref.k}), "
+               f"{'searched' if shared.searched else 'cache hit'} (graph stored at k={shared.ref.k}), "
                f"{len(missing)} configurations to run", quiet)
         source = str(d.source)
         tasks += [ConfigTask(shared=shared, k=k, density_percentile=dp, params=params,
@@ -507,7 +504,6 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, quiet: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console entry point of ``ssddbc-search``."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         code = run_batch(argv)
     finally:
