@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numbers
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -153,13 +155,27 @@ def validate_k(k: object, n: int, *, exclude_self: bool = True) -> int:
     return k_int
 
 
-def _faiss_candidates(x32: npt.NDArray[np.float32], kk: int) -> tuple[Any, Any]:
+def _refine_threads() -> int:
+    try:
+        import faiss
+
+        wanted = int(faiss.omp_get_max_threads())
+    except Exception:  # pragma: no cover - faiss always has it
+        wanted = 1
+    return max(1, min(wanted, os.cpu_count() or 1))
+
+
+def _faiss_index(x32: npt.NDArray[np.float32]) -> Any:
     import faiss  # imported lazily: it is slow to import and not needed to load a graph
 
     index = faiss.IndexFlatL2(x32.shape[1])
     index.add(x32)
-    dist_sq, idx = index.search(x32, kk)
-    return dist_sq, idx
+    return index
+
+
+def _faiss_search(index: Any, queries: npt.NDArray[np.float32], kk: int) -> tuple[Any, Any]:
+    dist_sq, idx = index.search(np.ascontiguousarray(queries), kk)
+    return dist_sq.astype(np.float64, copy=False), idx.astype(np.int64, copy=False)
 
 
 def _exact_sq(
@@ -251,20 +267,22 @@ def compute_knn(
     n, dim = arr.shape
     k = validate_k(k, n, exclude_self=bool(exclude_self))
 
-    x64 = np.asarray(arr, dtype=np.float64)
-    if metric == "cosine":
-        x64 = x64 / np.linalg.norm(x64, axis=1, keepdims=True)
-    x64 = np.ascontiguousarray(x64)
-    x32 = np.ascontiguousarray(x64, dtype=np.float32)
-    # The exact refinement reads the original values when float64 holds them exactly.
-    src = np.ascontiguousarray(arr) if metric == "euclidean" and arr.dtype.itemsize <= 4 else x64
+    if metric == "euclidean" and arr.dtype.itemsize <= 4:
+        # float64 holds these values exactly: the refinement reads them as they are.
+        src: npt.NDArray[Any] = np.ascontiguousarray(arr)
+        x32 = np.ascontiguousarray(arr, dtype=np.float32)
+    else:
+        x64 = np.asarray(arr, dtype=np.float64)
+        if metric == "cosine":
+            x64 = x64 / np.linalg.norm(x64, axis=1, keepdims=True)
+        src = np.ascontiguousarray(x64)
+        x32 = np.ascontiguousarray(src, dtype=np.float32)
 
     kk = min(n, k + 1 + max(8, k // 4))
-    faiss_sq, cand = _faiss_candidates(x32, kk)
-    cand = cand.astype(np.int64, copy=False)
-    faiss_sq = faiss_sq.astype(np.float64, copy=False)
+    index = _faiss_index(x32)
+    faiss_sq, cand = _faiss_search(index, x32, kk)
 
-    sqnorm = np.einsum("nd,nd->n", x64, x64)
+    sqnorm = np.einsum("nd,nd->n", src, src, dtype=np.float64)
     # Worst-case error of faiss' float32 ||x||^2 + ||y||^2 - 2 x.y (plus the float32 cast of
     # the input), as a bound on squared distance: beyond it a point outside the candidate
     # window is provably farther than the k-th kept neighbour.
@@ -272,33 +290,62 @@ def compute_knn(
 
     neighbors = np.empty((n, k), dtype=np.int64)
     distances = np.empty((n, k), dtype=np.float32)
-    fallback: list[int] = []
-    block = max(1, _BLOCK_VALUES // max(1, kk * dim))
-    all_rows = np.arange(n, dtype=np.int64)
-    for start in range(0, n, block):
-        rows = all_rows[start : start + block]
-        c = cand[start : start + block]
+
+    def refine(
+        rows: npt.NDArray[np.int64], c: npt.NDArray[np.int64], fsq: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.int64]:
+        """Exact top-k of ``rows`` among candidates ``c``; return the rows not proven exact."""
         safe = np.where(c < 0, rows[:, None], c)
         d32 = _to_distance(_exact_sq(src, rows, safe), metric)
         d32 = np.where(c < 0, np.float32(np.inf), d32).astype(np.float32)
         nb, ds = _select(rows, c, d32, k, bool(exclude_self))
-        neighbors[start : start + block] = nb
-        distances[start : start + block] = ds
-        if kk < n:
-            # Every point outside the window has exact squared distance >= bound.
-            bound = faiss_sq[start : start + block].max(axis=1) - tol_sq[rows]
-            bound_d = _to_distance(np.maximum(bound, 0.0), metric)
-            unsafe = ~(bound_d > ds[:, -1]) | (nb < 0).any(axis=1)
-            fallback.extend(int(r) for r in rows[unsafe])
+        neighbors[rows] = nb
+        distances[rows] = ds
+        if c.shape[1] >= n:
+            return rows[:0]  # every point was a candidate
+        # Every point outside the window has exact squared distance >= bound. If the k-th
+        # kept distance is below it, no excluded point can tie or beat a kept one.
+        bound = fsq.max(axis=1) - tol_sq[rows]
+        bound_d = _to_distance(np.maximum(bound, 0.0), metric)
+        unsafe = ~(bound_d > ds[:, -1]) | (nb < 0).any(axis=1)
+        return rows[unsafe]
 
-    # Same per-pair arithmetic as the blocks above (difference, then a float64 sum over d in
-    # the same order), so a row's result does not depend on which path computed it.
-    for r in fallback:
-        rows = np.array([r], dtype=np.int64)
-        full = all_rows[None, :]
-        d32 = _to_distance(_exact_sq(src, rows, full), metric)
-        nb, ds = _select(rows, full, d32, k, bool(exclude_self))
-        neighbors[r] = nb[0]
-        distances[r] = ds[0]
+    # Row blocks are independent and write disjoint rows, so threads (numpy releases the GIL)
+    # change the speed, not the result.
+    block = max(1, _BLOCK_VALUES // max(1, kk * dim))
+    all_rows = np.arange(n, dtype=np.int64)
+    starts = range(0, n, block)
+
+    def refine_block(start: int) -> npt.NDArray[np.int64]:
+        sl = slice(start, start + block)
+        return refine(all_rows[sl], cand[sl], faiss_sq[sl])
+
+    workers = min(_refine_threads(), len(starts))
+    if workers > 1 and n * kk * dim >= 2_000_000:
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(refine_block, starts))
+    else:
+        parts = [refine_block(st) for st in starts]
+    pending = np.sort(np.concatenate(parts)) if parts else all_rows[:0]
+
+    # Rows whose window may hide a tie or near-tie (large groups of duplicates): widen their
+    # window until it is provably enough, up to all N points (exact brute force). The pair
+    # arithmetic is the same whatever the window, so the result does not depend on the path.
+    width = kk
+    while pending.size:
+        width = min(n, 4 * width)
+        fsq_all, c_all = _faiss_search(index, x32[pending], width)
+        still = []
+        if width < n:
+            # Skip the exact pass for rows faiss already shows to need a wider window: their
+            # (k+1)-th candidate is within twice the error bound of the window edge.
+            doomed = fsq_all[:, min(k, width - 1)] + 2 * tol_sq[pending] >= fsq_all.max(axis=1)
+            still.append(pending[doomed])
+            pending, c_all, fsq_all = pending[~doomed], c_all[~doomed], fsq_all[~doomed]
+        rows_block = max(1, _BLOCK_VALUES // max(1, width * dim))
+        for start in range(0, pending.size, rows_block):
+            sl = slice(start, start + rows_block)
+            still.append(refine(pending[sl], c_all[sl], fsq_all[sl]))
+        pending = np.sort(np.concatenate(still))
 
     return KnnGraph(neighbors, distances)
