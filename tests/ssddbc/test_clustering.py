@@ -337,3 +337,19 @@ def test_same_labels_in_another_process(tmp_path: Any) -> None:
         env={"PYTHONHASHSEED": "123", "OMP_NUM_THREADS": "1", "PATH": ""},
     )
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), here)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("am", "co"), [(1, 2), (2, 3), (3, 2), (3, 1)])
+def test_exact_ties_follow_distance_index_order(seed: int, am: int, co: int) -> None:
+    """Integer grid points with duplicates: exact distance and density ties everywhere."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 6, (90, 2)).astype(np.float32)  # ~36 cells: many duplicates
+    y = (X[:, 0] > 2).astype(np.int64) + 2 * (X[:, 1] > 3)
+    known = y < 3
+    labeled = known & (rng.random(90) < 0.6)
+    kw: dict[str, Any] = {"assign_model": am, "co_mode": co, "voting_k": 4}
+    if co == 1:
+        kw["co_manual"] = 1.0
+    ours, ref = run_both((X, y, known, labeled), 5, 40, **kw)
+    assert_same(ours, ref)
