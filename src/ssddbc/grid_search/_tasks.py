@@ -266,6 +266,7 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
     if task.feature_source is None:
         raise EntryNotFoundError(
             shared.ref.path,
+            shared.ref.fingerprint,
             "the knncache entry vanished mid-run and this task has no feature file to "
             "recompute it from",
         )
@@ -276,6 +277,7 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
     if fingerprint(data.features, shared.ref.metric) != shared.ref.fingerprint:
         raise EntryNotFoundError(
             shared.ref.path,
+            shared.ref.fingerprint,
             f"the knncache entry vanished and the features in {source!r} changed since the "
             "run started; rerun the search",
         )
@@ -306,6 +308,7 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
     if _split_name(split) != shared.split_array:
         raise EntryNotFoundError(
             shared.ref.path,
+            shared.ref.fingerprint,
             f"the knncache entry vanished and the split in {source!r} changed since the run "
             "started; rerun the search",
         )
