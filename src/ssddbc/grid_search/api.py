@@ -214,8 +214,13 @@ def run_clustering_search_on_features(
                 k_max=max(ks),
             )
         searches = store.stats["searches"] - searches_before
-        return _search(shared, ks, dps, params, max_workers, executor, silent, return_all,
-                       searches)
+        try:
+            return _search(shared, ks, dps, params, max_workers, executor, silent, return_all,
+                           searches)
+        finally:
+            # Let a size-bounded store evict this entry later (a training loop calls us with
+            # new features every few epochs).
+            store.release(shared.ref)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
