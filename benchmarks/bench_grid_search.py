@@ -55,11 +55,18 @@ WORKERS = 2
 # ---------------------------------------------------------------- worker-side functions
 def _cluster_and_score(X, split, k, dp, graph, D):  # type: ignore[no-untyped-def]
     targets, known, labeled, evaluated = split[0], split[1] == 1, split[2] == 1, split[3] == 1
-    out = adaptive_density_clustering(X, targets, known, labeled, k=k, density_percentile=dp,
-                                      precomputed_knn=graph, pairwise_distances=D)
+    out = adaptive_density_clustering(
+        X,
+        targets,
+        known,
+        labeled,
+        k=k,
+        density_percentile=dp,
+        precomputed_knn=graph,
+        pairwise_distances=D,
+    )
     labels = np.asarray(out[0])
-    s = selection_score(labels, targets, labeled, pairwise_distances=D,
-                        X=X if D is None else None)
+    s = selection_score(labels, targets, labeled, pairwise_distances=D, X=X if D is None else None)
     split_cluster_acc_v2(targets[evaluated], labels[evaluated], known[evaluated])
     return float(s.score)
 
@@ -171,8 +178,12 @@ class TreeMemory:
 
 
 def _pool(initializer: Any = init_worker, initargs: tuple[Any, ...] = (1,)) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=initializer, initargs=initargs)
+    return ProcessPoolExecutor(
+        WORKERS,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=initializer,
+        initargs=initargs,
+    )
 
 
 def _warm(seconds: float) -> int:
@@ -191,9 +202,14 @@ def run_variant(name: str, submit_all: Any, pool_args: tuple[Any, ...] = ()) -> 
         futures, prep = submit_all(pool)
         results = [f.result() for f in futures]
         wall = time.perf_counter() - start
-    return {"name": name, "wall": wall, "prep": prep,
-            "median": statistics.median(r[3] for r in results),
-            "scores": {(r[0], r[1]): r[2] for r in results}, "peak_mb": mem.peak}
+    return {
+        "name": name,
+        "wall": wall,
+        "prep": prep,
+        "median": statistics.median(r[3] for r in results),
+        "scores": {(r[0], r[1]): r[2] for r in results},
+        "peak_mb": mem.peak,
+    }
 
 
 def main() -> None:
@@ -212,16 +228,28 @@ def main() -> None:
     data = make_synthetic_superclass(n=n, d=d, seed=0)
     X = np.ascontiguousarray(data.features, dtype=np.float32)
     eval_mask = np.arange(n) >= data.train_size
-    split = np.stack([data.targets.astype(np.int64), data.known_mask.astype(np.int64),
-                      data.labeled_mask.astype(np.int64), eval_mask.astype(np.int64)])
+    split = np.stack(
+        [
+            data.targets.astype(np.int64),
+            data.known_mask.astype(np.int64),
+            data.labeled_mask.astype(np.int64),
+            eval_mask.astype(np.int64),
+        ]
+    )
     work = Path(tempfile.mkdtemp(prefix="bench_grid_"))
     rows = []
     try:
+
         def sub_original(pool):  # type: ignore[no-untyped-def]
             t = time.perf_counter()
             full = compute_knn(X, k_max)
-            by_k = {k: (np.ascontiguousarray(full.neighbors[:, :k]),
-                        np.ascontiguousarray(full.distances[:, :k])) for k in ks}
+            by_k = {
+                k: (
+                    np.ascontiguousarray(full.neighbors[:, :k]),
+                    np.ascontiguousarray(full.distances[:, :k]),
+                )
+                for k in ks
+            }
             prep = time.perf_counter() - t
             return [pool.submit(task_original, X, by_k, split, k, dp) for k, dp in configs], prep
 
@@ -230,24 +258,32 @@ def main() -> None:
 
         def sub_joblib(pool):  # type: ignore[no-untyped-def]
             cachedir = str(work / "joblib")
-            return [pool.submit(task_joblib, X, split, k, dp, cachedir, k_max)
-                    for k, dp in configs], 0.0
+            return [
+                pool.submit(task_joblib, X, split, k, dp, cachedir, k_max) for k, dp in configs
+            ], 0.0
 
         store_root = work / "store"
 
         def sub_knncache(pool):  # type: ignore[no-untyped-def]
             t = time.perf_counter()
             store = PersistentStore(store_root)
-            shared = prepare_inputs(store, X, split[0], split[1] == 1, split[2] == 1,
-                                    split[3] == 1, k_max=k_max)
+            shared = prepare_inputs(
+                store, X, split[0], split[1] == 1, split[2] == 1, split[3] == 1, k_max=k_max
+            )
             prep = time.perf_counter() - t
             tasks = [ConfigTask(shared=shared, k=k, density_percentile=dp) for k, dp in configs]
             return [pool.submit(task_knncache, t_) for t_ in tasks], prep
 
         ideal_path = work / "ideal.npz"
         full = compute_knn(X, k_max)
-        np.savez(ideal_path, X=X, neighbors=full.neighbors, distances=full.distances,
-                 D=pairwise_euclidean(X), split=split)
+        np.savez(
+            ideal_path,
+            X=X,
+            neighbors=full.neighbors,
+            distances=full.distances,
+            D=pairwise_euclidean(X),
+            split=split,
+        )
 
         def sub_ideal(pool):  # type: ignore[no-untyped-def]
             return [pool.submit(task_ideal, k, dp) for k, dp in configs], 0.0
@@ -274,17 +310,25 @@ def main() -> None:
     for r in rows[1:]:
         if r["scores"] != ideal["scores"]:
             raise SystemExit(f"{r['name']} selected different scores than the ideal run")
-    print(f"\nN={n}, d={d}, {len(configs)} configurations, {WORKERS} spawn workers; "
-          f"one search at k={k_max}: {one_search * 1000:.0f} ms")
-    print(f"{'variant':<32} {'median/config':>14} {'wall':>8} {'main prep':>10} "
-          f"{'peak tree PSS':>14} {'wall / (f)':>10}")
+    print(
+        f"\nN={n}, d={d}, {len(configs)} configurations, {WORKERS} spawn workers; "
+        f"one search at k={k_max}: {one_search * 1000:.0f} ms"
+    )
+    print(
+        f"{'variant':<32} {'median/config':>14} {'wall':>8} {'main prep':>10} "
+        f"{'peak tree PSS':>14} {'wall / (f)':>10}"
+    )
     for r in rows:
-        print(f"{r['name']:<32} {r['median'] * 1000:>11.1f} ms {r['wall']:>7.2f}s "
-              f"{r['prep']:>9.2f}s {r['peak_mb']:>11.0f} MB {r['wall'] / ideal['wall']:>9.2f}x")
+        print(
+            f"{r['name']:<32} {r['median'] * 1000:>11.1f} ms {r['wall']:>7.2f}s "
+            f"{r['prep']:>9.2f}s {r['peak_mb']:>11.0f} MB {r['wall'] / ideal['wall']:>9.2f}x"
+        )
     by = {r["name"][:3]: r for r in rows}
     print(f"\n(e) / (f) wall = {by['(e)']['wall'] / ideal['wall']:.2f}  (target <= 1.10)")
-    print(f"(d) - (f) wall = {by['(d)']['wall'] - ideal['wall']:.2f}s vs one search "
-          f"{one_search:.2f}s (+ distance matrix)")
+    print(
+        f"(d) - (f) wall = {by['(d)']['wall'] - ideal['wall']:.2f}s vs one search "
+        f"{one_search:.2f}s (+ distance matrix)"
+    )
     print(f"(a) / (e) wall = {by['(a)']['wall'] / by['(e)']['wall']:.1f}  (target >= 10)")
 
 

@@ -13,8 +13,18 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 #: A small grid: 4 k values × 3 percentiles = 12 configurations per superclass.
-SMALL_GRID = ["--k_min", "3", "--k_max", "6", "--density_min", "40", "--density_max", "90",
-              "--density_step", "25"]
+SMALL_GRID = [
+    "--k_min",
+    "3",
+    "--k_max",
+    "6",
+    "--density_min",
+    "40",
+    "--density_max",
+    "90",
+    "--density_step",
+    "25",
+]
 
 
 @pytest.fixture(scope="session")
@@ -39,5 +49,9 @@ def run_cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.Completed
     env = dict(os.environ)
     return subprocess.run(
         [sys.executable, "-m", "ssddbc.grid_search.batch_runner", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )

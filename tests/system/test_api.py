@@ -44,8 +44,11 @@ def _args(g: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
 def test_golden_selection_and_scores_match_the_original(golden: dict[str, np.ndarray]) -> None:
     expected = json.loads((GOLDEN / "original_lowdigits_search.json").read_text())
     res = run_clustering_search_on_features(
-        *_args(golden), k_range=range(3, 21), density_range=range(40, 100, 5),
-        max_workers=2, return_all=True,
+        *_args(golden),
+        k_range=range(3, 21),
+        density_range=range(40, 100, 5),
+        max_workers=2,
+        return_all=True,
     )
     assert res.best_params == expected["best_params"] == {"k": 12, "density_percentile": 40}
     assert res.score == pytest.approx(expected["score"], abs=1e-6)
@@ -65,15 +68,17 @@ def test_golden_selection_and_scores_match_the_original(golden: dict[str, np.nda
 
 def test_unlabelled_targets_do_not_influence_the_choice(golden: dict[str, np.ndarray]) -> None:
     X, y, known, labeled = _args(golden)
-    base = run_clustering_search_on_features(X, y, known, labeled, k_range=K_SMALL,
-                                             density_range=DP_SMALL, max_workers=1)
+    base = run_clustering_search_on_features(
+        X, y, known, labeled, k_range=K_SMALL, density_range=DP_SMALL, max_workers=1
+    )
     rng = np.random.default_rng(0)
     y2 = y.copy()
     unl = np.flatnonzero(~labeled)
     y2[unl] = rng.permutation(y2[unl])
     assert not np.array_equal(y, y2)
-    other = run_clustering_search_on_features(X, y2, known, labeled, k_range=K_SMALL,
-                                              density_range=DP_SMALL, max_workers=1)
+    other = run_clustering_search_on_features(
+        X, y2, known, labeled, k_range=K_SMALL, density_range=DP_SMALL, max_workers=1
+    )
     assert other.best_params == base.best_params
     assert other.score == base.score
     np.testing.assert_array_equal(other.labels, base.labels)
@@ -91,8 +96,9 @@ def test_serial_and_parallel_agree(golden: dict[str, np.ndarray]) -> None:
 def test_ephemeral_store_is_removed_after_a_call(
     golden: dict[str, np.ndarray], private_tmp: Path
 ) -> None:
-    res = run_clustering_search_on_features(*_args(golden), k_range=K_SMALL,
-                                            density_range=DP_SMALL, max_workers=2)
+    res = run_clustering_search_on_features(
+        *_args(golden), k_range=K_SMALL, density_range=DP_SMALL, max_workers=2
+    )
     assert isinstance(res, ClusteringSearchResult)
     assert res.knn_searches == 1
     assert list(private_tmp.glob("knn_cache_*")) == []
@@ -103,8 +109,9 @@ def test_ephemeral_store_is_removed_after_workers_raised(
 ) -> None:
     bad = AlgorithmParams(dense_method=99)  # every worker raises on it
     with pytest.raises(SearchFailedError) as info:
-        run_clustering_search_on_features(*_args(golden), k_range=K_SMALL,
-                                          density_range=DP_SMALL, max_workers=2, params=bad)
+        run_clustering_search_on_features(
+            *_args(golden), k_range=K_SMALL, density_range=DP_SMALL, max_workers=2, params=bad
+        )
     assert len(info.value.errors) == len(K_SMALL) * len(DP_SMALL)
     assert "dense_method" in str(info.value)
     assert pickle.loads(pickle.dumps(info.value)).errors == info.value.errors
@@ -130,8 +137,13 @@ def test_a_pickled_task_is_small(golden: dict[str, np.ndarray]) -> None:
     with EphemeralStore() as store:
         X, y, known, labeled = _args(golden)
         shared = prepare_inputs(store, X, y, known, labeled, ~labeled, k_max=20)
-        task = ConfigTask(shared=shared, k=20, density_percentile=95, group="x" * 40,
-                          feature_source="/some/long/path/" + "y" * 100 + "/features.npz")
+        task = ConfigTask(
+            shared=shared,
+            k=20,
+            density_percentile=95,
+            group="x" * 40,
+            feature_source="/some/long/path/" + "y" * 100 + "/features.npz",
+        )
         assert len(pickle.dumps(task)) < 4096
         assert evaluate_config(task).ok
 
@@ -146,8 +158,9 @@ def test_search_after_parent_ran_faiss_and_clustering_finishes(
     X, y, known, labeled = _args(golden)
     compute_knn(X, 10)
     adaptive_density_clustering(X, y, known, labeled, k=10, density_percentile=75)
-    res = run_clustering_search_on_features(X, y, known, labeled, k_range=K_SMALL,
-                                            density_range=DP_SMALL, max_workers=2)
+    res = run_clustering_search_on_features(
+        X, y, known, labeled, k_range=K_SMALL, density_range=DP_SMALL, max_workers=2
+    )
     assert res.best_params["k"] in K_SMALL  # finished (pytest-timeout guards the hang)
 
 
@@ -165,10 +178,14 @@ def test_search_after_parent_ran_faiss_and_clustering_finishes(
 def test_bad_input_fails_before_any_work(
     golden: dict[str, np.ndarray], private_tmp: Path, change, exc, needle: str
 ) -> None:
-    args = {"features": golden["features"], "targets": golden["targets"],
-            "known_mask": golden["known_mask"].astype(int),
-            "labeled_mask": golden["labeled_mask"], "k_range": K_SMALL,
-            "density_range": DP_SMALL}
+    args = {
+        "features": golden["features"],
+        "targets": golden["targets"],
+        "known_mask": golden["known_mask"].astype(int),
+        "labeled_mask": golden["labeled_mask"],
+        "k_range": K_SMALL,
+        "density_range": DP_SMALL,
+    }
     args = change(args)
     with pytest.raises(exc, match=needle):
         run_clustering_search_on_features(**args, max_workers=1)
@@ -179,5 +196,6 @@ def test_nan_features_name_the_row(golden: dict[str, np.ndarray]) -> None:
     X = golden["features"].copy()
     X[17, 2] = np.nan
     with pytest.raises(InvalidInputError, match="row 17"):
-        run_clustering_search_on_features(X, *_args(golden)[1:], k_range=K_SMALL,
-                                          density_range=DP_SMALL)
+        run_clustering_search_on_features(
+            X, *_args(golden)[1:], k_range=K_SMALL, density_range=DP_SMALL
+        )

@@ -37,8 +37,9 @@ def _summary(run_dir: Path) -> dict:
 def _search(cache: Path, out: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     out.mkdir(parents=True, exist_ok=True)
     before = set(out.iterdir())
-    proc = run_cli("--feature_cache_dir", str(cache), "--output_dir", str(out), *SMALL_GRID,
-                   *extra, cwd=out)
+    proc = run_cli(
+        "--feature_cache_dir", str(cache), "--output_dir", str(out), *SMALL_GRID, *extra, cwd=out
+    )
     new = sorted(set(out.iterdir()) - before)
     return proc, (new[0] if new else out)
 
@@ -73,8 +74,9 @@ def test_warm_cache_runs_no_search_and_changes_nothing(digits_cache: Path, tmp_p
 
 
 def test_changed_features_are_recomputed_without_a_flag(digits_cache: Path, tmp_path: Path) -> None:
-    first, _ = _search(digits_cache, tmp_path / "r1", "--n_jobs", "1", "--superclasses",
-                       "digits_low")
+    first, _ = _search(
+        digits_cache, tmp_path / "r1", "--n_jobs", "1", "--superclasses", "digits_low"
+    )
     assert first.returncode == 0, first.stderr
     path = digits_cache / "digits_low" / "features.npz"
     with np.load(path, allow_pickle=False) as z:
@@ -83,8 +85,9 @@ def test_changed_features_are_recomputed_without_a_flag(digits_cache: Path, tmp_
         arrays[key] = arrays[key].copy()
         arrays[key][0, 0] += 0.25
     np.savez(path, **arrays)
-    second, run2 = _search(digits_cache, tmp_path / "r2", "--n_jobs", "1", "--superclasses",
-                           "digits_low")
+    second, run2 = _search(
+        digits_cache, tmp_path / "r2", "--n_jobs", "1", "--superclasses", "digits_low"
+    )
     assert second.returncode == 0, second.stderr
     knn = _summary(run2)["superclasses"]["digits_low"]["knn"]
     assert knn["searches"] == 1 and knn["cache_hits"] == 0
@@ -105,10 +108,23 @@ def test_resume_after_sigkill_gives_the_same_results(digits_cache: Path, tmp_pat
     out = tmp_path / "killed"
     out.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ssddbc.grid_search.batch_runner", "--feature_cache_dir",
-         str(digits_cache), "--superclasses", "digits_low", "--output_dir", str(out),
-         "--n_jobs", "2", "--quiet"],
-        cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "ssddbc.grid_search.batch_runner",
+            "--feature_cache_dir",
+            str(digits_cache),
+            "--superclasses",
+            "digits_low",
+            "--output_dir",
+            str(out),
+            "--n_jobs",
+            "2",
+            "--quiet",
+        ],
+        cwd=out,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     rows = 0
@@ -134,8 +150,18 @@ def test_resume_after_sigkill_gives_the_same_results(digits_cache: Path, tmp_pat
 
     clean_out = tmp_path / "clean"
     clean_out.mkdir()
-    clean = run_cli("--feature_cache_dir", str(digits_cache), "--superclasses", "digits_low",
-                    "--output_dir", str(clean_out), "--n_jobs", "2", "--quiet", cwd=clean_out)
+    clean = run_cli(
+        "--feature_cache_dir",
+        str(digits_cache),
+        "--superclasses",
+        "digits_low",
+        "--output_dir",
+        str(clean_out),
+        "--n_jobs",
+        "2",
+        "--quiet",
+        cwd=clean_out,
+    )
     assert clean.returncode == 0, clean.stderr
     run_clean = _run_dir(clean_out)
     assert _rows(run_dir) == _rows(run_clean)
@@ -167,8 +193,9 @@ def test_bad_input_is_one_line_exit_2_before_any_work(
         np.savez(path, **arrays)
     out = tmp_path / "out"
     out.mkdir()
-    proc = run_cli("--feature_cache_dir", str(digits_cache), "--output_dir", str(out),
-                   *extra, cwd=out)
+    proc = run_cli(
+        "--feature_cache_dir", str(digits_cache), "--output_dir", str(out), *extra, cwd=out
+    )
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and needle in err[0], err
@@ -203,8 +230,18 @@ def test_a_failing_configuration_is_recorded_and_the_search_goes_on(
 
     monkeypatch.setattr(ac, "adaptive_density_clustering", flaky)
     out = tmp_path / "out"
-    code = run_batch(["--feature_cache_dir", str(digits_cache), "--output_dir", str(out),
-                      *SMALL_GRID, "--n_jobs", "1", "--quiet"])
+    code = run_batch(
+        [
+            "--feature_cache_dir",
+            str(digits_cache),
+            "--output_dir",
+            str(out),
+            *SMALL_GRID,
+            "--n_jobs",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 1
     run_dir = _run_dir(out)
     rows = _rows(run_dir)
@@ -229,10 +266,12 @@ def test_worker_recomputes_a_graph_that_vanished_mid_run(digits_cache: Path) -> 
     d = load_superclass(digits_cache, "digits_low")
     store = PersistentStore(digits_cache / "digits_low" / "knn_cache")
     mask = evaluation_mask(d.n, train_size=d.train_size, mode="test")
-    shared = prepare_inputs(store, d.features, d.targets, d.known_mask, d.labeled_mask, mask,
-                            k_max=6)
-    task = ConfigTask(shared=shared, k=5, density_percentile=65, group="digits_low",
-                      feature_source=str(d.source))
+    shared = prepare_inputs(
+        store, d.features, d.targets, d.known_mask, d.labeled_mask, mask, k_max=6
+    )
+    task = ConfigTask(
+        shared=shared, k=5, density_percentile=65, group="digits_low", feature_source=str(d.source)
+    )
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=ctx) as pool:
         expected = pool.submit(evaluate_config, task).result()

@@ -206,8 +206,14 @@ def plot_heatmap(
             plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5)
         )
     if oracle is not None and oracle[0] in col and oracle[1] in row:
-        ax.plot(col[oracle[0]], row[oracle[1]], "o", color="white", markeredgecolor="black",
-                markersize=7)
+        ax.plot(
+            col[oracle[0]],
+            row[oracle[1]],
+            "o",
+            color="white",
+            markeredgecolor="black",
+            markersize=7,
+        )
     sel = f"selected k={selected[0]}, dp={selected[1]} (red box)" if selected else "no selection"
     ax.set_title(f"{title}\n{sel}; white dot: oracle best by test accuracy", fontsize=9)
     fig.tight_layout()

@@ -14,6 +14,7 @@ changes nothing but speed.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import traceback
 import warnings
@@ -230,18 +231,29 @@ class _Resources:
 
 # Per-process cache of opened memory maps: a worker opens an entry's files once and every
 # later task on the same feature matrix only slices them. Bounded, since a batch run visits
-# one feature matrix after another.
+# one feature matrix after another. Locked: a Dask worker runs tasks in several threads.
 _RESOURCES: OrderedDict[tuple[str, str, str], _Resources] = OrderedDict()
 _RESOURCES_MAX = 2
+_RESOURCES_LOCK = threading.Lock()
 
 
 def _open_resources(task: ConfigTask) -> _Resources:
     shared = task.shared
     key = (shared.ref.root, shared.ref.fingerprint, shared.split_array)
-    cached = _RESOURCES.get(key)
-    if cached is not None:
-        _RESOURCES.move_to_end(key)
-        return cached
+    with _RESOURCES_LOCK:
+        cached = _RESOURCES.get(key)
+        if cached is not None:
+            _RESOURCES.move_to_end(key)
+            return cached
+        res = _load_resources(task)
+        _RESOURCES[key] = res
+        while len(_RESOURCES) > _RESOURCES_MAX:
+            _RESOURCES.popitem(last=False)
+        return res
+
+
+def _load_resources(task: ConfigTask) -> _Resources:
+    shared = task.shared
     try:
         graph = shared.ref.load()
         res = _Resources(
@@ -254,9 +266,6 @@ def _open_resources(task: ConfigTask) -> _Resources:
         )
     except EntryNotFoundError:
         res = _recompute_resources(task)
-    _RESOURCES[key] = res
-    while len(_RESOURCES) > _RESOURCES_MAX:
-        _RESOURCES.popitem(last=False)
     return res
 
 
@@ -295,8 +304,9 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
         pairwise = pairwise_euclidean(data.features)
     from ssddbc.evaluation import evaluation_mask
 
-    eval_mask = evaluation_mask(data.n, train_size=data.train_size,
-                                labeled_mask=data.labeled_mask, mode=task.eval_split)
+    eval_mask = evaluation_mask(
+        data.n, train_size=data.train_size, labeled_mask=data.labeled_mask, mode=task.eval_split
+    )
     split = np.stack(
         [
             data.targets.astype(np.int64),

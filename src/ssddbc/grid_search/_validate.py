@@ -78,7 +78,5 @@ def validate_grid(
         )
     bad_dp = [dp for dp in dps if not 0 <= dp <= 100]
     if bad_dp:
-        raise SearchConfigError(
-            "density_range", f"percentiles must lie in 0..100, got {bad_dp}"
-        )
+        raise SearchConfigError("density_range", f"percentiles must lie in 0..100, got {bad_dp}")
     return ks, dps

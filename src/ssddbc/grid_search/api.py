@@ -215,8 +215,9 @@ def run_clustering_search_on_features(
             )
         searches = store.stats["searches"] - searches_before
         try:
-            return _search(shared, ks, dps, params, max_workers, executor, silent, return_all,
-                           searches)
+            return _search(
+                shared, ks, dps, params, max_workers, executor, silent, return_all, searches
+            )
         finally:
             # Let a size-bounded store evict this entry later (a training loop calls us with
             # new features every few epochs).
@@ -236,13 +237,19 @@ def _search(
     searches: int,
 ) -> ClusteringSearchResult:
     order = [(k, dp) for k in ks for dp in dps]
-    tasks = [ConfigTask(shared=shared, k=k, density_percentile=dp, params=params)
-             for k, dp in order]
+    tasks = [
+        ConfigTask(shared=shared, k=k, density_percentile=dp, params=params) for k, dp in order
+    ]
     results: list[ConfigResult] = []
     progress = ProgressReporter(len(tasks), "SS-DDBC grid search", enabled=not silent)
     try:
-        run_tasks(tasks, max_workers=max_workers, executor=executor,
-                  on_result=results.append, progress=progress)
+        run_tasks(
+            tasks,
+            max_workers=max_workers,
+            executor=executor,
+            on_result=results.append,
+            progress=progress,
+        )
     finally:
         progress.close()
 
@@ -254,8 +261,9 @@ def _search(
 
     # Rerun the selected cell here to get its per-sample outputs: results crossing the
     # process boundary stay small, and the algorithm is deterministic.
-    best_task = ConfigTask(shared=shared, k=best.k, density_percentile=best.density_percentile,
-                           params=params)
+    best_task = ConfigTask(
+        shared=shared, k=best.k, density_percentile=best.density_percentile, params=params
+    )
     out, _ = run_configuration(best_task)
     core_clusters = out[6]
     core = sorted({int(i) for cluster in core_clusters for i in cluster})

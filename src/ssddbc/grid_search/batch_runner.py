@@ -98,52 +98,111 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--feature_cache_dir", default=None,
-                   help="folder with one <superclass>/features.npz (or .pkl) per superclass")
+    p.add_argument(
+        "--feature_cache_dir",
+        default=None,
+        help="folder with one <superclass>/features.npz (or .pkl) per superclass",
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--superclasses", default=None,
-                   help="comma-separated superclass names (default: every superclass found)")
-    g.add_argument("--count_all", action="store_true",
-                   help="search all 15 CIFAR-100 superclasses of the original research")
+    g.add_argument(
+        "--superclasses",
+        default=None,
+        help="comma-separated superclass names (default: every superclass found)",
+    )
+    g.add_argument(
+        "--count_all",
+        action="store_true",
+        help="search all 15 CIFAR-100 superclasses of the original research",
+    )
     p.add_argument("--k_min", type=int, default=None, help="smallest k, inclusive [3]")
-    p.add_argument("--k_max", type=int, default=None,
-                   help="largest k, INCLUSIVE [20] (one neighbour search at this k serves all)")
-    p.add_argument("--density_min", type=int, default=None,
-                   help="smallest density percentile, inclusive [40]")
-    p.add_argument("--density_max", type=int, default=None,
-                   help="largest density percentile, INCLUSIVE [95]")
+    p.add_argument(
+        "--k_max",
+        type=int,
+        default=None,
+        help="largest k, INCLUSIVE [20] (one neighbour search at this k serves all)",
+    )
+    p.add_argument(
+        "--density_min", type=int, default=None, help="smallest density percentile, inclusive [40]"
+    )
+    p.add_argument(
+        "--density_max", type=int, default=None, help="largest density percentile, INCLUSIVE [95]"
+    )
     p.add_argument("--density_step", type=int, default=None, help="percentile step [5]")
-    p.add_argument("--n_jobs", "--max_workers", dest="n_jobs", type=int, default=None,
-                   help="worker processes (default: the usable cores); 1 runs serially")
+    p.add_argument(
+        "--n_jobs",
+        "--max_workers",
+        dest="n_jobs",
+        type=int,
+        default=None,
+        help="worker processes (default: the usable cores); 1 runs serially",
+    )
     p.add_argument("--no_parallel", action="store_true", help="same as --n_jobs 1")
-    p.add_argument("--output_dir", default=str(DEFAULT_OUTPUT_DIR),
-                   help="where run folders are created")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="complete the missing configurations of an earlier run folder "
-                        "(its config.json defines the grid)")
-    p.add_argument("--clear_knn_cache", action="store_true",
-                   help="delete <feature_cache_dir>/<superclass>/knn_cache/ before the run")
-    p.add_argument("--eval", dest="eval_split", choices=("test", "unlabelled"), default=None,
-                   help="samples the reported accuracies use: the test split (indices >= "
-                        "train size, the original protocol) or the unlabelled samples [test]")
-    p.add_argument("--dense_method", type=int, choices=(0, 1, 2, 3), default=None,
-                   help="density: 0 mean, 1 median, 2 normalised, 3 exponential [1]")
-    p.add_argument("--co_mode", type=int, choices=(1, 2, 3), default=None,
-                   help="cutoff distance mode [2]")
+    p.add_argument(
+        "--output_dir", default=str(DEFAULT_OUTPUT_DIR), help="where run folders are created"
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="RUN_DIR",
+        help="complete the missing configurations of an earlier run folder "
+        "(its config.json defines the grid)",
+    )
+    p.add_argument(
+        "--clear_knn_cache",
+        action="store_true",
+        help="delete <feature_cache_dir>/<superclass>/knn_cache/ before the run",
+    )
+    p.add_argument(
+        "--eval",
+        dest="eval_split",
+        choices=("test", "unlabelled"),
+        default=None,
+        help="samples the reported accuracies use: the test split (indices >= "
+        "train size, the original protocol) or the unlabelled samples [test]",
+    )
+    p.add_argument(
+        "--dense_method",
+        type=int,
+        choices=(0, 1, 2, 3),
+        default=None,
+        help="density: 0 mean, 1 median, 2 normalised, 3 exponential [1]",
+    )
+    p.add_argument(
+        "--co_mode", type=int, choices=(1, 2, 3), default=None, help="cutoff distance mode [2]"
+    )
     p.add_argument("--co_manual", type=float, default=None, help="cutoff for --co_mode 1")
-    p.add_argument("--assign_model", type=int, choices=(1, 2, 3), default=None,
-                   help="sparse-point assignment strategy [3]")
+    p.add_argument(
+        "--assign_model",
+        type=int,
+        choices=(1, 2, 3),
+        default=None,
+        help="sparse-point assignment strategy [3]",
+    )
     p.add_argument("--voting_k", type=int, default=None, help="voters for --assign_model 2 [5]")
-    p.add_argument("--allow_pickle", action="store_true",
-                   help="also read the original features.pkl files (unpickling runs code: "
-                        "only for your own files; convert them with python -m "
-                        "ssddbc.data.convert)")
+    p.add_argument(
+        "--allow_pickle",
+        action="store_true",
+        help="also read the original features.pkl files (unpickling runs code: "
+        "only for your own files; convert them with python -m "
+        "ssddbc.data.convert)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
-_GRID_FLAGS = ("k_min", "k_max", "density_min", "density_max", "density_step", "eval_split",
-               "dense_method", "co_mode", "co_manual", "assign_model", "voting_k")
+_GRID_FLAGS = (
+    "k_min",
+    "k_max",
+    "density_min",
+    "density_max",
+    "density_step",
+    "eval_split",
+    "dense_method",
+    "co_mode",
+    "co_manual",
+    "assign_model",
+    "voting_k",
+)
 
 
 def _fresh_config(args: argparse.Namespace, fcd: Path) -> RunConfig:
@@ -159,12 +218,18 @@ def _fresh_config(args: argparse.Namespace, fcd: Path) -> RunConfig:
         names = list_superclasses(fcd)
         if not names:
             raise _BadInput(f"{fcd}: no <superclass>/features.npz (or .pkl) found")
-    ks = _inclusive(3 if args.k_min is None else args.k_min,
-                    20 if args.k_max is None else args.k_max, 1, "--k_min/--k_max")
-    dps = _inclusive(40 if args.density_min is None else args.density_min,
-                     95 if args.density_max is None else args.density_max,
-                     5 if args.density_step is None else args.density_step,
-                     "--density_min/--density_max/--density_step")
+    ks = _inclusive(
+        3 if args.k_min is None else args.k_min,
+        20 if args.k_max is None else args.k_max,
+        1,
+        "--k_min/--k_max",
+    )
+    dps = _inclusive(
+        40 if args.density_min is None else args.density_min,
+        95 if args.density_max is None else args.density_max,
+        5 if args.density_step is None else args.density_step,
+        "--density_min/--density_max/--density_step",
+    )
     params = AlgorithmParams(
         dense_method=1 if args.dense_method is None else args.dense_method,
         co_mode=2 if args.co_mode is None else args.co_mode,
@@ -204,19 +269,21 @@ def _load_all(cfg: RunConfig) -> dict[str, Any]:
         try:
             mask = _eval_mask(d, cfg.eval_split)
         except SsddbcError as exc:
-            raise _BadInput(f"{d.source}: cannot evaluate on the {cfg.eval_split!r} split "
-                            f"({exc}); try --eval unlabelled") from None
+            raise _BadInput(
+                f"{d.source}: cannot evaluate on the {cfg.eval_split!r} split "
+                f"({exc}); try --eval unlabelled"
+            ) from None
         data[name] = (d, mask)
-    validate_grid(cfg.k_values, cfg.density_values,
-                  n_samples=[d.n for d, _ in data.values()])
+    validate_grid(cfg.k_values, cfg.density_values, n_samples=[d.n for d, _ in data.values()])
     return data
 
 
 def _eval_mask(data: Any, split: str) -> Any:
     from ssddbc.evaluation import evaluation_mask
 
-    return evaluation_mask(data.n, train_size=data.train_size, labeled_mask=data.labeled_mask,
-                           mode=split)
+    return evaluation_mask(
+        data.n, train_size=data.train_size, labeled_mask=data.labeled_mask, mode=split
+    )
 
 
 def _new_run_dir(output_dir: Path, n_superclasses: int) -> Path:
@@ -272,15 +339,21 @@ def run_batch(argv: Sequence[str] | None = None) -> int:
 
                 fcd = DEFAULT_DEMO_DIR
                 built = build_digits_feature_cache(fcd)
-                _print(f"demo: built-in digits feature cache in {fcd.resolve()} "
-                       f"(superclasses: {', '.join(built)})", quiet)
+                _print(
+                    f"demo: built-in digits feature cache in {fcd.resolve()} "
+                    f"(superclasses: {', '.join(built)})",
+                    quiet,
+                )
             else:
                 fcd = Path(args.feature_cache_dir)
             cfg = _fresh_config(args, fcd)
             data = _load_all(cfg)
-            cfg = RunConfig(**{**asdict(cfg),
-                               "fingerprints": {n: fingerprint(d.features)
-                                                for n, (d, _) in data.items()}})
+            cfg = RunConfig(
+                **{
+                    **asdict(cfg),
+                    "fingerprints": {n: fingerprint(d.features) for n, (d, _) in data.items()},
+                }
+            )
             run_dir = None
     except (SsddbcError, KnnCacheError, _BadInput) as exc:
         print(f"ssddbc-search: error: {exc}", file=sys.stderr)
@@ -295,22 +368,31 @@ def run_batch(argv: Sequence[str] | None = None) -> int:
                 _print(f"cleared {target}", quiet)
     if run_dir is None:
         run_dir = _new_run_dir(Path(args.output_dir), len(cfg.superclasses))
-        write_json(run_dir / "config.json", {**asdict(cfg), "version": _CONFIG_VERSION,
-                                             "command": ["ssddbc-search", *sys.argv[1:]]})
+        write_json(
+            run_dir / "config.json",
+            {
+                **asdict(cfg),
+                "version": _CONFIG_VERSION,
+                "command": ["ssddbc-search", *sys.argv[1:]],
+            },
+        )
     _print(f"run folder: {run_dir.resolve()}", quiet)
     return _execute(cfg, data, run_dir, args)
 
 
-def _execute(cfg: RunConfig, data: dict[str, Any], run_dir: Path,
-             args: argparse.Namespace) -> int:
+def _execute(cfg: RunConfig, data: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> int:
     quiet = args.quiet
     journal = ResultsJournal(run_dir / "results.csv")
     previous = journal.read()
-    cells = [(s, k, dp) for s in cfg.superclasses for k in cfg.k_values
-             for dp in cfg.density_values]
+    cells = [
+        (s, k, dp) for s in cfg.superclasses for k in cfg.k_values for dp in cfg.density_values
+    ]
     wanted = set(cells)
-    done = {(r.group, r.k, r.density_percentile): r for r in previous
-            if r.ok and (r.group, r.k, r.density_percentile) in wanted}
+    done = {
+        (r.group, r.k, r.density_percentile): r
+        for r in previous
+        if r.ok and (r.group, r.k, r.density_percentile) in wanted
+    }
     # Start the journal again from the intact, successful rows: torn lines and failed
     # configurations of an earlier attempt are dropped (failed ones are retried).
     journal.rewrite(done[c] for c in cells if c in done)
@@ -322,21 +404,39 @@ def _execute(cfg: RunConfig, data: dict[str, Any], run_dir: Path,
     knn_stats: dict[str, dict[str, Any]] = {}
     tasks: list[ConfigTask] = []
     for name in cfg.superclasses:
-        missing = [(k, dp) for k in cfg.k_values for dp in cfg.density_values
-                   if (name, k, dp) not in done]
+        missing = [
+            (k, dp) for k in cfg.k_values for dp in cfg.density_values if (name, k, dp) not in done
+        ]
         if not missing:
             continue
         d, eval_mask = data[name]
-        shared, stats = _prepare(fcd=Path(cfg.feature_cache_dir), name=name, data=d,
-                                 eval_mask=eval_mask, k_max=max(cfg.k_values))
+        shared, stats = _prepare(
+            fcd=Path(cfg.feature_cache_dir),
+            name=name,
+            data=d,
+            eval_mask=eval_mask,
+            k_max=max(cfg.k_values),
+        )
         knn_stats[name] = stats
-        _print(f"{name}: N={d.n}, d={d.features.shape[1]}, knn "
-               f"{'searched' if shared.searched else 'cache hit'} (graph stored at k={shared.ref.k}), "
-               f"{len(missing)} configurations to run", quiet)
+        how = "searched" if shared.searched else "cache hit"
+        _print(
+            f"{name}: N={d.n}, d={d.features.shape[1]}, knn {how} (graph stored at "
+            f"k={shared.ref.k}), {len(missing)} configurations to run",
+            quiet,
+        )
         source = str(d.source)
-        tasks += [ConfigTask(shared=shared, k=k, density_percentile=dp, params=params,
-                             group=name, feature_source=source, eval_split=cfg.eval_split)
-                  for k, dp in missing]
+        tasks += [
+            ConfigTask(
+                shared=shared,
+                k=k,
+                density_percentile=dp,
+                params=params,
+                group=name,
+                feature_source=source,
+                eval_split=cfg.eval_split,
+            )
+            for k, dp in missing
+        ]
 
     results: dict[tuple[str, int, int], ConfigResult] = dict(done)
 
@@ -351,14 +451,17 @@ def _execute(cfg: RunConfig, data: dict[str, Any], run_dir: Path,
         run_tasks(tasks, max_workers=workers, on_result=on_result, progress=progress)
     except KeyboardInterrupt:
         progress.close()
-        print(f"\ninterrupted: {len(results)} of {len(cells)} configurations are saved in "
-              f"{journal.path}; resume with: ssddbc-search --resume {run_dir}",
-              file=sys.stderr)
+        print(
+            f"\ninterrupted: {len(results)} of {len(cells)} configurations are saved in "
+            f"{journal.path}; resume with: ssddbc-search --resume {run_dir}",
+            file=sys.stderr,
+        )
         return EXIT_INTERRUPTED
     except WorkerCrashedError as exc:
         progress.close()
-        print(f"ssddbc-search: {exc}; resume with: ssddbc-search --resume {run_dir}",
-              file=sys.stderr)
+        print(
+            f"ssddbc-search: {exc}; resume with: ssddbc-search --resume {run_dir}", file=sys.stderr
+        )
         return EXIT_FAILED
     finally:
         progress.close()
@@ -371,9 +474,13 @@ def _execute(cfg: RunConfig, data: dict[str, Any], run_dir: Path,
         rs = [r for r in ordered if r.group == name]
         sel = summary["superclasses"][name]
         plot_heatmap(
-            run_dir / f"heatmap_{name}.png", f"SS-DDBC label-only selection score: {name}", rs,
-            cfg.k_values, cfg.density_values,
-            _cell(sel.get("selected")), _cell(sel.get("oracle_best_by_test_accuracy")),
+            run_dir / f"heatmap_{name}.png",
+            f"SS-DDBC label-only selection score: {name}",
+            rs,
+            cfg.k_values,
+            cfg.density_values,
+            _cell(sel.get("selected")),
+            _cell(sel.get("oracle_best_by_test_accuracy")),
         )
     _print_summary(summary, run_dir, quiet)
     if summary["failed_configurations"]:
@@ -387,8 +494,9 @@ def _cell(entry: dict[str, Any] | None) -> tuple[int, int] | None:
     return int(entry["k"]), int(entry["density_percentile"])
 
 
-def _prepare(*, fcd: Path, name: str, data: Any, eval_mask: Any,
-             k_max: int) -> tuple[SharedInputs, dict[str, Any]]:
+def _prepare(
+    *, fcd: Path, name: str, data: Any, eval_mask: Any, k_max: int
+) -> tuple[SharedInputs, dict[str, Any]]:
     """Ensure the superclass's graph and shared arrays, in the main process, once."""
     store: Any = PersistentStore(fcd / name / "knn_cache")
     args = (data.features, data.targets, data.known_mask, data.labeled_mask, eval_mask)
@@ -399,14 +507,22 @@ def _prepare(*, fcd: Path, name: str, data: Any, eval_mask: Any,
         # Policy: a store that cannot be written must not kill a long search.
         from knncache import EphemeralStore
 
-        warnings.warn(f"cannot write the knncache store of {name!r} ({exc}); using a "
-                      "temporary store for this run", KnnCacheWarning, stacklevel=2)
+        warnings.warn(
+            f"cannot write the knncache store of {name!r} ({exc}); using a "
+            "temporary store for this run",
+            KnnCacheWarning,
+            stacklevel=2,
+        )
         fallback_store = EphemeralStore()
         store = fallback_store
         shared = prepare_inputs(store, *args, k_max=k_max)
-    stats = {"searches": int(store.stats["searches"]), "cache_hits": int(store.stats["hits"]),
-             "store": str(store.root), "fingerprint": shared.ref.fingerprint,
-             "temporary_store": fallback_store is not None}
+    stats = {
+        "searches": int(store.stats["searches"]),
+        "cache_hits": int(store.stats["hits"]),
+        "store": str(store.root),
+        "fingerprint": shared.ref.fingerprint,
+        "temporary_store": fallback_store is not None,
+    }
     if fallback_store is not None:
         _KEEP_ALIVE.append(fallback_store)
     return shared, stats
@@ -416,8 +532,13 @@ def _prepare(*, fcd: Path, name: str, data: Any, eval_mask: Any,
 _KEEP_ALIVE: list[Any] = []
 
 
-def _summarise(cfg: RunConfig, results: list[ConfigResult], knn_stats: dict[str, Any],
-               elapsed: float, workers: int) -> dict[str, Any]:
+def _summarise(
+    cfg: RunConfig,
+    results: list[ConfigResult],
+    knn_stats: dict[str, Any],
+    elapsed: float,
+    workers: int,
+) -> dict[str, Any]:
     per: dict[str, Any] = {}
     order = [(k, dp) for k in cfg.k_values for dp in cfg.density_values]
     for name in cfg.superclasses:
@@ -432,29 +553,33 @@ def _summarise(cfg: RunConfig, results: list[ConfigResult], knn_stats: dict[str,
         if ok:
             best = select_best(ok, order)
             entry["selected"] = _describe(best, "label-only score (-L1 + 3*silhouette)")
-            oracle = min(ok, key=lambda r: (-_nan_low(r.all_acc),
-                                            order.index((r.k, r.density_percentile))))
+            oracle = min(
+                ok, key=lambda r: (-_nan_low(r.all_acc), order.index((r.k, r.density_percentile)))
+            )
             entry["oracle_best_by_test_accuracy"] = _describe(
-                oracle, "ORACLE: uses ground truth of the evaluated samples; for reference only")
+                oracle, "ORACLE: uses ground truth of the evaluated samples; for reference only"
+            )
         if name in knn_stats:
             entry["knn"] = knn_stats[name]
-        entry["errors"] = {f"k={r.k},dp={r.density_percentile}": r.error
-                           for r in rs if not r.ok}
+        entry["errors"] = {f"k={r.k},dp={r.density_percentile}": r.error for r in rs if not r.ok}
         per[name] = entry
     searches = sum(s["searches"] for s in knn_stats.values())
     hits = sum(s["cache_hits"] for s in knn_stats.values())
     return {
         "selection": "label-only score = -L1 + 3.0 * silhouette (no ground truth beyond the "
-                     "labelled samples)",
+        "labelled samples)",
         "evaluated_on": cfg.eval_split,
         "k_values": cfg.k_values,
         "density_values": cfg.density_values,
         "superclasses": per,
         "failed_configurations": sum(e["failed"] for e in per.values()),
-        "knn_fallback_configurations": sum(e["knn_fallback_configurations"]
-                                           for e in per.values()),
-        "this_invocation": {"knn_searches": searches, "knn_cache_hits": hits,
-                            "workers": workers, "seconds": round(elapsed, 3)},
+        "knn_fallback_configurations": sum(e["knn_fallback_configurations"] for e in per.values()),
+        "this_invocation": {
+            "knn_searches": searches,
+            "knn_cache_hits": hits,
+            "workers": workers,
+            "seconds": round(elapsed, 3),
+        },
     }
 
 
@@ -463,10 +588,18 @@ def _nan_low(x: float) -> float:
 
 
 def _describe(r: ConfigResult, how: str) -> dict[str, Any]:
-    return {"k": r.k, "density_percentile": r.density_percentile, "chosen_by": how,
-            "score": r.score, "l1_loss": r.l1_loss, "silhouette": r.silhouette,
-            "all_acc": r.all_acc, "old_acc": r.old_acc, "new_acc": r.new_acc,
-            "n_clusters": r.n_clusters}
+    return {
+        "k": r.k,
+        "density_percentile": r.density_percentile,
+        "chosen_by": how,
+        "score": r.score,
+        "l1_loss": r.l1_loss,
+        "silhouette": r.silhouette,
+        "all_acc": r.all_acc,
+        "old_acc": r.old_acc,
+        "new_acc": r.new_acc,
+        "n_clusters": r.n_clusters,
+    }
 
 
 def _fmt(x: float | None) -> str:
@@ -476,29 +609,40 @@ def _fmt(x: float | None) -> str:
 def _print_summary(summary: dict[str, Any], run_dir: Path, quiet: bool) -> None:
     if quiet:
         return
-    lines = ["", f"{'superclass':<20} {'k':>3} {'dp':>3} {'score':>7} {'All':>6} {'Old':>6} "
-             f"{'New':>6} {'clus':>4}   (selected by label-only score; accuracy v2 on "
-             f"{summary['evaluated_on']} split)"]
+    lines = [
+        "",
+        f"{'superclass':<20} {'k':>3} {'dp':>3} {'score':>7} {'All':>6} {'Old':>6} "
+        f"{'New':>6} {'clus':>4}   (selected by label-only score; accuracy v2 on "
+        f"{summary['evaluated_on']} split)",
+    ]
     for name, e in summary["superclasses"].items():
         s = e.get("selected")
         if s is None:
             lines.append(f"{name:<20} no successful configuration")
             continue
-        lines.append(f"{name:<20} {s['k']:>3} {s['density_percentile']:>3} {s['score']:7.4f} "
-                     f"{_fmt(s['all_acc'])} {_fmt(s['old_acc'])} {_fmt(s['new_acc'])} "
-                     f"{s['n_clusters']:>4}")
+        lines.append(
+            f"{name:<20} {s['k']:>3} {s['density_percentile']:>3} {s['score']:7.4f} "
+            f"{_fmt(s['all_acc'])} {_fmt(s['old_acc'])} {_fmt(s['new_acc'])} "
+            f"{s['n_clusters']:>4}"
+        )
         o = e["oracle_best_by_test_accuracy"]
-        lines.append(f"{'  (oracle best)':<20} {o['k']:>3} {o['density_percentile']:>3} "
-                     f"{o['score']:7.4f} {_fmt(o['all_acc'])} {_fmt(o['old_acc'])} "
-                     f"{_fmt(o['new_acc'])} {o['n_clusters']:>4}")
+        lines.append(
+            f"{'  (oracle best)':<20} {o['k']:>3} {o['density_percentile']:>3} "
+            f"{o['score']:7.4f} {_fmt(o['all_acc'])} {_fmt(o['old_acc'])} "
+            f"{_fmt(o['new_acc'])} {o['n_clusters']:>4}"
+        )
     inv = summary["this_invocation"]
     lines.append("")
-    lines.append(f"knn: {inv['knn_searches']} neighbour search(es) run, {inv['knn_cache_hits']} "
-                 f"cache hit(s); {summary['failed_configurations']} configuration(s) failed; "
-                 f"{summary['knn_fallback_configurations']} recomputed the graph in a worker; "
-                 f"{inv['seconds']:.1f}s with {inv['workers']} worker(s)")
-    lines.append(f"results: {run_dir / 'results.csv'}  summary: {run_dir / 'summary.json'}  "
-                 f"heatmaps: {run_dir}/heatmap_*.png")
+    lines.append(
+        f"knn: {inv['knn_searches']} neighbour search(es) run, {inv['knn_cache_hits']} "
+        f"cache hit(s); {summary['failed_configurations']} configuration(s) failed; "
+        f"{summary['knn_fallback_configurations']} recomputed the graph in a worker; "
+        f"{inv['seconds']:.1f}s with {inv['workers']} worker(s)"
+    )
+    lines.append(
+        f"results: {run_dir / 'results.csv'}  summary: {run_dir / 'summary.json'}  "
+        f"heatmaps: {run_dir}/heatmap_*.png"
+    )
     print("\n".join(lines), flush=True)
 
 
