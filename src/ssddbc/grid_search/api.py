@@ -182,10 +182,10 @@ def run_clustering_search_on_features(
     with contextlib.ExitStack() as stack:
         if store is None:
             store = stack.enter_context(EphemeralStore())
-        searches_before = store.stats["searches"]
-        try:
-            shared = prepare_inputs(
-                store,
+
+        def prepare(into: KnnStore) -> SharedInputs:
+            return prepare_inputs(
+                into,
                 inputs.features,
                 inputs.targets,
                 inputs.known_mask,
@@ -193,6 +193,10 @@ def run_clustering_search_on_features(
                 inputs.eval_mask,
                 k_max=max(ks),
             )
+
+        searches_before = store.stats["searches"]
+        try:
+            shared = prepare(store)
         except StoreWriteError as exc:
             # A store that cannot be written must not kill the search: fall back to a
             # private temporary store, and say so.
@@ -204,15 +208,7 @@ def run_clustering_search_on_features(
             )
             store = stack.enter_context(EphemeralStore())
             searches_before = 0
-            shared = prepare_inputs(
-                store,
-                inputs.features,
-                inputs.targets,
-                inputs.known_mask,
-                inputs.labeled_mask,
-                inputs.eval_mask,
-                k_max=max(ks),
-            )
+            shared = prepare(store)
         searches = store.stats["searches"] - searches_before
         try:
             return _search(
