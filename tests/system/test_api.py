@@ -199,3 +199,24 @@ def test_nan_features_name_the_row(golden: dict[str, np.ndarray]) -> None:
         run_clustering_search_on_features(
             X, *_args(golden)[1:], k_range=K_SMALL, density_range=DP_SMALL
         )
+
+
+def test_an_unwritable_store_falls_back_to_a_temporary_one(
+    golden: dict[str, np.ndarray], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from knncache import KnnCacheWarning, StoreWriteError
+
+    store = PersistentStore(tmp_path / "store")
+
+    def disk_full(*args, **kwargs):
+        raise StoreWriteError(str(tmp_path / "store"), "No space left on device", errno.ENOSPC)
+
+    monkeypatch.setattr(store, "ensure", disk_full)
+    with pytest.warns(KnnCacheWarning, match="temporary store"):
+        res = run_clustering_search_on_features(
+            *_args(golden), k_range=K_SMALL, density_range=DP_SMALL, max_workers=1, store=store
+        )
+    assert res.knn_searches == 1
+    assert store.entries() == []
