@@ -1,0 +1,36 @@
+"""Keep the benchmarks from rotting: each one's ``--quick`` mode must run and print its table.
+
+These are smoke runs on tiny problems; nothing here asserts a speed (speed is measured by
+running the benchmarks themselves, see the README).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.mark.parametrize(
+    ("script", "needle"),
+    [
+        ("bench_search.py", "fingerprint share of one search"),
+        ("bench_transfer.py", "(c) KnnRef + ref.load(k) memmap"),
+        ("bench_grid_search.py", "(e) / (f) wall ="),
+    ],
+)
+def test_quick_mode_prints_its_table(script: str, needle: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), "--quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert needle in proc.stdout
+    assert list(tmp_path.iterdir()) == []  # benchmarks leave no files behind
