@@ -35,6 +35,7 @@ from knncache._errors import (
 )
 from knncache._fingerprint import FORMAT_VERSION, fingerprint
 from knncache._knn import KnnGraph, compute_knn
+from knncache._locks import LockMarker
 from knncache._persistent import PersistentStore
 from knncache._ref import KnnRef
 from knncache._store import CorruptEntry, EntryInfo, KnnStore
@@ -58,6 +59,7 @@ __all__ = [
     "KnnGraph",
     "KnnRef",
     "KnnStore",
+    "LockMarker",
     "LockTimeoutError",
     "PersistentStore",
     "StoreClosedError",

@@ -43,7 +43,8 @@ class EphemeralStore(KnnStore):
     dir : path-like, keyword-only
         Parent directory (default: :func:`tempfile.gettempdir`, i.e. ``$TMPDIR``).
     lock_timeout : float, keyword-only
-        As for :class:`~knncache.PersistentStore`.
+        As for :class:`~knncache.PersistentStore`. The lock is always ``"hard"``: the
+        directory is a private local temporary one.
 
     Raises
     ------
@@ -68,7 +69,7 @@ class EphemeralStore(KnnStore):
             raise StoreWriteError(
                 str(dir or tempfile.gettempdir()), exc.strerror or str(exc), exc.errno
             ) from None
-        super().__init__(root, lock_timeout=lock_timeout)
+        super().__init__(root, lock_timeout=lock_timeout, lock="hard")
         self._finalizer = weakref.finalize(self, _remove, str(self._root), os.getpid())
 
     def __enter__(self) -> EphemeralStore:

@@ -160,21 +160,49 @@ class LockTimeoutError(KnnCacheError, TimeoutError):
     Attributes
     ----------
     path : str
-        The lock file.
+        The lock file (``<fingerprint>.lock``, or the ``<fingerprint>.softlock`` marker).
     timeout : float
         Seconds waited.
+    holder_host : str or None
+        Host name of the soft lock's holder, as recorded in its marker (``None`` for a hard
+        lock, whose holder is not recorded, or an unreadable marker).
+    holder_pid : int or None
+        Process id of the holder on ``holder_host``.
+    lock_age : float or None
+        Seconds since the holder took the lock (from the marker's acquisition time).
     """
 
-    def __init__(self, path: str, timeout: float) -> None:
+    def __init__(
+        self,
+        path: str,
+        timeout: float,
+        holder_host: str | None = None,
+        holder_pid: int | None = None,
+        lock_age: float | None = None,
+    ) -> None:
         self.path = str(path)
         self.timeout = float(timeout)
-        super().__init__(
-            f"could not acquire the entry lock {self.path!r} within {self.timeout:g} s; "
-            "another process is computing this entry or died holding the lock"
-        )
+        self.holder_host = holder_host
+        self.holder_pid = holder_pid
+        self.lock_age = None if lock_age is None else float(lock_age)
+        message = f"could not acquire the entry lock {self.path!r} within {self.timeout:g} s"
+        if holder_host is None and holder_pid is None and lock_age is None:
+            message += "; another process is computing this entry or died holding the lock"
+        else:
+            who = f"pid {holder_pid}" if holder_pid is not None else "an unknown process"
+            host = f"host {holder_host!r}" if holder_host is not None else "an unknown host"
+            age = f" for {self.lock_age:.0f} s" if self.lock_age is not None else ""
+            message += (
+                f"; held by {who} on {host}{age}. If that process or host is gone, remove "
+                "the marker with `knncache gc ROOT --break-locks`"
+            )
+        super().__init__(message)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.timeout))
+        return (
+            type(self),
+            (self.path, self.timeout, self.holder_host, self.holder_pid, self.lock_age),
+        )
 
 
 class CorruptEntryError(KnnCacheError, ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from knncache._errors import StoreWriteError
+from knncache._locks import LockMarker, break_soft_locks
 from knncache._ref import _IN_USE
 from knncache._store import KnnStore
 
@@ -27,11 +28,27 @@ class PersistentStore(KnnStore):
     lock_timeout : float
         Seconds to wait for an entry lock held by another process before
         :class:`~knncache.LockTimeoutError` (default 600: a search at large N takes a while).
+    lock : {"hard", "soft", "none"}
+        How concurrent writers of one entry are serialised (every process sharing the store
+        should use the same mode; mixing modes is safe but may duplicate searches):
+
+        * ``"hard"`` (default): filelock's ``FileLock`` (fcntl/flock) on
+          ``<fingerprint>.lock``. For local disks and filesystems with reliable POSIX locks.
+        * ``"soft"``: a marker file ``<fingerprint>.softlock`` recording holder host, pid
+          and acquisition time, for NFS/Lustre where fcntl/flock are unreliable. A marker
+          whose holder is on this host and dead is broken automatically; one held on
+          another host is never broken automatically: the wait ends in
+          :class:`~knncache.LockTimeoutError` naming host, pid and age, and
+          :meth:`break_locks` (``knncache gc ROOT --break-locks``) removes it.
+        * ``"none"``: no lock. Still correct (racing writers produce one valid entry), but
+          each may run its own search. For tests and read-mostly experiments.
 
     Raises
     ------
     StoreWriteError
         If ``root`` exists and is not a directory.
+    ValueError
+        For a negative ``max_bytes`` or ``lock_timeout``, or an unknown ``lock``.
     """
 
     is_persistent = True
@@ -42,10 +59,11 @@ class PersistentStore(KnnStore):
         *,
         max_bytes: int | None = None,
         lock_timeout: float = 600.0,
+        lock: str = "hard",
     ) -> None:
         if max_bytes is not None and (isinstance(max_bytes, bool) or int(max_bytes) < 0):
             raise ValueError(f"max_bytes must be a non-negative int or None, got {max_bytes!r}")
-        super().__init__(root, lock_timeout=lock_timeout)
+        super().__init__(root, lock_timeout=lock_timeout, lock=lock)
         self.max_bytes = None if max_bytes is None else int(max_bytes)
         if self._root.exists() and not self._root.is_dir():
             raise StoreWriteError(str(self._root), "the store root exists and is not a directory")
@@ -96,6 +114,38 @@ class PersistentStore(KnnStore):
                 evicted.append(info.fingerprint)
                 self._stats["evictions"] += 1
         return evicted
+
+    def break_locks(
+        self, older_than: float | None = None, *, dry_run: bool = False
+    ) -> list[LockMarker]:
+        """Remove soft-lock markers left by dead holders (``knncache gc ROOT --break-locks``).
+
+        For clusters whose hosts may die mid-write (``lock="soft"``). Removed: markers whose
+        holder is on this host and provably dead (any age), and markers of other hosts (or
+        unreadable ones) older than ``older_than``. Kept: markers whose holder is alive on
+        this host, and younger foreign ones. A marker is removed only if it is still the one
+        that was read (its random token is checked after it is renamed aside), never by
+        inode number. Breaking the lock of a holder that is in fact alive is safe: it costs a
+        duplicate search, never a wrong entry.
+
+        Parameters
+        ----------
+        older_than : float, optional
+            Age threshold in seconds (default: this store's ``lock_timeout``).
+        dry_run : bool, keyword-only
+            Only report what would be removed.
+
+        Returns
+        -------
+        list of LockMarker
+            The markers removed (holder host, pid, age...).
+        """
+        self._check_open()
+        threshold = self._lock_timeout if older_than is None else float(older_than)
+        if not threshold >= 0:
+            raise ValueError(f"older_than must be >= 0 seconds, got {older_than!r}")
+        removed, _ = break_soft_locks(self._root, threshold, dry_run=dry_run)
+        return removed
 
     def total_bytes(self) -> int:
         """Total size of the committed entries, in bytes."""

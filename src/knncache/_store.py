@@ -2,7 +2,16 @@
 
 Backends (:class:`~knncache.PersistentStore`, :class:`~knncache.EphemeralStore`) override
 only small primitives: :meth:`KnnStore._prepare_root`, :meth:`KnnStore._after_write` and
-:meth:`KnnStore._on_close`, and declare the capability attribute ``is_persistent``.
+:meth:`KnnStore._on_close`, and declare the capability attribute ``is_persistent``. The
+per-entry lock is a strategy from :mod:`knncache._locks` chosen by ``lock=``.
+
+Correctness does not depend on the lock. Every file is written atomically, files of the
+same name always hold the same bytes (the graph is deterministic, the features are the
+fingerprinted content) and ``meta.json`` is committed last, so writers racing without a lock
+produce one valid entry. What the lock buys is the right to delete: under an exclusive lock
+(``"hard"``) leftovers and superseded k-files are removed at once; otherwise (``"soft"``,
+``"none"``) a file is only removed when no meta refers to it and it is older than a grace
+period, so no racing writer can lose a file its meta is about to name.
 """
 
 from __future__ import annotations
@@ -15,12 +24,11 @@ import shutil
 import time
 import types
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import filelock
 import numpy as np
 
 from knncache._atomic import HashingWriter, atomic_write, fsync_dir
@@ -48,6 +56,7 @@ from knncache._errors import (
 )
 from knncache._fingerprint import FORMAT_VERSION, fingerprint, is_fingerprint, validate_fingerprint
 from knncache._knn import compute_knn, validate_features, validate_k, validate_metric
+from knncache._locks import make_lock_strategy
 from knncache._ref import _IN_USE, KnnRef
 
 __all__ = ["CorruptEntry", "EntryInfo", "KnnStore"]
@@ -128,7 +137,8 @@ class KnnStore(abc.ABC):
     The base class owns fingerprinting, validation, locking, writing, loading, meta handling
     and corruption detection. Entries are directories ``<root>/<fingerprint>/`` (layout in
     the README); ``meta.json`` is written last and is the commit marker. A per-entry file lock
-    ``<root>/<fingerprint>.lock`` makes concurrent processes compute an entry once.
+    (``<root>/<fingerprint>.lock`` for ``lock="hard"``, a ``<fingerprint>.softlock`` marker
+    for ``lock="soft"``) makes concurrent processes compute an entry once.
 
     Attributes
     ----------
@@ -138,9 +148,22 @@ class KnnStore(abc.ABC):
 
     is_persistent: ClassVar[bool]
 
-    def __init__(self, root: str | os.PathLike[str], *, lock_timeout: float = 600.0) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        lock_timeout: float = 600.0,
+        lock: str = "hard",
+    ) -> None:
         self._root = Path(root).absolute()
         self._lock_timeout = float(lock_timeout)
+        if not self._lock_timeout >= 0:
+            raise ValueError(f"lock_timeout must be >= 0 seconds, got {lock_timeout!r}")
+        self._locking = make_lock_strategy(lock)
+        # Without an exclusive lock, an unreferenced file younger than this may belong to a
+        # writer about to commit: a writer's files reach the disk within I/O time of its
+        # meta (the search runs before the first write), far less than a lock timeout.
+        self._sweep_grace = max(self._lock_timeout, 60.0)
         self._closed = False
         self._stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
 
@@ -160,6 +183,16 @@ class KnnStore(abc.ABC):
     def root(self) -> Path:
         """The store's root directory."""
         return self._root
+
+    @property
+    def lock(self) -> str:
+        """The lock mode: ``"hard"``, ``"soft"`` or ``"none"``."""
+        return self._locking.name
+
+    @property
+    def lock_timeout(self) -> float:
+        """Seconds ``ensure`` waits for an entry lock held by another process."""
+        return self._lock_timeout
 
     @property
     def stats(self) -> Mapping[str, int]:
@@ -201,21 +234,11 @@ class KnnStore(abc.ABC):
     def _entry(self, fp: str) -> Path:
         return self._root / validate_fingerprint(fp)
 
-    @contextlib.contextmanager
-    def _lock(self, fp: str, *, timeout: float | None = None) -> Iterator[None]:
-        path = self._root / f"{validate_fingerprint(fp)}.lock"
+    def _lock(
+        self, fp: str, *, timeout: float | None = None
+    ) -> contextlib.AbstractContextManager[None]:
         wait = self._lock_timeout if timeout is None else timeout
-        lock = filelock.FileLock(str(path), timeout=wait)
-        try:
-            lock.acquire()
-        except filelock.Timeout:
-            raise LockTimeoutError(str(path), wait) from None
-        except OSError as exc:
-            raise StoreWriteError(str(path), exc.strerror or str(exc), exc.errno) from None
-        try:
-            yield
-        finally:
-            lock.release()
+        return self._locking.hold(self._root, fp, wait)
 
     def _ref(self, meta: Meta) -> KnnRef:
         return KnnRef(
@@ -283,21 +306,57 @@ class KnnStore(abc.ABC):
             "bytes": nbytes,
         }
 
+    def _referenced(self, entry: Path, keep: Meta | None) -> set[str]:
+        names = {META_FILE}
+        metas = [keep]
+        if not self._locking.exclusive:
+            # Another writer may have committed since ``keep`` was read.
+            with contextlib.suppress(OSError, CorruptEntryError):
+                metas.append(read_meta(entry, entry.name))
+        for meta in metas:
+            if meta is not None:
+                names |= set(meta["files"]) | {array_file(a) for a in meta["arrays"]}
+        return names
+
     def _sweep(self, entry: Path, keep: Meta | None) -> None:
         """Under the entry lock: unlink files no committed meta refers to.
 
-        Every write happens under the lock, so such files can only be leftovers of a writer
-        that died (temporary files, k-files written before a crash). Readers that mapped one
-        keep their mapping.
+        Under an exclusive lock every write happens under that lock, so such files can only
+        be leftovers of a writer that died (temporary files, k-files written before a crash,
+        k-files superseded by a larger k) and go at once. Without one, a file is removed
+        only when neither ``keep`` nor the meta on disk refers to it and it is older than
+        the grace period: a younger one may be a racing writer's, about to be committed.
+        Readers that mapped a removed file keep their mapping.
         """
-        wanted = {META_FILE}
-        if keep is not None:
-            wanted |= set(keep["files"]) | {array_file(a) for a in keep["arrays"]}
+        wanted = self._referenced(entry, keep)
+        cutoff = None if self._locking.exclusive else _now() - self._sweep_grace
         with contextlib.suppress(OSError):
             for child in entry.iterdir():
-                if child.name not in wanted and child.is_file():
-                    with contextlib.suppress(OSError):
-                        child.unlink()
+                if child.name in wanted or not child.is_file():
+                    continue
+                with contextlib.suppress(OSError):
+                    if cutoff is not None and child.stat().st_mtime > cutoff:
+                        continue
+                    child.unlink()
+
+    def _unlink_unreferenced(self, entry: Path, paths: list[Path]) -> None:
+        """Failure cleanup: remove files we renamed into place that no meta refers to.
+
+        Without an exclusive lock a racing writer may have committed a meta naming the same
+        files (same names, same bytes); those stay.
+        """
+        wanted = set() if self._locking.exclusive else self._referenced(entry, None)
+        for path in paths:
+            if path.name not in wanted:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def _current_meta(self, fp: str) -> Meta | None:
+        """The committed meta of ``fp`` if the entry is intact (checksums verified), else None."""
+        try:
+            return check_entry(self._entry(fp), fp, arrays=False)
+        except (OSError, CorruptEntryError):
+            return None
 
     def _write_entry(
         self,
@@ -308,9 +367,22 @@ class KnnStore(abc.ABC):
         store_features: bool,
         old: Meta | None,
     ) -> Meta:
-        """Write (or complete) an entry under its lock; ``meta.json`` last."""
+        """Write (or complete) an entry under its lock; ``meta.json`` last.
+
+        The search runs before the first file is written, so a writer's files reach the
+        disk within I/O time of its commit. Without an exclusive lock the meta on disk is
+        read again just before committing: if a racing writer already committed an entry
+        that serves this request, it is returned instead (no downgrade from k=30 to k=20),
+        and extra arrays it recorded are kept.
+        """
         entry = self._entry(fp)
+        exclusive = self._locking.exclusive
         n, d = arr.shape
+        reuse_k = old is not None and old["k"] >= k
+        graph = None
+        if not reuse_k:
+            graph = compute_knn(arr, k, metric)
+            self._stats["searches"] += 1
         created_dir = not entry.is_dir()
         written: list[Path] = []
         now = _now()
@@ -320,19 +392,21 @@ class KnnStore(abc.ABC):
                 fsync_dir(self._root)  # the new entry directory itself must survive a crash
             self._sweep(entry, old)
             files: dict[str, Any] = {}
+            reused: list[str] = []
             if old is not None and FEATURES_FILE in old["files"]:
                 files[FEATURES_FILE] = old["files"][FEATURES_FILE]
+                reused.append(FEATURES_FILE)
             elif store_features:
                 written.append(entry / FEATURES_FILE)
                 files[FEATURES_FILE] = self._save(entry, FEATURES_FILE, arr)
-            if old is not None and old["k"] >= k:
+            if graph is None:
+                assert old is not None
                 k_new = old["k"]
                 for name in k_files(k_new):
                     files[name] = old["files"][name]
+                    reused.append(name)
             else:
                 k_new = k
-                graph = compute_knn(arr, k_new, metric)
-                self._stats["searches"] += 1
                 arrays: tuple[np.ndarray[Any, Any], ...] = (graph.neighbors, graph.distances)
                 for name, data in zip(k_files(k_new), arrays, strict=True):
                     written.append(entry / name)
@@ -351,12 +425,20 @@ class KnnStore(abc.ABC):
                 "last_used": now,
                 "library": "knncache",
             }
+            if not exclusive:
+                # Files we did not rewrite must look fresh to a racing writer's sweep.
+                for name in reused:
+                    os.utime(entry / name)
+                current = self._current_meta(fp)
+                if current is not None:
+                    if self._usable(current, k, store_features):
+                        return current  # our files are the same bytes or unreferenced
+                    meta["arrays"] = {**current["arrays"], **meta["arrays"]}
+                    meta["created"] = min(meta["created"], current["created"])
             self._write_meta(entry, meta)
         except BaseException as exc:
-            for path in written:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            if created_dir:
+            self._unlink_unreferenced(entry, written)
+            if created_dir and exclusive:
                 shutil.rmtree(entry, ignore_errors=True)
             if isinstance(exc, OSError) and not isinstance(exc, KnnCacheError):
                 raise StoreWriteError(
@@ -364,7 +446,9 @@ class KnnStore(abc.ABC):
                 ) from exc
             raise
         # Committed. Readers holding old memmaps keep them; new readers follow the meta.
-        if old is not None and old["k"] < k_new:
+        # Without an exclusive lock a racing writer may be about to commit a meta naming the
+        # old k-files: they are left to the grace-period sweep.
+        if exclusive and old is not None and old["k"] < k_new:
             for name in k_files(old["k"]):
                 with contextlib.suppress(OSError):
                     (entry / name).unlink()
@@ -409,7 +493,8 @@ class KnnStore(abc.ABC):
         StoreClosedError
             If the store was closed.
         LockTimeoutError
-            If another process held the entry lock longer than ``lock_timeout``.
+            If another process held the entry lock longer than ``lock_timeout`` (with a soft
+            lock: ``holder_host``, ``holder_pid`` and ``lock_age`` say who and how long).
         StoreWriteError
             If the entry cannot be written (read-only directory, disk full, root is a file);
             no partial file is left. Callers that must not fail fall back to an
@@ -433,6 +518,8 @@ class KnnStore(abc.ABC):
         self._prepare_root()
         with self._lock(fp):
             meta, problem = self._inspect(fp)
+            if problem is not None and self._in_flight(fp):
+                problem = None  # a racing writer's uncommitted files (no exclusive lock)
             if problem is not None:
                 warnings.warn(
                     f"knncache: corrupt entry {fp} in {str(self._root)!r} ({problem}); "
@@ -455,10 +542,35 @@ class KnnStore(abc.ABC):
         self._after_write(fp)
         return self._ref(meta)
 
+    def _in_flight(self, fp: str) -> bool:
+        """Without an exclusive lock: no meta yet, but files younger than the grace period.
+
+        Those may belong to a writer racing us (it will commit them), so they are neither
+        reported nor removed.
+        """
+        if self._locking.exclusive:
+            return False
+        entry = self._entry(fp)
+        if (entry / META_FILE).exists():
+            return False
+        cutoff = _now() - self._sweep_grace
+        with contextlib.suppress(OSError):
+            for child in entry.iterdir():
+                with contextlib.suppress(OSError):
+                    if child.stat().st_mtime > cutoff:
+                        return True
+        return False
+
     def _discard_corrupt(self, fp: str) -> None:
         entry = self._entry(fp)
         try:
-            _remove_entry_dir(entry)
+            if self._locking.exclusive:
+                _remove_entry_dir(entry)
+            else:
+                # Uncommit only: a racing writer may be using the directory; the rewrite
+                # replaces every file it names and the sweep takes the rest in time.
+                with contextlib.suppress(FileNotFoundError):
+                    (entry / META_FILE).unlink()
         except OSError as exc:
             raise StoreWriteError(str(entry), exc.strerror or str(exc), exc.errno) from None
 
@@ -550,9 +662,9 @@ class KnnStore(abc.ABC):
                 meta["last_used"] = _now()
                 self._write_meta(entry, meta)
             except BaseException as exc:
-                # The committed meta never lists a half-done array; drop whatever was written.
-                with contextlib.suppress(OSError):
-                    (entry / fname).unlink()
+                # The committed meta never lists a half-done array; drop whatever was written
+                # (unless a racing writer's meta names it: no exclusive lock).
+                self._unlink_unreferenced(entry, [entry / fname])
                 if isinstance(exc, OSError) and not isinstance(exc, KnnCacheError):
                     raise StoreWriteError(
                         str(entry / fname), exc.strerror or str(exc), exc.errno
@@ -706,12 +818,8 @@ class KnnStore(abc.ABC):
         return bad
 
     def _being_written(self, fp: str) -> bool:
-        if not (self._root / f"{fp}.lock").exists():
-            return False
-        try:
-            with self._lock(fp, timeout=0):
-                return (self._entry(fp) / META_FILE).exists()
-        except LockTimeoutError:
+        # Called when the meta was missing: held lock, a meta committed meanwhile, or (no
+        # exclusive lock) young files all mean a writer is at work.
+        if self._locking.held_by_other(self._root, fp):
             return True
-        except StoreWriteError:  # a read-only store: nobody can be writing it
-            return False
+        return (self._entry(fp) / META_FILE).exists() or self._in_flight(fp)
