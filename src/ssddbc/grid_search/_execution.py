@@ -22,7 +22,13 @@ from typing import Any
 from ssddbc._errors import SsddbcError
 from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, evaluate_config, init_worker
 
-__all__ = ["WorkerCrashedError", "default_workers", "local_executor", "run_tasks"]
+__all__ = [
+    "WorkerCrashedError",
+    "default_workers",
+    "engine_failure",
+    "local_executor",
+    "run_tasks",
+]
 
 
 class WorkerCrashedError(SsddbcError, RuntimeError):
@@ -100,17 +106,21 @@ def run_tasks(
         the same code path as a worker.
     executor : Executor or None
         Any ``concurrent.futures`` executor (for example ``dask.distributed`` ``Client
-        .get_executor()``); it must be able to import ``ssddbc``.
+        .get_executor()``); its workers must be able to import ``ssddbc`` and read the
+        store's files at the same path.
     on_result : callable
-        Called with each :class:`ConfigResult` as soon as it arrives (results are journaled
-        there, so a crash loses nothing finished).
+        Called once per task with its :class:`ConfigResult` as soon as it arrives (results
+        are journaled there, so a crash loses nothing finished). A task the executor failed
+        to run (a Dask ``KilledWorker``, a cancelled task) arrives as a failed result with
+        the error, not as an exception.
     progress : callable or None
         Called after ``on_result`` (progress bar or log line).
 
     Raises
     ------
     WorkerCrashedError
-        A worker process died; every result that arrived before has been delivered.
+        A worker process of the local pool died (the whole pool is then unusable); every
+        result that arrived before has been delivered.
     """
 
     def deliver(result: ConfigResult) -> None:
@@ -135,20 +145,71 @@ def run_tasks(
 def _drain(
     executor: Executor, tasks: Sequence[ConfigTask], deliver: Callable[[ConfigResult], None]
 ) -> None:
-    futures: list[Future[ConfigResult]] = [executor.submit(evaluate_config, t) for t in tasks]
+    """Submit every task and deliver each one's result exactly once, as it completes.
+
+    Exactly once holds for any executor because delivery follows the futures, not the
+    engine's attempts: ``as_completed`` yields each future once, and a
+    ``concurrent.futures.Future`` can be resolved only once. When a Dask worker dies, the
+    scheduler reruns its tasks elsewhere, but the client-side future of each task resolves
+    once, with the final outcome, so ``results.csv`` cannot get a configuration twice.
+    """
+    futures: dict[Future[ConfigResult], ConfigTask] = {
+        executor.submit(evaluate_config, t): t for t in tasks
+    }
     done = 0
     try:
         for future in as_completed(futures):
+            task = futures[future]
             try:
                 result = future.result()
             except BrokenProcessPool:
                 raise WorkerCrashedError(done, len(tasks) - done) from None
+            except Exception as exc:
+                # evaluate_config never raises, so this is the engine failing to run the
+                # task: Dask's KilledWorker after the task's workers died more often than
+                # distributed.scheduler.allowed-failures, a task cancelled on the cluster, a
+                # worker unable to unpickle it. One configuration fails; the search goes on.
+                result = engine_failure(task, exc)
+            else:
+                if (result.group, result.k, result.density_percentile) != _cell(task):
+                    result = engine_failure(
+                        task,
+                        RuntimeError(
+                            f"the executor returned the result of {result.group!r} "
+                            f"k={result.k} dp={result.density_percentile} for this task"
+                        ),
+                    )
             deliver(result)
             done += 1
     except BaseException:
         for future in futures:
             future.cancel()
         raise
+
+
+def _cell(task: ConfigTask) -> tuple[str, int, int]:
+    return task.group, task.k, task.density_percentile
+
+
+def engine_failure(task: ConfigTask, exc: BaseException) -> ConfigResult:
+    """A failed :class:`ConfigResult` for a task the executor could not run.
+
+    The error text is one line: the exception type, its message, and what to do.
+    """
+    message = " ".join(str(exc).split())
+    hint = ""
+    if type(exc).__name__ == "KilledWorker":
+        hint = (
+            " (every Dask worker that ran this configuration died: look for out-of-memory "
+            "kills or crashes in the worker logs; ssddbc-search --resume retries it)"
+        )
+    return ConfigResult(
+        group=task.group,
+        k=task.k,
+        density_percentile=task.density_percentile,
+        ok=False,
+        error=f"executor failed to run the configuration: {type(exc).__name__}: {message}{hint}",
+    )
 
 
 class ProgressReporter:

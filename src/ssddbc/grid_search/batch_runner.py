@@ -7,12 +7,15 @@ are detected and recomputed without any flag. Every configuration is journaled t
 ``results.csv`` as it finishes; ``--resume RUN_DIR`` completes only what is missing.
 
 Run ``ssddbc-search --help`` for the flags. With no ``--feature_cache_dir`` it builds the
-built-in digits demo cache and searches it.
+built-in digits demo cache and searches it. ``--scheduler`` runs the configurations on a Dask
+cluster instead of a local process pool (optional extra ``knncache[dask]``; ``distributed`` is
+imported only then).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import math
 import shutil
@@ -137,6 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes (default: the usable cores); 1 runs serially",
     )
     p.add_argument("--no_parallel", action="store_true", help="same as --n_jobs 1")
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the configurations on a Dask cluster instead of a local pool: a "
+        "dask.distributed scheduler address (tcp://host:8786), or local:N to start N "
+        "single-threaded local worker processes for this run. Needs pip install "
+        "'knncache[dask]'. The main process still runs the one neighbour search per "
+        "superclass; workers only read the knncache stores under --feature_cache_dir, "
+        "so on a remote cluster that folder must be on a filesystem every worker mounts "
+        "at the same path. Start remote workers with one thread each and "
+        "OMP_NUM_THREADS=1 (dask worker --nthreads 1; Dask's nanny sets the BLAS/OpenMP "
+        "variables to 1 by default, keep it so). Conflicts with --n_jobs/--no_parallel",
+    )
     p.add_argument(
         "--output_dir", default=str(DEFAULT_OUTPUT_DIR), help="where run folders are created"
     )
@@ -308,6 +325,8 @@ def run_batch(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet = args.quiet
     try:
+        if args.scheduler is not None:
+            _check_scheduler_flags(args)
         if args.resume:
             given = [f"--{f}" for f in _GRID_FLAGS if getattr(args, f) is not None]
             if given or args.feature_cache_dir or args.superclasses or args.count_all:
@@ -360,27 +379,96 @@ def run_batch(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
     fcd = Path(cfg.feature_cache_dir)
-    if args.clear_knn_cache:
-        for name in cfg.superclasses:
-            target = fcd / name / "knn_cache"
-            if target.exists():
-                shutil.rmtree(target)
-                _print(f"cleared {target}", quiet)
-    if run_dir is None:
-        run_dir = _new_run_dir(Path(args.output_dir), len(cfg.superclasses))
-        write_json(
-            run_dir / "config.json",
-            {
-                **asdict(cfg),
-                "version": _CONFIG_VERSION,
-                "command": ["ssddbc-search", *sys.argv[1:]],
-            },
+    with contextlib.ExitStack() as stack:
+        session = None
+        if args.scheduler is not None:
+            try:
+                session = _connect(stack, args.scheduler, fcd, quiet)
+            except _BadInput as exc:
+                print(f"ssddbc-search: error: {exc}", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            except (OSError, ValueError) as exc:
+                print(
+                    f"ssddbc-search: error: --scheduler {args.scheduler}: cannot connect to "
+                    f"the Dask scheduler ({exc})",
+                    file=sys.stderr,
+                )
+                return EXIT_BAD_INPUT
+        if args.clear_knn_cache:
+            for name in cfg.superclasses:
+                target = fcd / name / "knn_cache"
+                if target.exists():
+                    shutil.rmtree(target)
+                    _print(f"cleared {target}", quiet)
+        if run_dir is None:
+            run_dir = _new_run_dir(Path(args.output_dir), len(cfg.superclasses))
+            write_json(
+                run_dir / "config.json",
+                {
+                    **asdict(cfg),
+                    "version": _CONFIG_VERSION,
+                    "command": ["ssddbc-search", *sys.argv[1:]],
+                },
+            )
+        _print(f"run folder: {run_dir.resolve()}", quiet)
+        return _execute(cfg, data, run_dir, args, session)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _check_scheduler_flags(args: argparse.Namespace) -> None:
+    """``--scheduler`` problems, found before any work: conflicts, missing package, bad N."""
+    if args.n_jobs is not None or args.no_parallel:
+        given = "--n_jobs" if args.n_jobs is not None else "--no_parallel"
+        raise _BadInput(
+            f"--scheduler conflicts with {given}: the Dask cluster's workers run the "
+            "configurations (use --scheduler local:N for N local workers)"
         )
-    _print(f"run folder: {run_dir.resolve()}", quiet)
-    return _execute(cfg, data, run_dir, args)
+    try:
+        from ssddbc.grid_search._dask import parse_scheduler
+    except ImportError as exc:
+        raise _BadInput(
+            f"--scheduler needs the optional 'distributed' package ({exc}): "
+            "pip install 'knncache[dask]'"
+        ) from None
+    parse_scheduler(args.scheduler)
 
 
-def _execute(cfg: RunConfig, data: dict[str, Any], run_dir: Path, args: argparse.Namespace) -> int:
+def _connect(stack: contextlib.ExitStack, spec: str, fcd: Path, quiet: bool) -> Any:
+    """Open the Dask session for the run (closed by ``stack``) and check the workers."""
+    from ssddbc.grid_search._dask import dask_session, workers_missing_path
+
+    session = stack.enter_context(dask_session(spec))
+    blind = workers_missing_path(session.client, str(fcd))
+    if blind:
+        raise _BadInput(
+            f"--scheduler {spec}: {len(blind)} Dask worker(s) cannot read --feature_cache_dir "
+            f"{fcd} ({', '.join(blind[:3])}{', ...' if len(blind) > 3 else ''}); the feature "
+            "cache and its knncache stores must be on a filesystem every worker mounts at the "
+            "same path"
+        )
+    how = "started for this run" if session.local else "connected"
+    _print(
+        f"dask: scheduler {session.address} ({how}), {session.workers()} worker(s), "
+        f"{session.threads()} thread(s)",
+        quiet,
+    )
+    if not session.local:
+        print(
+            f"note: Dask workers open the knncache stores under {fcd} by path; keep it on a "
+            "filesystem every worker mounts at the same path for the whole run",
+            file=sys.stderr,
+            flush=True,
+        )
+    return session
+
+
+def _execute(
+    cfg: RunConfig,
+    data: dict[str, Any],
+    run_dir: Path,
+    args: argparse.Namespace,
+    session: Any = None,
+) -> int:
     quiet = args.quiet
     journal = ResultsJournal(run_dir / "results.csv")
     previous = journal.read()
@@ -444,11 +532,20 @@ def _execute(cfg: RunConfig, data: dict[str, Any], run_dir: Path, args: argparse
         journal.append(r)
         results[(r.group, r.k, r.density_percentile)] = r
 
-    workers = 1 if args.no_parallel else default_workers(len(tasks), args.n_jobs)
+    if session is not None:
+        workers = session.threads()
+        executor = session.executor
+        engine = f"dask {session.address}"
+    else:
+        workers = 1 if args.no_parallel else default_workers(len(tasks), args.n_jobs)
+        executor = None
+        engine = "serial" if workers == 1 else "local process pool"
     progress = ProgressReporter(len(tasks), "ssddbc-search", enabled=not quiet)
     status = EXIT_OK
     try:
-        run_tasks(tasks, max_workers=workers, on_result=on_result, progress=progress)
+        run_tasks(
+            tasks, max_workers=workers, executor=executor, on_result=on_result, progress=progress
+        )
     except KeyboardInterrupt:
         progress.close()
         print(
@@ -468,7 +565,7 @@ def _execute(cfg: RunConfig, data: dict[str, Any], run_dir: Path, args: argparse
 
     ordered = [results[c] for c in cells if c in results]
     journal.rewrite(ordered)
-    summary = _summarise(cfg, ordered, knn_stats, time.monotonic() - started, workers)
+    summary = _summarise(cfg, ordered, knn_stats, time.monotonic() - started, workers, engine)
     write_json(run_dir / "summary.json", summary)
     for name in cfg.superclasses:
         rs = [r for r in ordered if r.group == name]
@@ -538,6 +635,7 @@ def _summarise(
     knn_stats: dict[str, Any],
     elapsed: float,
     workers: int,
+    engine: str,
 ) -> dict[str, Any]:
     per: dict[str, Any] = {}
     order = [(k, dp) for k in cfg.k_values for dp in cfg.density_values]
@@ -578,6 +676,7 @@ def _summarise(
             "knn_searches": searches,
             "knn_cache_hits": hits,
             "workers": workers,
+            "executor": engine,
             "seconds": round(elapsed, 3),
         },
     }
