@@ -440,6 +440,9 @@ class KnnStore(abc.ABC):
             self._unlink_unreferenced(entry, written)
             if created_dir and exclusive:
                 shutil.rmtree(entry, ignore_errors=True)
+            elif created_dir:
+                with contextlib.suppress(OSError):  # only if empty: nobody else's files
+                    entry.rmdir()
             if isinstance(exc, OSError) and not isinstance(exc, KnnCacheError):
                 raise StoreWriteError(
                     str(entry), exc.strerror or str(exc) or type(exc).__name__, exc.errno
@@ -693,6 +696,8 @@ class KnnStore(abc.ABC):
         if problem is not None:
             # Maybe a concurrent replacement (new meta, old k-files unlinked): look again.
             meta, problem = self._inspect(fp)
+        if problem is not None and self._in_flight(fp):
+            return None  # a racing writer's uncommitted files (no exclusive lock)
         if problem is not None:
             warnings.warn(
                 f"knncache: corrupt entry {fp} ignored ({problem})", KnnCacheWarning, stacklevel=2

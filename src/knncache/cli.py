@@ -7,6 +7,8 @@ Usage::
     knncache verify ROOT                  check every checksum; exit 1 if an entry is corrupt
     knncache clear ROOT                   remove every entry
     knncache gc ROOT --max-bytes SIZE     evict least-recently-used entries down to SIZE
+    knncache gc ROOT --break-locks [--older-than SECONDS]
+                                          remove stale soft-lock markers (lock="soft")
     knncache gc --temp [--dir DIR]        remove EphemeralStore dirs of dead processes
 
 Every command takes ``--json``. Sizes accept ``500M``, ``2G``, ``1.5GiB``, ``4096`` (K, M, G,
@@ -31,6 +33,7 @@ from knncache._entry import read_meta
 from knncache._ephemeral import DEFAULT_PREFIX, remove_orphaned_temp_dirs
 from knncache._errors import CorruptEntryError, KnnCacheError
 from knncache._fingerprint import validate_fingerprint
+from knncache._locks import LockMarker, break_soft_locks
 from knncache._persistent import PersistentStore
 from knncache._store import _dir_bytes
 
@@ -93,9 +96,24 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("fingerprint", nargs="?")
     add("verify", "check every entry; exit status 1 if one is corrupt").add_argument("root")
     add("clear", "remove every entry of a store").add_argument("root")
-    p = add("gc", "evict LRU entries down to --max-bytes, or remove orphaned temp stores")
+    p = add(
+        "gc",
+        "evict LRU entries down to --max-bytes, break stale soft locks (--break-locks), "
+        "or remove orphaned temp stores (--temp)",
+    )
     p.add_argument("root", nargs="?")
     p.add_argument("--max-bytes", type=str, help="size budget: 500M, 2G, 4096, ...")
+    p.add_argument(
+        "--break-locks",
+        action="store_true",
+        help="remove soft-lock markers of dead holders on this host, and of other hosts "
+        "once older than --older-than",
+    )
+    p.add_argument(
+        "--older-than",
+        type=str,
+        help="age threshold in seconds for --break-locks (default: the lock timeout, 600)",
+    )
     p.add_argument("--temp", action="store_true", help="remove EphemeralStore dirs of dead pids")
     p.add_argument("--dir", help="where to look with --temp (default: the temp directory)")
     p.add_argument("--prefix", default=DEFAULT_PREFIX, help="EphemeralStore prefix (--temp)")
@@ -223,8 +241,8 @@ def _cmd_clear(args: argparse.Namespace) -> int:
 
 def _cmd_gc(args: argparse.Namespace) -> int:
     if args.temp:
-        if args.root is not None or args.max_bytes is not None:
-            raise _UsageError("gc --temp takes no ROOT and no --max-bytes")
+        if args.root is not None or args.max_bytes is not None or args.break_locks:
+            raise _UsageError("gc --temp takes no ROOT, no --max-bytes and no --break-locks")
         if args.dir is not None and not Path(args.dir).is_dir():
             raise _UsageError(f"--dir {args.dir!r} is not a directory")
         removed = remove_orphaned_temp_dirs(args.dir, args.prefix)
@@ -232,8 +250,14 @@ def _cmd_gc(args: argparse.Namespace) -> int:
         lines.append(f"removed {len(removed)} orphaned temporary stores")
         _emit(args, {"removed": removed}, lines)
         return 0
-    if args.root is None or args.max_bytes is None:
-        raise _UsageError("gc needs ROOT --max-bytes SIZE, or --temp")
+    if args.root is None or (args.max_bytes is None and not args.break_locks):
+        raise _UsageError("gc needs ROOT --max-bytes SIZE, ROOT --break-locks, or --temp")
+    if args.older_than is not None and not args.break_locks:
+        raise _UsageError("--older-than goes with --break-locks")
+    if args.break_locks:
+        if args.max_bytes is not None:
+            raise _UsageError("gc --break-locks takes no --max-bytes (run gc twice)")
+        return _gc_break_locks(args)
     try:
         budget = parse_size(args.max_bytes)
     except ValueError as exc:
@@ -247,6 +271,39 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     lines.append(
         f"evicted {len(evicted)} entries: {format_size(before)} -> {format_size(after)} "
         f"(budget {format_size(budget)})"
+    )
+    _emit(args, payload, lines)
+    return 0
+
+
+def _holder(m: LockMarker) -> str:
+    who = f"pid {m.pid}" if m.pid is not None else "unknown pid"
+    host = m.host if m.host is not None else "unknown host"
+    return f"{who} on {host}, age {m.age:.0f} s"
+
+
+def _gc_break_locks(args: argparse.Namespace) -> int:
+    store = _store(args.root)
+    if args.older_than is None:
+        threshold = store.lock_timeout
+    else:
+        try:
+            threshold = float(args.older_than)
+        except ValueError:
+            raise _UsageError(f"--older-than {args.older_than!r} is not a number") from None
+        if not threshold >= 0:
+            raise _UsageError(f"--older-than must be >= 0 seconds, got {args.older_than!r}")
+    removed, kept = break_soft_locks(store.root, threshold)
+    payload = {
+        "older_than": threshold,
+        "broken": [m.as_dict() for m in removed],
+        "kept": [m.as_dict() for m in kept],
+    }
+    lines = [f"broke lock {m.fingerprint} ({_holder(m)})" for m in removed]
+    lines += [f"kept lock {m.fingerprint} ({_holder(m)})" for m in kept]
+    lines.append(
+        f"broke {len(removed)} soft locks older than {threshold:g} s or held by dead "
+        f"processes of this host; kept {len(kept)}"
     )
     _emit(args, payload, lines)
     return 0

@@ -44,3 +44,29 @@ def load_then_maybe_raise(ref: Any, i: int) -> int:
     if i == 2:
         raise ValueError("task 2 failed on purpose")
     return int(nb.sum())
+
+
+def race_ensure_mode(
+    root: str, x_path: str, k: int, lock: str, barrier: Any, out: Any, load_k: int | None = None
+) -> None:
+    """``ensure`` with a given lock mode at the barrier; report stats, digest and ref."""
+    from knncache import PersistentStore
+
+    X = np.load(x_path)
+    store = PersistentStore(root, lock=lock)
+    barrier.wait(timeout=60)
+    ref = store.ensure(X, k)
+    nb, ds = ref.load(load_k if load_k is not None else k)
+    digest = hashlib.sha256(nb.tobytes() + ds.tobytes()).hexdigest()
+    out.put((os.getpid(), dict(store.stats), digest, ref, k))
+
+
+def hold_soft_lock(root: str, fp: str, ready: Any) -> None:
+    """Take the soft lock of entry ``fp`` and hang holding it (the parent SIGKILLs us)."""
+    from knncache import PersistentStore
+
+    store = PersistentStore(root, lock="soft")
+    store.root.mkdir(parents=True, exist_ok=True)
+    with store._lock(fp):
+        ready.set()
+        time.sleep(600)
