@@ -58,8 +58,13 @@ def squared_norms(A: npt.ArrayLike) -> npt.NDArray[np.float64]:
     numpy.ndarray
         ``float64`` array of shape ``(m,)``.
     """
-    a64 = _as_float32_rows(A, "A").astype(np.float64)
-    out: npt.NDArray[np.float64] = np.einsum("ij,ij->i", a64, a64)
+    a = _as_float32_rows(A, "A")
+    out = np.empty(a.shape[0], dtype=np.float64)
+    # Row chunks bound the float64 copy; each row's sum does not depend on the chunk.
+    step = max(1, _BLOCK_VALUES // max(1, a.shape[1]))
+    for s in range(0, a.shape[0], step):
+        a64 = a[s : s + step].astype(np.float64)
+        out[s : s + step] = np.einsum("ij,ij->i", a64, a64)
     return out
 
 

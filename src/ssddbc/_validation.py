@@ -196,6 +196,39 @@ def as_precomputed_knn(
     return nb_k, ds_k
 
 
+def as_candidate_graph(
+    precomputed_knn: Any, n: int, k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None:
+    """All columns of a validated ``precomputed_knn``, as a candidate graph, or ``None``.
+
+    Call after :func:`as_precomputed_knn` (which checked the pair and its first ``k``
+    columns). The extra columns are checked the same way. Only float32 distances qualify
+    (the exact graph knncache serves, whose values are those of
+    :func:`ssddbc._distances.euclidean_block`): a graph in another precision may order
+    near-ties differently, so ``None`` is returned and callers use distance blocks.
+    """
+    neighbors, distances = precomputed_knn
+    nb = np.asarray(neighbors)
+    ds = np.asarray(distances)
+    if ds.dtype != np.float32:
+        return None
+    name = "precomputed_knn"
+    nb_all = np.ascontiguousarray(nb, dtype=np.int64)
+    ds_all = np.ascontiguousarray(ds)
+    if nb_all.shape[1] > k:
+        extra_nb = nb_all[:, k:]
+        extra_ds = ds_all[:, k:]
+        if extra_nb.min() < 0 or extra_nb.max() >= n:
+            raise InvalidInputError(name, f"neighbor indices must lie in [0, {n}), some do not")
+        if (extra_nb == np.arange(n)[:, None]).any():
+            raise InvalidInputError(
+                name, "a row lists itself as a neighbour; self must be excluded"
+            )
+        if not np.isfinite(extra_ds).all() or (extra_ds < 0).any():
+            raise InvalidInputError(name, "distances must be finite and non-negative")
+    return nb_all, ds_all
+
+
 def as_pairwise(D: Any, n: int, name: str = "pairwise_distances") -> npt.NDArray[Any]:
     """Check a precomputed ``(n, n)`` distance matrix; returned as is (a memmap stays one).
 

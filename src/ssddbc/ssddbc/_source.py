@@ -3,6 +3,10 @@
 Both give the same float32 values (see :mod:`ssddbc._distances`), so every caller just asks
 for ``block(rows, cols)`` and never cares which one it has. Callers bound memory by asking
 for row blocks of at most :meth:`DistanceSource.row_step` rows.
+
+Without a matrix, a source may also carry a candidate graph (each point's ``M`` nearest
+neighbours with their exact distances): callers then answer most rows from it
+(:mod:`ssddbc.ssddbc._candidates`) and ask blocks only for the rows it cannot decide.
 """
 
 from __future__ import annotations
@@ -30,11 +34,21 @@ class DistanceSource:
     pairwise : numpy.ndarray, optional
         ``(N, N)`` matrix from :func:`ssddbc._distances.pairwise_euclidean` (a read-only
         memmap is fine: only the requested entries are read).
+    candidates : tuple, optional
+        ``(neighbors int64 (N, M), distances float32 (N, M))``: the exact global graph, self
+        excluded, rows in (distance, index) order, distances equal to the ones
+        :func:`ssddbc._distances.euclidean_block` gives. Used only without ``pairwise``.
     """
 
-    def __init__(self, X: npt.NDArray[Any], pairwise: npt.NDArray[Any] | None = None) -> None:
+    def __init__(
+        self,
+        X: npt.NDArray[Any],
+        pairwise: npt.NDArray[Any] | None = None,
+        candidates: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None,
+    ) -> None:
         self.X = X
         self.pairwise = pairwise
+        self.candidates = None if pairwise is not None else candidates
         self._x32: npt.NDArray[np.float32] | None = None
         self._sq: npt.NDArray[np.float64] | None = None
 

@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from ssddbc._errors import InvalidInputError
 from ssddbc._validation import (
+    as_candidate_graph,
     as_features,
     as_mask,
     as_pairwise,
@@ -139,8 +140,13 @@ def adaptive_density_clustering(
     precomputed_knn : tuple, optional
         ``(neighbors, distances)`` of the exact Euclidean graph (self excluded, rows in
         (distance, index) order) with at least ``k`` columns, e.g. a ``knncache.KnnGraph``
-        computed at a larger ``k``; only the first ``k`` columns are used. Computed with
-        ``knncache.compute_knn`` when omitted.
+        computed at a larger ``k``; densities and the cutoff use only the first ``k``
+        columns. Computed with ``knncache.compute_knn`` when omitted. Without
+        ``pairwise_distances``, all ``M >= k`` columns of a float32 graph (knncache's) also
+        serve as candidates: within-H neighbours, the small-cluster merge and assignment
+        strategies 2 and 3 are answered exactly from them wherever they decide, and from
+        distance blocks elsewhere, so a wider graph (e.g. ``M = 64``) makes large N cheap
+        without changing any result.
     pairwise_distances : numpy.ndarray, optional
         ``(N, N)`` matrix from :func:`ssddbc._distances.pairwise_euclidean` of this ``X``
         (a read-only memmap is fine). Only speed changes.
@@ -233,7 +239,15 @@ def adaptive_density_clustering(
     co = compute_co_value(co_mode, knn_dist, densities, neighbors, k, co_manual)
 
     # ---- 3. core clusters ----------------------------------------------------------------
-    source = DistanceSource(x, pairwise)
+    candidates = None
+    if pairwise is None:
+        # Without the matrix, the neighbour graph (all its columns) decides most distance
+        # questions exactly; blocks are computed only for the rows it cannot decide.
+        if knn is None:
+            candidates = (neighbors, knn_dist.astype(np.float32))
+        else:
+            candidates = as_candidate_graph(precomputed_knn, n, k)
+    source = DistanceSource(x, pairwise, candidates)
     nbr_lists = high_density_neighbors(source, high_idx, k, co)
     core_labels, _ = grow_core_clusters(high_idx, nbr_lists, labeled, y, densities)
 

@@ -11,6 +11,10 @@ result and all points are assigned at once, block by block:
 * strategy 1: the nearest cluster mean vector, ties to the lower cluster id.
 
 Means are taken in float64 over the float32 distances of :mod:`ssddbc._distances`.
+
+Without a distance matrix, strategies 3 and 2 first answer every point they can from the
+source's candidate graph (:mod:`ssddbc.ssddbc._candidates`: exact whenever the candidates
+decide) and compute only the remaining points against all core points.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy.typing as npt
 
 from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
+from ssddbc.ssddbc._candidates import first_members, three_nearest_choice
 from ssddbc.ssddbc._select import mean_of_smallest_per_group, smallest_per_row
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.clustering import core_point_order
@@ -42,6 +47,21 @@ def build_prototypes(X: npt.NDArray[Any], clusters: list[set[int]]) -> npt.NDArr
     member list; the same set gives the same row order and hence the same float rounding.
     """
     return np.stack([np.asarray(X[list(set(sorted(c)))]).mean(axis=0) for c in clusters])
+
+
+def _vote(
+    voter: npt.NDArray[np.int64], dist: npt.NDArray[Any], n_clusters: int
+) -> npt.NDArray[np.int64]:
+    """Weighted vote of each row's voters (nearest first); ties to the cluster met first."""
+    r, kv = voter.shape
+    weight = np.exp(-dist.astype(np.float64))
+    scores = np.zeros((r, n_clusters))
+    rr = np.arange(r)
+    for j in range(kv):  # accumulate in nearest-first order, as the original did
+        scores[rr, voter[:, j]] += weight[:, j]
+    best = scores.max(axis=1)
+    first = np.argmax(scores[rr[:, None], voter] == best[:, None], axis=1)
+    return voter[rr, first]
 
 
 def assign_sparse_points(
@@ -74,6 +94,13 @@ def assign_sparse_points(
         return out
     if assign_model == 3:
         cols, bounds = core_point_order(labels)
+        sizes = np.diff(bounds)
+        if source.candidates is not None:
+            nb, ds = source.candidates
+            choice = three_nearest_choice(nb[todo], ds[todo], labels, sizes)
+            done = choice >= 0
+            out[todo[done]] = choice[done]
+            todo = todo[~done]
         for sl, rows in source.row_blocks(todo, len(cols)):
             means = mean_of_smallest_per_group(source.block(rows, cols), bounds)
             out[todo[sl]] = np.argmin(means, axis=1)
@@ -81,17 +108,16 @@ def assign_sparse_points(
         core = np.flatnonzero(labels >= 0)
         kv = min(voting_k, core.size)
         n_clusters = int(labels[core].max()) + 1
+        if source.candidates is not None:
+            # The first kv core points of a global row are the kv nearest core points.
+            nb, ds = source.candidates
+            ok, idx, dist = first_members(nb[todo], ds[todo], labels >= 0, kv)
+            if ok.any():
+                out[todo[ok]] = _vote(labels[idx], dist, n_clusters)
+            todo = todo[~ok]
         for sl, rows in source.row_blocks(todo, core.size):
             pos, dist = smallest_per_row(source.block(rows, core), kv)
-            voter = labels[core[pos]]
-            weight = np.exp(-dist.astype(np.float64))
-            scores = np.zeros((len(rows), n_clusters))
-            r = np.arange(len(rows))
-            for j in range(kv):  # accumulate in nearest-first order, as the original did
-                scores[r, voter[:, j]] += weight[:, j]
-            best = scores.max(axis=1)
-            first = np.argmax(scores[r[:, None], voter] == best[:, None], axis=1)
-            out[todo[sl]] = voter[r, first]
+            out[todo[sl]] = _vote(labels[core[pos]], dist, n_clusters)
     elif assign_model == 1:
         cols, bounds = core_point_order(labels)
         clusters = [set(cols[bounds[g] : bounds[g + 1]].tolist()) for g in range(len(bounds) - 1)]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ssddbc.ssddbc._candidates import subset_neighbors
 from ssddbc.ssddbc._select import smallest_per_row
 from ssddbc.ssddbc._source import DistanceSource
 
@@ -84,19 +85,47 @@ def high_density_neighbors(
     """
     m = len(high_idx)
     kk = min(k, m - 1)
-    out: list[list[int]] = []
     per_point = np.ndim(co) > 0
     co_arr = np.asarray(co, dtype=np.float64)
-    for sl, rows in source.row_blocks(high_idx, m):
-        block = source.block(rows, high_idx)
-        local = np.arange(sl.start, sl.start + len(rows))
-        block[np.arange(len(rows)), local] = np.inf  # self is never its own neighbour
-        pos, dist = smallest_per_row(block, kk)
+
+    def keep(rows: Any, glob: Any, dist: Any) -> list[list[int]]:
         cut = co_arr[rows][:, None] if per_point else co_arr
         n_keep = np.count_nonzero(dist.astype(np.float64) <= cut, axis=1)
-        glob = high_idx[pos]
         # Rows are sorted by distance, so the kept neighbours are a prefix.
-        out.extend(g[:c] for g, c in zip(glob.tolist(), n_keep.tolist(), strict=True))
+        return [g[:c] for g, c in zip(glob.tolist(), n_keep.tolist(), strict=True)]
+
+    def exact(rows: Any, local: Any) -> list[list[int]]:
+        """Neighbour lists of ``rows`` (positions ``local`` in H) from distance blocks."""
+        got: list[list[int]] = []
+        for sl, chunk in source.row_blocks(rows, m):
+            block = source.block(chunk, high_idx)
+            block[np.arange(len(chunk)), local[sl]] = np.inf  # self is never its own neighbour
+            pos, dist = smallest_per_row(block, kk)
+            got.extend(keep(chunk, high_idx[pos], dist))
+        return got
+
+    if source.candidates is None:
+        return exact(high_idx, np.arange(m))
+
+    # The first kk members of H in a global row are the within-H neighbours whenever the
+    # row holds kk of them; the other rows are computed exactly.
+    nb, ds = source.candidates
+    member = np.zeros(nb.shape[0], dtype=bool)
+    member[high_idx] = True
+    out: list[list[int]] = [[] for _ in range(m)]
+    todo: list[int] = []
+    step = max(1, 1_000_000 // max(1, nb.shape[1]))
+    for s in range(0, m, step):
+        rows = high_idx[s : s + step]
+        ok, glob, dist = subset_neighbors(nb[rows], ds[rows], member, kk)
+        lists = keep(rows[ok], glob, dist)
+        for p, lst in zip((np.flatnonzero(ok) + s).tolist(), lists, strict=True):
+            out[p] = lst
+        todo.extend((np.flatnonzero(~ok) + s).tolist())
+    if todo:
+        local = np.asarray(todo, dtype=np.int64)
+        for p, lst in zip(todo, exact(high_idx[local], local), strict=True):
+            out[p] = lst
     return out
 
 

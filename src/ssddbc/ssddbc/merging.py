@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssddbc._distances import euclidean_block
+from ssddbc.ssddbc._candidates import three_nearest_choice
 from ssddbc.ssddbc._select import mean_of_smallest_per_group
 from ssddbc.ssddbc._source import DistanceSource
 
@@ -124,10 +125,21 @@ def merge_isolated_core_clusters(
         multis = [cid for cid in by_distance if members[cid].size > 1]
         if singles:
             rows = np.array([members[c][0] for c in singles], dtype=np.int64)
-            for sl, chunk in source.row_blocks(rows, len(cols)):
+            todo = np.arange(len(singles))
+            if source.candidates is not None:
+                # Decided from the candidate graph where it can (exact, see _candidates).
+                nb, ds = source.candidates
+                group = np.full(len(labels), -1, dtype=np.int64)
+                group[cols] = np.repeat(np.arange(non_isolated.size), sizes[non_isolated])
+                choice = three_nearest_choice(nb[rows], ds[rows], group, sizes[non_isolated])
+                for i in np.flatnonzero(choice >= 0).tolist():
+                    target_of[singles[i]] = int(non_isolated[choice[i]])
+                todo = np.flatnonzero(choice < 0)
+            for sl, chunk in source.row_blocks(rows[todo], len(cols)):
                 means = mean_of_smallest_per_group(source.block(chunk, cols), bounds)
-                for cid, j in zip(singles[sl], np.argmin(means, axis=1).tolist(), strict=True):
-                    target_of[cid] = int(non_isolated[j])
+                picked = np.argmin(means, axis=1).tolist()
+                for i, j in zip(todo[sl].tolist(), picked, strict=True):
+                    target_of[singles[i]] = int(non_isolated[j])
         if multis:
             # The mean vector in the features' own dtype, as the original computed it.
             protos = np.stack([np.asarray(X[members[c]]).mean(axis=0) for c in multis])
