@@ -153,9 +153,9 @@ def dask_session(spec: str) -> Iterator[DaskSession]:
                     n_workers=n_local,
                     threads_per_worker=1,
                     processes=True,
-                    # No dashboard: it needs bokeh and a free port, neither of which a
-                    # batch run should depend on.
-                    dashboard_address=None,
+                    # The scheduler always serves HTTP (the dashboard when bokeh is
+                    # installed); on an OS-chosen port, two runs never fight over 8787.
+                    dashboard_address=":0",
                     # Workers only read memory-mapped store files; Dask's memory monitor
                     # counts those mapped pages as worker memory and could pause or kill a
                     # worker that is merely reading a large entry.
