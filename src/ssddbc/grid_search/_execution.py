@@ -152,6 +152,7 @@ def _drain(
     ``concurrent.futures.Future`` can be resolved only once. When a Dask worker dies, the
     scheduler reruns its tasks elsewhere, but the client-side future of each task resolves
     once, with the final outcome, so ``results.csv`` cannot get a configuration twice.
+    Each future is dropped once delivered, so only pending ones are cancelled on an error.
     """
     futures: dict[Future[ConfigResult], ConfigTask] = {
         executor.submit(evaluate_config, t): t for t in tasks
@@ -159,7 +160,10 @@ def _drain(
     done = 0
     try:
         for future in as_completed(futures):
-            task = futures[future]
+            # Drop our reference as soon as a future is done: with Dask this releases the
+            # result on the worker, so a worker that dies later does not make the cluster
+            # recompute configurations that were already delivered.
+            task = futures.pop(future)
             try:
                 result = future.result()
             except BrokenProcessPool:
