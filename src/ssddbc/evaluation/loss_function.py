@@ -42,12 +42,16 @@ from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
 
 __all__ = [
+    "SILHOUETTE_SAMPLE_SIZE",
+    "SILHOUETTE_SEED",
     "SILHOUETTE_WEIGHT",
     "SelectionScore",
     "l1_loss",
     "local_density_penalty",
     "selection_score",
     "separation_score",
+    "silhouette_rows",
+    "silhouette_sample_indices",
     "unlabelled_silhouette",
 ]
 
@@ -57,6 +61,9 @@ SILHOUETTE_WEIGHT = 3.0
 L1_EPSILON = 1e-10
 #: Rows of the distance matrix handled at once: 1024 rows × N float64 columns.
 DEFAULT_BLOCK_ROWS = 1024
+#: Default sample of a sampled silhouette (large N): this many unlabelled points, this seed.
+SILHOUETTE_SAMPLE_SIZE = 2000
+SILHOUETTE_SEED = 0
 
 
 class SelectionScore(NamedTuple):
@@ -179,18 +186,121 @@ def _cluster_distance_sums(
     return S
 
 
+def silhouette_sample_indices(
+    labeled_mask: ArrayLike, size: int = SILHOUETTE_SAMPLE_SIZE, seed: int = SILHOUETTE_SEED
+) -> NDArray[np.int64]:
+    """The seeded sample of unlabelled points a sampled silhouette is averaged over.
+
+    ``min(size, #unlabelled)`` distinct unlabelled indices drawn with
+    ``numpy.random.default_rng(seed)`` and returned sorted: the same mask, size and seed give
+    the same sample on every machine and in every process.
+
+    Parameters
+    ----------
+    labeled_mask : array_like of bool or 0/1, shape (n,)
+        True for labelled samples (never sampled).
+    size : int
+        Sample size, ``>= 1``.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 sorted indices.
+    """
+    arr = np.asarray(labeled_mask)
+    if arr.ndim != 1:
+        raise InvalidInputError("labeled_mask", f"expected a 1-D array, got shape {arr.shape}")
+    unl = np.flatnonzero(~_mask("labeled_mask", arr, arr.shape[0]))
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise InvalidInputError("size", f"expected a positive int, got {size!r}")
+    if unl.size <= size:
+        return unl.astype(np.int64)
+    pick = np.random.default_rng(seed).choice(unl.size, size=int(size), replace=False)
+    return np.sort(unl[pick]).astype(np.int64)
+
+
+def silhouette_rows(X: ArrayLike, indices: ArrayLike) -> NDArray[np.float32]:
+    """Distance rows ``D[indices, :]`` of a sampled silhouette, float32 ``(len(indices), n)``.
+
+    The values of :func:`ssddbc._distances.euclidean_block` (those the full matrix holds), so
+    a silhouette from these rows equals one read from the full matrix. Compute once per
+    feature matrix and share (a search stores them next to the neighbour graph).
+    """
+    feats = np.ascontiguousarray(np.asarray(X), dtype=np.float32)
+    idx = np.asarray(indices, dtype=np.int64)
+    return euclidean_block(feats[idx], feats)
+
+
+def _sampled_silhouette(
+    idx: NDArray[np.intp],
+    n_clusters: int,
+    unl: NDArray[np.bool_],
+    silhouette_rows: tuple[ArrayLike, ArrayLike],
+    n: int,
+    block_rows: int,
+) -> float:
+    try:
+        sample, rows = silhouette_rows
+    except (TypeError, ValueError):
+        raise InvalidInputError("silhouette_rows", "expected an (indices, rows) pair") from None
+    sample = np.asarray(sample)
+    R = rows if isinstance(rows, np.ndarray) else np.asarray(rows)
+    if sample.ndim != 1 or sample.dtype.kind not in "iu" or R.shape != (sample.size, n):
+        raise InvalidInputError(
+            "silhouette_rows",
+            f"expected indices (s,) and rows (s, {n}), got {sample.shape} {sample.dtype} "
+            f"and {R.shape}",
+        )
+    if sample.size == 0:
+        return 0.0
+    if sample.min() < 0 or sample.max() >= n or not unl[sample].all():
+        raise InvalidInputError(
+            "silhouette_rows", "the sample indices must be unlabelled points in range"
+        )
+    counts = np.bincount(idx, minlength=n_clusters)
+    sums = np.empty((sample.size, n_clusters))
+    for lo in range(0, sample.size, block_rows):
+        blk = np.asarray(R[lo : lo + block_rows])
+        for j in range(blk.shape[0]):
+            # bincount adds each row's values in index order, in float64: deterministic.
+            sums[lo + j] = np.bincount(idx, weights=blk[j], minlength=n_clusters)
+    return float(_silhouette_values(sums, idx[sample], counts).mean())
+
+
+def _silhouette_values(
+    sums: NDArray[np.float64], own: NDArray[np.intp], counts: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Silhouette of points with per-cluster distance sums ``sums`` and own cluster ``own``."""
+    r = np.arange(own.size)
+    own_count = counts[own]
+    intra = sums[r, own] / np.maximum(own_count - 1, 1)
+    means = sums / counts
+    means[r, own] = np.inf
+    inter = means.min(axis=1)
+    denom = np.maximum(intra, inter)
+    s = np.divide(inter - intra, denom, out=np.zeros(own.size), where=denom > 0)
+    s[own_count == 1] = 0.0
+    return s
+
+
 def unlabelled_silhouette(
     labels: ArrayLike,
     labeled_mask: ArrayLike,
     *,
     pairwise_distances: ArrayLike | None = None,
     X: ArrayLike | None = None,
+    silhouette_rows: tuple[ArrayLike, ArrayLike] | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS,
 ) -> float:
     """Mean silhouette of the unlabelled points, against all points and clusters.
 
     Equal to ``sklearn.metrics.silhouette_samples(X, labels)[~labeled_mask].mean()`` (every
     distinct label, ``-1`` included, is a cluster; a point alone in its cluster scores 0).
+    With ``silhouette_rows`` it is the same mean over a sample of the unlabelled points
+    instead (each sampled point's silhouette still exact, against all points): for large N,
+    where the full computation costs O(N² d) per partition.
 
     Parameters
     ----------
@@ -206,6 +316,12 @@ def unlabelled_silhouette(
         distances from blocks of ``block_rows`` points to the unlabelled points are computed
         on the fly with :func:`ssddbc._distances.euclidean_block`, the same values
         :func:`~ssddbc._distances.pairwise_euclidean` would store.
+    silhouette_rows : tuple, optional
+        ``(indices, rows)``: sorted unlabelled indices ``(s,)`` (e.g. from
+        :func:`silhouette_sample_indices`) and their distance rows ``(s, n)`` from
+        :func:`silhouette_rows` (a read-only memmap is fine). Takes precedence over
+        ``pairwise_distances`` and ``X``; the result is the mean over the sample, which
+        equals ``silhouette_samples(X, labels)[indices].mean()``. Cost O(s·n) per call.
     block_rows : int
         Rows per block, bounding the temporary memory to about ``block_rows × n`` floats.
 
@@ -223,6 +339,13 @@ def unlabelled_silhouette(
     lab = _labels("labels", labels)
     n = lab.shape[0]
     unl = ~_mask("labeled_mask", labeled_mask, n)
+    if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
+        raise InvalidInputError("block_rows", f"expected a positive int, got {block_rows!r}")
+    if silhouette_rows is not None:
+        clusters, idx = np.unique(lab, return_inverse=True)
+        if clusters.size < 2 or not unl.any():
+            return 0.0
+        return _sampled_silhouette(idx, clusters.size, unl, silhouette_rows, n, block_rows)
     D = None
     feats = None
     if pairwise_distances is not None:
@@ -243,8 +366,6 @@ def unlabelled_silhouette(
         feats = np.ascontiguousarray(feats, dtype=np.float32)
     else:
         raise InvalidInputError("pairwise_distances", "give pairwise_distances or X")
-    if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
-        raise InvalidInputError("block_rows", f"expected a positive int, got {block_rows!r}")
 
     clusters, idx = np.unique(lab, return_inverse=True)
     n_clusters = clusters.size
@@ -254,17 +375,7 @@ def unlabelled_silhouette(
 
     counts = np.bincount(idx, minlength=n_clusters)
     sums = _cluster_distance_sums(idx, n_clusters, targets, D, feats, block_rows)
-    own = idx[targets]
-    r = np.arange(targets.size)
-    own_count = counts[own]
-    intra = sums[r, own] / np.maximum(own_count - 1, 1)
-    means = sums / counts
-    means[r, own] = np.inf
-    inter = means.min(axis=1)
-    denom = np.maximum(intra, inter)
-    s = np.divide(inter - intra, denom, out=np.zeros(targets.size), where=denom > 0)
-    s[own_count == 1] = 0.0
-    return float(s.mean())
+    return float(_silhouette_values(sums, idx[targets], counts).mean())
 
 
 def separation_score(core_clusters: Iterable[Iterable[int]], X: ArrayLike) -> float:
@@ -339,6 +450,7 @@ def selection_score(
     pairwise_distances: ArrayLike | None = None,
     X: ArrayLike | None = None,
     core_clusters: Sequence[Iterable[int]] | None = None,
+    silhouette_rows: tuple[ArrayLike, ArrayLike] | None = None,
     block_rows: int = DEFAULT_BLOCK_ROWS,
 ) -> SelectionScore:
     """The label-only score the search maximises: ``-L1 + 3.0 * S``.
@@ -361,6 +473,9 @@ def selection_score(
         Features; needed when ``pairwise_distances`` is absent, and for the separation score.
     core_clusters : sequence of iterables of int, optional
         The algorithm's core clusters; with ``X`` they give ``separation_score``.
+    silhouette_rows : tuple, optional
+        ``(indices, rows)`` of a sampled silhouette (see :func:`unlabelled_silhouette`):
+        the silhouette is then the mean over that sample of unlabelled points. For large N.
     block_rows : int
         Rows of distances handled at once by the silhouette.
 
@@ -375,7 +490,12 @@ def selection_score(
     """
     l1 = l1_loss(labels, targets, labeled_mask)
     sil = unlabelled_silhouette(
-        labels, labeled_mask, pairwise_distances=pairwise_distances, X=X, block_rows=block_rows
+        labels,
+        labeled_mask,
+        pairwise_distances=pairwise_distances,
+        X=X,
+        silhouette_rows=silhouette_rows,
+        block_rows=block_rows,
     )
     sep = float("nan")
     if core_clusters is not None and X is not None:
