@@ -9,6 +9,19 @@ the entry's files as read-only memory maps (:func:`evaluate_config`), once per p
 
 Serial and parallel searches call the same :func:`evaluate_config`, so switching modes
 changes nothing but speed.
+
+Two paths, chosen by N and recorded in :class:`SharedInputs`:
+
+* N <= :data:`PAIRWISE_MAX_N`: the full ``(N, N)`` distance matrix is shared; every distance
+  a configuration needs is read from it and the silhouette is exact over all unlabelled
+  points.
+* larger N (no N×N array anywhere): the graph is ensured at ``max(k_max,``
+  :data:`CANDIDATE_WIDTH` ``)`` columns and handed whole to the clustering, which answers
+  within-H neighbours, merges and assignments exactly from those candidates (blocks only for
+  the rows they cannot decide); the silhouette is the exact silhouette of a seeded sample of
+  :data:`~ssddbc.evaluation.SILHOUETTE_SAMPLE_SIZE` unlabelled points, from their distance
+  rows computed once and shared (``ConfigResult.silhouette_sample`` says so). Labels are the
+  same as on the matrix path; only the silhouette (hence the score) is an estimate.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ from knncache import (
 )
 
 __all__ = [
+    "CANDIDATE_WIDTH",
     "PAIRWISE_ARRAY",
     "PAIRWISE_MAX_N",
     "AlgorithmParams",
@@ -54,6 +68,11 @@ PAIRWISE_ARRAY = "pairwise_euclidean_v1"
 #: (20,000² × 4 bytes = 1.6 GB on disk, paged in on demand). Above it every configuration
 #: works blockwise from the features instead.
 PAIRWISE_MAX_N = 20_000
+
+#: Columns of the neighbour graph ensured for N > PAIRWISE_MAX_N: the clustering uses all of
+#: them as exact candidates (see ssddbc.ssddbc._candidates); wider answers more rows from the
+#: graph at the price of a larger graph.
+CANDIDATE_WIDTH = 64
 
 # Rows of the shared split array (one int64 (4, N) array, so one file and one checksum).
 _TARGETS, _KNOWN, _LABELED, _EVAL = range(4)
@@ -83,15 +102,27 @@ class SharedInputs:
         Name of the (4, N) int64 array holding targets, known mask, labelled mask and the
         evaluation mask.
     has_pairwise : bool
-        Whether the entry holds :data:`PAIRWISE_ARRAY`.
+        Whether the entry holds :data:`PAIRWISE_ARRAY` (the matrix path).
     searched : bool
         Whether preparing the entry ran a neighbour search (False on a cache hit).
+    candidate_width : int
+        0 on the matrix path; else the graph's column count, all passed to the clustering as
+        candidates.
+    silhouette_sample : int
+        0 when the silhouette is exact over all unlabelled points; else the size of the
+        seeded sample it is averaged over.
+    silhouette_index_array, silhouette_rows_array : str
+        Names of the sample's indices and distance rows in the entry ("" when unsampled).
     """
 
     ref: KnnRef
     split_array: str
     has_pairwise: bool
     searched: bool
+    candidate_width: int = 0
+    silhouette_sample: int = 0
+    silhouette_index_array: str = ""
+    silhouette_rows_array: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,7 +159,11 @@ class ConfigTask:
 
 @dataclass
 class ConfigResult:
-    """Metrics of one configuration (small: no per-sample arrays)."""
+    """Metrics of one configuration (small: no per-sample arrays).
+
+    ``silhouette_sample`` is 0 when ``silhouette`` is exact over all unlabelled points, else
+    the size of the seeded sample of unlabelled points it was averaged over (large N).
+    """
 
     group: str
     k: int
@@ -137,6 +172,7 @@ class ConfigResult:
     score: float = float("nan")
     l1_loss: float = float("nan")
     silhouette: float = float("nan")
+    silhouette_sample: int = 0
     all_acc: float = float("nan")
     old_acc: float = float("nan")
     new_acc: float = float("nan")
@@ -153,6 +189,7 @@ class ConfigResult:
             "score": self.score,
             "l1_loss": self.l1_loss,
             "silhouette": self.silhouette,
+            "silhouette_sample": self.silhouette_sample,
             "all_acc": self.all_acc,
             "old_acc": self.old_acc,
             "new_acc": self.new_acc,
@@ -164,6 +201,21 @@ class ConfigResult:
 def _split_name(split: np.ndarray) -> str:
     digest = xxhash.xxh3_64_hexdigest(np.ascontiguousarray(split).tobytes())
     return f"split_{digest}"
+
+
+def _sample_names(split_name: str, size: int, seed: int) -> tuple[str, str]:
+    digest = split_name.removeprefix("split_")
+    tag = f"s{size}_seed{seed}_{digest}"
+    return f"silhouette_index_{tag}", f"silhouette_rows_{tag}"
+
+
+def _sample_arrays(
+    features: Any, labeled_mask: np.ndarray, size: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    from ssddbc.evaluation import silhouette_rows, silhouette_sample_indices
+
+    index = silhouette_sample_indices(labeled_mask, size, seed)
+    return index, silhouette_rows(features, index)
 
 
 def prepare_inputs(
@@ -178,8 +230,9 @@ def prepare_inputs(
 ) -> SharedInputs:
     """Ensure everything the configurations of one feature matrix share, once.
 
-    Runs at most one neighbour search (at ``k_max``) and computes the pairwise distances at
-    most once per feature matrix; on a warm store it runs neither.
+    Runs at most one neighbour search and computes the pairwise distances (N <=
+    :data:`PAIRWISE_MAX_N`) or the sampled silhouette rows (larger N) at most once per
+    feature matrix; on a warm store it runs none of them.
 
     Parameters
     ----------
@@ -196,8 +249,11 @@ def prepare_inputs(
     -------
     SharedInputs
     """
+    n = int(features.shape[0])
+    has_pairwise = n <= PAIRWISE_MAX_N
+    width = k_max if has_pairwise else min(n - 1, max(k_max, CANDIDATE_WIDTH))
     searches_before = store.stats["searches"]
-    ref = store.ensure(features, k_max, store_features=True)
+    ref = store.ensure(features, width, store_features=True)
     searched = store.stats["searches"] > searches_before
 
     split = np.stack(
@@ -211,12 +267,44 @@ def prepare_inputs(
     name = _split_name(split)
     store.ensure_array(ref, name, lambda _features: split)
 
-    has_pairwise = ref.n <= PAIRWISE_MAX_N
     if has_pairwise:
         from ssddbc._distances import pairwise_euclidean
 
         store.ensure_array(ref, PAIRWISE_ARRAY, pairwise_euclidean)
-    return SharedInputs(ref=ref, split_array=name, has_pairwise=has_pairwise, searched=searched)
+        return SharedInputs(ref=ref, split_array=name, has_pairwise=True, searched=searched)
+
+    from ssddbc.evaluation import SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED
+
+    labeled = np.asarray(labeled_mask, dtype=bool)
+    size = min(SILHOUETTE_SAMPLE_SIZE, int(np.count_nonzero(~labeled)))
+    index_name, rows_name = _sample_names(name, SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED)
+    if size:
+        computed: dict[str, np.ndarray] = {}
+
+        def sample_index(feats: Any) -> np.ndarray:
+            index, rows = _sample_arrays(feats, labeled, SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED)
+            computed["rows"] = rows
+            return index
+
+        def sample_rows(feats: Any) -> np.ndarray:
+            rows = computed.pop("rows", None)
+            if rows is None:
+                rows = _sample_arrays(feats, labeled, SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED)[1]
+            return rows
+
+        store.ensure_array(ref, index_name, sample_index)
+        store.ensure_array(ref, rows_name, sample_rows)
+        computed.clear()
+    return SharedInputs(
+        ref=ref,
+        split_array=name,
+        has_pairwise=False,
+        searched=searched,
+        candidate_width=int(ref.k),
+        silhouette_sample=size,
+        silhouette_index_array=index_name if size else "",
+        silhouette_rows_array=rows_name if size else "",
+    )
 
 
 @dataclass
@@ -227,6 +315,8 @@ class _Resources:
     pairwise: np.ndarray | None
     split: np.ndarray
     fallback: bool
+    sample_index: np.ndarray | None = None
+    sample_rows: np.ndarray | None = None
 
 
 # Per-process cache of opened memory maps: a worker opens an entry's files once and every
@@ -264,6 +354,9 @@ def _load_resources(task: ConfigTask) -> _Resources:
             split=shared.ref.array(shared.split_array),
             fallback=False,
         )
+        if shared.silhouette_rows_array:
+            res.sample_index = shared.ref.array(shared.silhouette_index_array)
+            res.sample_rows = shared.ref.array(shared.silhouette_rows_array)
     except EntryNotFoundError:
         res = _recompute_resources(task)
     return res
@@ -322,7 +415,7 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
             f"the knncache entry vanished and the split in {source!r} changed since the run "
             "started; rerun the search",
         )
-    return _Resources(
+    res = _Resources(
         features=data.features,
         neighbors=graph.neighbors,
         distances=graph.distances,
@@ -330,6 +423,13 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
         split=split,
         fallback=True,
     )
+    if shared.silhouette_rows_array:
+        from ssddbc.evaluation import SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED
+
+        res.sample_index, res.sample_rows = _sample_arrays(
+            data.features, data.labeled_mask, SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED
+        )
+    return res
 
 
 def run_configuration(
@@ -352,7 +452,13 @@ def run_configuration(
         co_manual=p.co_manual,
         assign_model=p.assign_model,
         voting_k=p.voting_k,
-        precomputed_knn=(res.neighbors[:, : task.k], res.distances[:, : task.k]),
+        # Matrix path: the first k columns. Otherwise the whole graph, whose extra columns
+        # the clustering uses as exact candidates.
+        precomputed_knn=(
+            (res.neighbors[:, : task.k], res.distances[:, : task.k])
+            if res.pairwise is not None
+            else (res.neighbors, res.distances)
+        ),
         pairwise_distances=res.pairwise,
     )
     return tuple(out), res
@@ -381,12 +487,14 @@ def evaluate_config(task: ConfigTask) -> ConfigResult:
         labeled = res.split[_LABELED].astype(bool)
         known = res.split[_KNOWN].astype(bool)
         evaluated = res.split[_EVAL].astype(bool)
+        sampled = res.sample_rows is not None and res.pairwise is None
         score = selection_score(
             labels,
             targets,
             labeled,
             pairwise_distances=res.pairwise,
             X=None if res.pairwise is not None else res.features,
+            silhouette_rows=(res.sample_index, res.sample_rows) if sampled else None,
         )
         all_acc, old_acc, new_acc = split_cluster_acc_v2(
             targets[evaluated], labels[evaluated], known[evaluated]
@@ -395,6 +503,8 @@ def evaluate_config(task: ConfigTask) -> ConfigResult:
         result.score = float(score.score)
         result.l1_loss = float(score.l1_loss)
         result.silhouette = float(score.silhouette)
+        if sampled and res.sample_index is not None:
+            result.silhouette_sample = int(res.sample_index.size)
         result.all_acc = float(all_acc)
         result.old_acc = float(old_acc)
         result.new_acc = float(new_acc)
