@@ -7,7 +7,9 @@ Layout (names readable by a person)::
     <root>/<fingerprint>/features.npy           (n, d), the caller's dtype (when stored)
     <root>/<fingerprint>/array_{name}.npy       extra arrays (KnnStore.ensure_array)
     <root>/<fingerprint>/meta.json              written last: the commit marker
-    <root>/<fingerprint>.lock                   the entry's lock file (not an entry)
+    <root>/<fingerprint>.lock                   the entry's lock file, lock="hard" (not an entry)
+    <root>/<fingerprint>.softlock               the entry's lock marker, lock="soft": one JSON
+                                                line (host, pid, acquired, token, ...)
 """
 
 from __future__ import annotations

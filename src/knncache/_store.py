@@ -223,8 +223,9 @@ class KnnStore(abc.ABC):
         self.close()
 
     def __repr__(self) -> str:
+        lock = "" if self._locking.name == "hard" else f", lock={self._locking.name!r}"
         state = " closed" if self._closed else ""
-        return f"{type(self).__name__}({str(self._root)!r}{state})"
+        return f"{type(self).__name__}({str(self._root)!r}{lock}{state})"
 
     # ------------------------------------------------------------------ helpers
     def _check_open(self) -> None:

@@ -22,7 +22,9 @@ def race_ensure(root: str, x_path: str, k: int, barrier: Any, out: Any) -> None:
     out.put((os.getpid(), dict(store.stats), digest, ref))
 
 
-def write_then_hang_before_meta(root: str, x_path: str, k: int, ready: Any) -> None:
+def write_then_hang_before_meta(
+    root: str, x_path: str, k: int, ready: Any, lock: str = "hard"
+) -> None:
     """Start writing an entry, then block just before ``meta.json`` is renamed into place."""
     import knncache._atomic as atomic_mod
     from knncache import PersistentStore
@@ -36,7 +38,7 @@ def write_then_hang_before_meta(root: str, x_path: str, k: int, ready: Any) -> N
         real_replace(src, dst)
 
     atomic_mod.os.replace = hang  # type: ignore[assignment]  # only in this doomed child
-    PersistentStore(root).ensure(np.load(x_path), k)
+    PersistentStore(root, lock=lock).ensure(np.load(x_path), k)
 
 
 def load_then_maybe_raise(ref: Any, i: int) -> int:

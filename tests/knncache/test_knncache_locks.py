@@ -226,7 +226,9 @@ def _race(root: str, x_path: str, ks: list[int], lock: str) -> list[Any]:
     barrier = SPAWN.Barrier(len(ks))
     out = SPAWN.Queue()
     procs = [
-        SPAWN.Process(target=kc_workers.race_ensure_mode, args=(root, x_path, k, lock, barrier, out))
+        SPAWN.Process(
+            target=kc_workers.race_ensure_mode, args=(root, x_path, k, lock, barrier, out)
+        )
         for k in ks
     ]
     for p in procs:
@@ -375,6 +377,36 @@ def test_soft_sigkilled_holder_then_gc_and_ensure(tmp_path: Path, X: np.ndarray)
     ref = PersistentStore(root, lock="soft", lock_timeout=60).ensure(X, 5)
     _same_graph(ref, X, 5)
     assert _markers(root) == []
+
+
+@pytest.mark.slow
+def test_soft_writer_sigkilled_mid_write(
+    tmp_path: Path, features_file: tuple[np.ndarray, str]
+) -> None:
+    """A holder dies between its files and its meta: the next ensure breaks and completes."""
+    X, x_path = features_file
+    root = tmp_path / "store"
+    ready = SPAWN.Event()
+    p = SPAWN.Process(
+        target=kc_workers.write_then_hang_before_meta, args=(str(root), x_path, 8, ready, "soft")
+    )
+    p.start()
+    try:
+        assert ready.wait(timeout=120)
+    finally:
+        assert p.pid is not None
+        os.kill(p.pid, signal.SIGKILL)
+        p.join(timeout=30)
+    fp = fingerprint(X)
+    assert _markers(root) == [f"{fp}.softlock"]
+    assert "meta.json" not in os.listdir(root / fp)
+    store = PersistentStore(root, lock="soft", lock_timeout=60)
+    assert store.entries() == [] and store.get(fp) is None  # nothing partial is served
+    t0 = time.monotonic()
+    ref = store.ensure(X, 8)
+    assert time.monotonic() - t0 < 30
+    _same_graph(ref, X, 8)
+    assert store.verify() == [] and _markers(root) == []
 
 
 @pytest.mark.parametrize("age", [3600.0, 0.0])
