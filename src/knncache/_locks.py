@@ -36,6 +36,17 @@ locks (GHSA-fq56-3cx3-fjxp: a live marker created on a reused inode number is re
 stale) cannot happen here. The one remaining race (a live marker displaced and a third
 contender taking the path before it is linked back) admits two holders, which costs a
 duplicate search and nothing else.
+
+Why not filelock's ``SoftFileLock``/``MarkerSoftFileLock`` (filelock 4.3): their marker
+records pid, host and process start but no acquisition time, and their stale break
+recognises the marker by inode number and mtime (pinned by an open descriptor since the
+fix of GHSA-fq56-3cx3-fjxp, a guarantee of one kernel, not of an NFS server shared by many
+clients); their ``break_lock`` removes by path without checking what it removes. The hard
+lock is filelock's ``FileLock``.
+
+Ages compare the holder's clock (``acquired``) with the reader's: hosts sharing a store
+should run NTP. Extra arrays (``ensure_array``) written without an exclusive lock must be
+computed deterministically, like the graph, for racing writers to agree byte for byte.
 """
 
 from __future__ import annotations

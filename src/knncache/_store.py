@@ -593,7 +593,10 @@ class KnnStore(abc.ABC):
         (``stats["array_computes"]``); otherwise nothing is computed
         (``stats["array_hits"]``). Workers read it with ``ref.array(name)``. Extra arrays
         survive a replacement of the entry at a larger ``k``, count toward ``max_bytes`` and
-        are checked by :meth:`verify`.
+        are checked by :meth:`verify`. Without an exclusive lock (``lock="soft"`` or
+        ``"none"``) racing writers may both compute: ``compute`` must then be deterministic
+        (same bytes), or one writer's checksum may meet the other's file and the entry be
+        rebuilt.
 
         Parameters
         ----------
