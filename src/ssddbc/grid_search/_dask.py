@@ -14,6 +14,8 @@ so it must live on a filesystem that every worker mounts at the same path.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import ExitStack, contextmanager
@@ -88,15 +90,27 @@ class ThreadLimitsPlugin(WorkerPlugin):
 
     Registered with ``client.register_plugin``, it also runs on a worker that the nanny
     restarts after a crash, which a one-off ``client.run`` would miss.
+
+    Parameters
+    ----------
+    threads : int
+        BLAS/OpenMP threads per worker thread.
+    ignore_sigint : bool
+        Also ignore SIGINT in the worker process. Only for workers this run started
+        (``local:N``): they share the terminal's process group, and Ctrl-C should reach the
+        main process alone, which journals what finished and then closes the cluster.
     """
 
     name = "ssddbc-thread-limits"
 
-    def __init__(self, threads: int = 1) -> None:
+    def __init__(self, threads: int = 1, *, ignore_sigint: bool = False) -> None:
         self.threads = threads
+        self.ignore_sigint = ignore_sigint
 
     def setup(self, worker: Any) -> None:
         cap_threads(self.threads)
+        if self.ignore_sigint and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @dataclass
@@ -165,7 +179,7 @@ def dask_session(spec: str) -> Iterator[DaskSession]:
             client = stack.enter_context(Client(cluster, timeout=CONNECT_TIMEOUT))
         else:
             client = stack.enter_context(Client(spec.strip(), timeout=CONNECT_TIMEOUT))
-        client.register_plugin(ThreadLimitsPlugin(1))
+        client.register_plugin(ThreadLimitsPlugin(1, ignore_sigint=n_local is not None))
         yield DaskSession(
             client=client,
             executor=client.get_executor(),

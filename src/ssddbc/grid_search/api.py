@@ -154,7 +154,13 @@ def run_clustering_search_on_features(
         Where the neighbour graph and shared arrays live. None: a private
         :class:`knncache.EphemeralStore`, removed when the call returns or raises.
     executor : Executor or None
-        Run the configurations on this executor instead of a local pool.
+        Run the configurations on this executor instead of a local pool, for example a Dask
+        ``client.get_executor()`` (optional extra ``knncache[dask]``). Its workers open the
+        store's files by path: on workers of other hosts, pass a ``store`` on a filesystem
+        they all mount at the same path (a ``PersistentStore`` there, or
+        ``EphemeralStore(dir=...)`` inside it); the default temporary store is local. A
+        configuration the executor fails to run (a Dask ``KilledWorker``) is reported in
+        ``errors`` like one that raised.
     eval_mask : array of shape (N,) or None
         Samples the reported accuracies are computed on (default: the unlabelled samples,
         the standard GCD protocol). Never used for the selection.
