@@ -197,6 +197,8 @@ def test_scheduler_matches_local_pool_and_workers_never_search(
     )
     assert dask_run.returncode == 0, dask_run.stderr
     assert "note: Dask workers open the knncache stores" in dask_run.stderr
+    # The run cleaned up after itself on a cluster it does not own.
+    assert "ssddbc-thread-limits" not in cluster.scheduler.worker_plugins
     pool_run, run2 = _search(digits_cache, tmp_path / "pool", "--n_jobs", "2")
     assert pool_run.returncode == 0, pool_run.stderr
 

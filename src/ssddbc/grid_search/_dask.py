@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -180,12 +181,23 @@ def dask_session(spec: str) -> Iterator[DaskSession]:
         else:
             client = stack.enter_context(Client(spec.strip(), timeout=CONNECT_TIMEOUT))
         client.register_plugin(ThreadLimitsPlugin(1, ignore_sigint=n_local is not None))
+        if n_local is None:
+            # A shared cluster outlives the run: do not leave the plugin to workers that
+            # join later for someone else's work (the caps already applied stay).
+            stack.callback(_unregister_quietly, client, ThreadLimitsPlugin.name)
         yield DaskSession(
             client=client,
             executor=client.get_executor(),
             address=str(client.scheduler.address),
             local=n_local is not None,
         )
+
+
+def _unregister_quietly(client: Client, name: str) -> None:
+    try:
+        client.unregister_worker_plugin(name)
+    except Exception as exc:  # best effort at exit: the scheduler may be gone already
+        print(f"note: could not unregister Dask worker plugin {name!r}: {exc}", file=sys.stderr)
 
 
 def workers_missing_path(client: Client, path: str) -> list[str]:
