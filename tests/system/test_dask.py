@@ -247,7 +247,10 @@ def test_api_with_dask_executor_equals_serial(client: Client, digits_cache: Path
 
 
 def test_local_n_end_to_end(digits_cache: Path, tmp_path: Path) -> None:
-    proc, run = _search(digits_cache, tmp_path / "out", "--scheduler", "local:2")
+    # As on a cluster's shared filesystem: soft (marker-file) locks on the knncache stores.
+    proc, run = _search(
+        digits_cache, tmp_path / "out", "--scheduler", "local:2", "--knn_lock", "soft"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "started for this run), 2 worker(s), 2 thread(s)" in proc.stdout
     rows = _rows(run)

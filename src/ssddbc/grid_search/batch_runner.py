@@ -155,6 +155,15 @@ def build_parser() -> argparse.ArgumentParser:
         "variables to 1 by default, keep it so). Conflicts with --n_jobs/--no_parallel",
     )
     p.add_argument(
+        "--knn_lock",
+        choices=("hard", "soft", "none"),
+        default="hard",
+        help="how the knncache stores lock an entry while one process computes it: hard "
+        "(fcntl/flock; local disks), soft (marker files naming the holder's host and pid; "
+        "for NFS/Lustre, where flock is unreliable), none (no lock: still correct, two runs "
+        "racing may both search)",
+    )
+    p.add_argument(
         "--output_dir", default=str(DEFAULT_OUTPUT_DIR), help="where run folders are created"
     )
     p.add_argument(
@@ -504,6 +513,7 @@ def _execute(
             data=d,
             eval_mask=eval_mask,
             k_max=max(cfg.k_values),
+            lock=args.knn_lock,
         )
         knn_stats[name] = stats
         how = "searched" if shared.searched else "cache hit"
@@ -592,10 +602,10 @@ def _cell(entry: dict[str, Any] | None) -> tuple[int, int] | None:
 
 
 def _prepare(
-    *, fcd: Path, name: str, data: Any, eval_mask: Any, k_max: int
+    *, fcd: Path, name: str, data: Any, eval_mask: Any, k_max: int, lock: str = "hard"
 ) -> tuple[SharedInputs, dict[str, Any]]:
     """Ensure the superclass's graph and shared arrays, in the main process, once."""
-    store: Any = PersistentStore(fcd / name / "knn_cache")
+    store: Any = PersistentStore(fcd / name / "knn_cache", lock=lock)
     args = (data.features, data.targets, data.known_mask, data.labeled_mask, eval_mask)
     try:
         shared = prepare_inputs(store, *args, k_max=k_max)
