@@ -162,7 +162,7 @@ def test_core_does_not_import_distributed() -> None:
 
 
 def test_scheduler_flag_errors_are_one_line(
-    digits_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    digits_cache: Path, tmp_path: Path, capsys: Any
 ) -> None:
     from ssddbc.grid_search.batch_runner import run_batch
 
@@ -176,11 +176,19 @@ def test_scheduler_flag_errors_are_one_line(
         err = capsys.readouterr().err.strip()
         assert expected in err
         assert len(err.splitlines()) == 1
-    # Without the optional package: same one-line error, with the install command.
-    monkeypatch.setitem(sys.modules, "distributed", None)
-    monkeypatch.delitem(sys.modules, "ssddbc.grid_search._dask", raising=False)
-    assert run_batch([*base, "--scheduler", "local:2"]) == 2
-    err = capsys.readouterr().err.strip()
+    # Without the optional package (hidden in a separate process, not in this one where
+    # Dask clusters may be running): the same one-line error, with the install command.
+    code = (
+        "import sys\n"
+        "sys.modules['distributed'] = None\n"
+        "from ssddbc.grid_search.batch_runner import main\n"
+        f"main({[*base, '--scheduler', 'local:2']!r})\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
     assert "pip install 'knncache[dask]'" in err
     assert len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
