@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -17,6 +18,22 @@ from ssddbc.grid_search._results import ResultsJournal
 from tests.system.conftest import SMALL_GRID, run_cli
 
 TIMING = {"seconds"}
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children") as fh:
+            out += [int(c) for c in fh.read().split()]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[-1][0] != "Z"  # a zombie is dead
+    except OSError:
+        return False
 
 
 def _run_dir(out: Path) -> Path:
@@ -136,8 +153,15 @@ def test_resume_after_sigkill_gives_the_same_results(digits_cache: Path, tmp_pat
                 break
         time.sleep(0.05)
     assert proc.poll() is None, "the run finished before it could be killed"
+    children = _children(proc.pid)
+    assert children, "the run has no worker processes"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
+    # Its workers must not outlive it (a pool worker would otherwise wait forever).
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.1)
+    assert not [pid for pid in children if _alive(pid)]
     run_dir = _run_dir(out)
     partial = len([r for r in ResultsJournal(run_dir / "results.csv").read() if r.ok])
     assert 30 <= partial < 216

@@ -520,15 +520,31 @@ def evaluate_config(task: ConfigTask) -> ConfigResult:
     return result
 
 
+def _exit_with_parent(interval: float = 0.5) -> None:
+    """Start a daemon thread that ends this process once its parent is gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:  # re-parented: the main process died
+                os._exit(1)
+
+    threading.Thread(target=watch, name="ssddbc-parent-watch", daemon=True).start()
+
+
 def init_worker(threads: int) -> None:
     """Process-pool initializer: cap BLAS/OpenMP threads so workers × threads <= cores.
 
     Workers also ignore SIGINT: Ctrl-C reaches the whole process group, and only the main
-    process should react (journal what finished, cancel the rest, tell how to resume).
+    process should react (journal what finished, cancel the rest, tell how to resume). And
+    they exit when the main process dies (SIGKILL, OOM): a pool worker otherwise waits on
+    its task queue forever.
     """
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     from threadpoolctl import threadpool_limits
