@@ -176,3 +176,34 @@ def test_large_search_end_to_end_is_deterministic(
         assert got["ok"], got["error"]
         del got["ok"], got["error"]
         assert got == first.results_grid[(task.k, task.density_percentile)]
+
+
+def test_vanished_entry_is_recomputed_on_the_large_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose entry vanished rebuilds the wide graph and the sample rows itself."""
+    from ssddbc.data import build_digits_feature_cache, load_superclass
+    from ssddbc.evaluation import evaluation_mask
+
+    monkeypatch.setattr(_tasks, "PAIRWISE_MAX_N", 100)
+    monkeypatch.setattr(evaluation, "SILHOUETTE_SAMPLE_SIZE", 200)
+    build_digits_feature_cache(tmp_path / "fc")
+    d = load_superclass(tmp_path / "fc", "digits_low")
+    store = PersistentStore(tmp_path / "store")
+    mask = evaluation_mask(d.n, train_size=d.train_size, mode="test")
+    shared = prepare_inputs(
+        store, d.features, d.targets, d.known_mask, d.labeled_mask, mask, k_max=6
+    )
+    assert not shared.has_pairwise and shared.silhouette_sample == 200
+    task = ConfigTask(
+        shared=shared, k=5, density_percentile=65, group="digits_low", feature_source=str(d.source)
+    )
+    before = evaluate_config(task)
+    assert before.ok and not before.knn_fallback
+    store.clear()
+    _tasks._RESOURCES.clear()  # this process opened the entry above
+    with pytest.warns(Warning, match="vanished"):
+        after = evaluate_config(task)
+    assert after.ok and after.knn_fallback, after.error
+    assert after.metrics() == before.metrics()
+    _tasks._RESOURCES.clear()
