@@ -306,3 +306,40 @@ def test_worker_recomputes_a_graph_that_vanished_mid_run(digits_cache: Path) -> 
     assert got.ok, got.error
     assert got.knn_fallback
     assert got.metrics() == expected.metrics()
+
+
+def test_summary_says_whether_the_silhouette_was_sampled(
+    digits_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ssddbc import evaluation
+    from ssddbc.grid_search import _tasks
+    from ssddbc.grid_search.batch_runner import run_batch
+
+    args = [
+        "--feature_cache_dir",
+        str(digits_cache),
+        "--superclasses",
+        "digits_low",
+        "--k_min",
+        "5",
+        "--k_max",
+        "6",
+        "--density_min",
+        "50",
+        "--density_max",
+        "50",
+        "--n_jobs",
+        "1",
+        "--quiet",
+    ]
+    assert run_batch([*args, "--output_dir", str(tmp_path / "exact")]) == 0
+    exact = _summary(_run_dir(tmp_path / "exact"))["superclasses"]["digits_low"]
+    assert exact["silhouette"].startswith("exact")
+    # Force the large-N path on the 901 digits: sampled silhouette, said so in the summary.
+    monkeypatch.setattr(_tasks, "PAIRWISE_MAX_N", 500)
+    monkeypatch.setattr(evaluation, "SILHOUETTE_SAMPLE_SIZE", 100)
+    assert run_batch([*args, "--output_dir", str(tmp_path / "sampled")]) == 0
+    run_dir = _run_dir(tmp_path / "sampled")
+    sampled = _summary(run_dir)["superclasses"]["digits_low"]
+    assert sampled["silhouette"].startswith("sampled") and "100" in sampled["silhouette"]
+    assert {r["silhouette_sample"] for r in _rows(run_dir)} == {"100"}

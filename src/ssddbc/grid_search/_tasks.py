@@ -322,14 +322,14 @@ class _Resources:
 # Per-process cache of opened memory maps: a worker opens an entry's files once and every
 # later task on the same feature matrix only slices them. Bounded, since a batch run visits
 # one feature matrix after another. Locked: a Dask worker runs tasks in several threads.
-_RESOURCES: OrderedDict[tuple[str, str, str], _Resources] = OrderedDict()
+_RESOURCES: OrderedDict[SharedInputs, _Resources] = OrderedDict()
 _RESOURCES_MAX = 2
 _RESOURCES_LOCK = threading.Lock()
 
 
 def _open_resources(task: ConfigTask) -> _Resources:
     shared = task.shared
-    key = (shared.ref.root, shared.ref.fingerprint, shared.split_array)
+    key = shared  # frozen: the entry, the split and which shared arrays are in use
     with _RESOURCES_LOCK:
         cached = _RESOURCES.get(key)
         if cached is not None:

@@ -658,6 +658,13 @@ def _summarise(
             "failed": len(rs) - len(ok),
             "knn_fallback_configurations": sum(r.knn_fallback for r in rs),
         }
+        sampled = max((r.silhouette_sample for r in ok), default=0)
+        entry["silhouette"] = (
+            f"sampled: mean over a seeded sample of {sampled} unlabelled points (N too large "
+            "for exact pairwise distances)"
+            if sampled
+            else "exact: mean over all unlabelled points"
+        )
         if ok:
             best = select_best(ok, order)
             entry["selected"] = _describe(best, "label-only score (-L1 + 3*silhouette)")
@@ -734,6 +741,8 @@ def _print_summary(summary: dict[str, Any], run_dir: Path, quiet: bool) -> None:
             f"{_fmt(s['all_acc'])} {_fmt(s['old_acc'])} {_fmt(s['new_acc'])} "
             f"{s['n_clusters']:>4}"
         )
+        if e["silhouette"].startswith("sampled"):
+            lines.append(f"{'':<20} silhouette {e['silhouette']}")
         o = e["oracle_best_by_test_accuracy"]
         lines.append(
             f"{'  (oracle best)':<20} {o['k']:>3} {o['density_percentile']:>3} "
