@@ -32,8 +32,9 @@ from ssddbc.data import (
     write_superclass,
 )
 from ssddbc.data.convert import main as convert_main
+from tests.golden import GOLDEN_DIR
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "golden" / "original_lowdigits.npz"
+GOLDEN = GOLDEN_DIR / "original_lowdigits.npz"
 
 # --- the superclass table -----------------------------------------------------------------
 
@@ -72,7 +73,6 @@ def test_superclass_table_matches_the_doc() -> None:
 # --- digits -------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not GOLDEN.is_file(), reason="golden file not present")
 def test_digits_low_is_the_golden_split() -> None:
     d = load_digits_superclass("digits_low")
     with np.load(GOLDEN) as z:

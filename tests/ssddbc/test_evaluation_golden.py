@@ -9,7 +9,6 @@ layer on its own.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,15 +20,13 @@ from ssddbc.evaluation import (
     split_cluster_acc_v1,
     split_cluster_acc_v2,
 )
+from tests.golden import GOLDEN_DIR
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "golden"
+GOLDEN = GOLDEN_DIR
 CONFIGS = [(k, dp) for k in (5, 10, 15) for dp in (50, 75, 90)]
 # The golden values were computed in float32 by sklearn; ours agree to ~6e-8 (score).
 SCORE_TOL = 1e-6
 
-pytestmark = pytest.mark.skipif(
-    not (GOLDEN / "original_lowdigits.npz").is_file(), reason="golden files not present"
-)
 
 
 @pytest.fixture(scope="module")

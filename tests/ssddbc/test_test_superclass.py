@@ -16,8 +16,9 @@ from sklearn.metrics import adjusted_rand_score
 from ssddbc import FeatureCacheError, InvalidInputError
 from ssddbc.data import build_digits_feature_cache
 from ssddbc.testing import test_superclass as ts
+from tests.golden import GOLDEN_DIR
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "golden"
+GOLDEN = GOLDEN_DIR
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,6 @@ def test_module_defines_no_pytest_functions() -> None:
     assert names == []
 
 
-@pytest.mark.skipif(not (GOLDEN / "original_lowdigits.npz").is_file(), reason="no golden files")
 def test_run_matches_the_golden_configuration(cache: Path) -> None:
     out = io.StringIO()
     result = ts.run_test_superclass(cache, "digits_low", k=10, density_percentile=75, file=out)

@@ -18,8 +18,9 @@ from ssddbc.grid_search.api import (
     SearchFailedError,
     run_clustering_search_on_features,
 )
+from tests.golden import GOLDEN_DIR
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "golden"
+GOLDEN = GOLDEN_DIR
 K_SMALL = range(4, 8)
 DP_SMALL = range(40, 100, 25)
 
