@@ -27,6 +27,7 @@ from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ssddbc._errors import SearchConfigError
+from ssddbc.grid_search._tasks import cap_threads
 
 __all__ = [
     "DaskSession",
@@ -39,8 +40,6 @@ __all__ = [
 
 #: Seconds to wait for a scheduler to answer, and for a LocalCluster's workers to start.
 CONNECT_TIMEOUT = 30.0
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def parse_scheduler(spec: str) -> int | None:
@@ -64,33 +63,15 @@ def parse_scheduler(spec: str) -> int | None:
     return int(count)
 
 
-def cap_threads(threads: int = 1) -> None:
-    """Cap BLAS/OpenMP/faiss threads in this process (run on each Dask worker).
-
-    Dask's nanny already starts worker processes with ``OMP_NUM_THREADS=1`` (its
-    ``distributed.nanny.pre-spawn-environ`` setting), which is what caps OpenMP in every
-    thread of the worker; this repeats the cap for libraries loaded later and for workers
-    started without a nanny. Unlike the local pool's initializer it leaves SIGINT alone: a
-    Dask worker's signals belong to Dask.
-    """
-    for var in _THREAD_VARS:
-        os.environ[var] = str(threads)
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(threads)
-    except ImportError:  # pragma: no cover - faiss is a hard dependency of knncache
-        pass
-
-
 class ThreadLimitsPlugin(WorkerPlugin):
     """Worker plugin: :func:`cap_threads` on every worker, including ones started later.
 
     Registered with ``client.register_plugin``, it also runs on a worker that the nanny
-    restarts after a crash, which a one-off ``client.run`` would miss.
+    restarts after a crash, which a one-off ``client.run`` would miss. Dask's nanny already
+    starts workers with ``OMP_NUM_THREADS=1`` (``distributed.nanny.pre-spawn-environ``); this
+    repeats the cap for libraries loaded later and for workers started without a nanny.
+    Unlike the local pool's initializer it leaves SIGINT alone unless told otherwise: a Dask
+    worker's signals belong to Dask.
 
     Parameters
     ----------

@@ -55,6 +55,7 @@ __all__ = [
     "ConfigResult",
     "ConfigTask",
     "SharedInputs",
+    "cap_threads",
     "evaluate_config",
     "init_worker",
     "prepare_inputs",
@@ -545,6 +546,15 @@ def init_worker(threads: int) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
+    cap_threads(threads)
+
+
+def cap_threads(threads: int) -> None:
+    """Cap BLAS (threadpoolctl), OpenMP and faiss threads of this process at ``threads``.
+
+    The environment variables cover libraries loaded later (and their child processes);
+    threadpoolctl and faiss cover the ones already loaded.
+    """
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     from threadpoolctl import threadpool_limits
