@@ -28,7 +28,6 @@ CONFIGS = [(k, dp) for k in (5, 10, 15) for dp in (50, 75, 90)]
 SCORE_TOL = 1e-6
 
 
-
 @pytest.fixture(scope="module")
 def golden() -> tuple[dict[str, np.ndarray], dict]:
     with np.load(GOLDEN / "original_lowdigits.npz") as z:
