@@ -26,7 +26,6 @@ import pytest
 
 import knncache
 from knncache import (
-    KnnRef,
     KnnStore,
     LockTimeoutError,
     PersistentStore,
@@ -158,20 +157,7 @@ class _ModeContract(contract.TestPersistentStore):
             super().test_threads_compute_once(store, X)
             return
         # No lock, no "once": racing threads may each search, but all get the same entry.
-        import threading
-
-        barrier = threading.Barrier(4)
-        refs: list[KnnRef] = []
-
-        def work() -> None:
-            barrier.wait(timeout=30)
-            refs.append(store.ensure(X, 6))
-
-        threads = [threading.Thread(target=work) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        refs = contract.ensure_in_threads(store, X, 6)
         assert len(refs) == 4 and len(set(refs)) == 1
         assert 1 <= store.stats["searches"] <= 4
         assert store.verify() == []

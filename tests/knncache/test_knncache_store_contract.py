@@ -110,6 +110,25 @@ CORRUPTIONS = [
 ]
 
 
+def ensure_in_threads(store: KnnStore, X: np.ndarray, k: int, n: int = 4) -> list[KnnRef]:
+    """``n`` threads call ``store.ensure(X, k)`` at the same moment; their refs."""
+    import threading
+
+    barrier = threading.Barrier(n)
+    refs: list[KnnRef] = []
+
+    def work() -> None:
+        barrier.wait(timeout=30)
+        refs.append(store.ensure(X, k))
+
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return refs
+
+
 class StoreContract:
     """Tests every backend must pass."""
 
@@ -187,20 +206,7 @@ class StoreContract:
         assert store.stats["hits"] == 2 and store.stats["misses"] == 1
 
     def test_threads_compute_once(self, store: KnnStore, X: np.ndarray) -> None:
-        import threading
-
-        barrier = threading.Barrier(4)
-        refs: list[KnnRef] = []
-
-        def work() -> None:
-            barrier.wait(timeout=30)
-            refs.append(store.ensure(X, 6))
-
-        threads = [threading.Thread(target=work) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        refs = ensure_in_threads(store, X, 6)
         assert len(refs) == 4 and len(set(refs)) == 1
         assert store.stats["searches"] == 1 and store.stats["hits"] == 3
 
