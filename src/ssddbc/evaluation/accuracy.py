@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 
 from ssddbc._errors import InvalidInputError
+from ssddbc._validation import as_mask, as_targets
 
 __all__ = [
     "EvaluationMode",
@@ -33,36 +34,11 @@ __all__ = [
 EvaluationMode = Literal["test", "unlabelled", "all"]
 
 
-def _as_labels(name: str, values: ArrayLike) -> NDArray[np.int64]:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise InvalidInputError(name, f"expected a 1-D array, got shape {arr.shape}")
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.bool_):
-            return arr.astype(np.int64)
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise InvalidInputError(name, f"expected integer ids, got dtype {arr.dtype}")
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
-            raise InvalidInputError(name, "expected integer-valued ids, got non-integral values")
-    return arr.astype(np.int64, copy=False)
-
-
-def _as_mask(name: str, values: ArrayLike, n: int) -> NDArray[np.bool_]:
-    arr = np.asarray(values)
-    if arr.shape != (n,):
-        raise InvalidInputError(name, f"expected shape ({n},), got {arr.shape}")
-    if arr.dtype == np.bool_:
-        return arr
-    if arr.size and not np.isin(arr, (0, 1)).all():
-        raise InvalidInputError(name, f"expected booleans or 0/1 values, got dtype {arr.dtype}")
-    return arr.astype(bool)
-
-
 def _check_pair(
     y_true: ArrayLike, y_pred: ArrayLike
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    t = _as_labels("y_true", y_true)
-    p = _as_labels("y_pred", y_pred)
+    t = as_targets(y_true, None, "y_true")
+    p = as_targets(y_pred, None, "y_pred")
     if t.shape != p.shape:
         raise InvalidInputError(
             "y_pred", f"expected the length of y_true ({t.shape[0]}), got {p.shape[0]}"
@@ -158,7 +134,7 @@ def split_cluster_acc_v2(
         On mismatched lengths, non-integer ids or a mask that is neither boolean nor 0/1.
     """
     t, p = _check_pair(y_true, y_pred)
-    m = _as_mask("mask", mask, t.size)
+    m = as_mask(mask, "mask", t.size)
     nan = float("nan")
     if t.size == 0:
         return nan, nan, nan
@@ -203,7 +179,7 @@ def split_cluster_acc_v1(
         On mismatched lengths, non-integer ids or a mask that is neither boolean nor 0/1.
     """
     t, p = _check_pair(y_true, y_pred)
-    m = _as_mask("mask", mask, t.size)
+    m = as_mask(mask, "mask", t.size)
     nan = float("nan")
     if t.size == 0:
         return nan, nan, nan
@@ -240,7 +216,7 @@ def split_cluster_acc_original_api(
         ``nan`` for an empty split.
     """
     t, p = _check_pair(y_true, y_pred)
-    m = _as_mask("mask", mask, t.size)
+    m = as_mask(mask, "mask", t.size)
     return cluster_acc(t, p), cluster_acc(t[m], p[m]), cluster_acc(t[~m], p[~m])
 
 
@@ -300,7 +276,7 @@ def evaluation_mask(
     if mode == "unlabelled":
         if labeled_mask is None:
             raise InvalidInputError("labeled_mask", "required when mode='unlabelled'")
-        out = ~_as_mask("labeled_mask", labeled_mask, n)
+        out = ~as_mask(labeled_mask, "labeled_mask", n)
         if not out.any():
             raise InvalidInputError("labeled_mask", "every sample is labelled: nothing to evaluate")
         return out

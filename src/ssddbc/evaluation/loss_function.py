@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
+from ssddbc._validation import as_mask, as_targets
 
 __all__ = [
     "SILHOUETTE_SAMPLE_SIZE",
@@ -90,32 +91,6 @@ class SelectionScore(NamedTuple):
     penalty_score: float
 
 
-def _labels(name: str, values: ArrayLike, n: int | None = None) -> NDArray[np.int64]:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise InvalidInputError(name, f"expected a 1-D array, got shape {arr.shape}")
-    if n is not None and arr.shape[0] != n:
-        raise InvalidInputError(name, f"expected length {n}, got {arr.shape[0]}")
-    if (
-        arr.size
-        and not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_)
-        and (not np.issubdtype(arr.dtype, np.floating) or np.any(arr != np.round(arr)))
-    ):
-        raise InvalidInputError(name, f"expected integer ids, got dtype {arr.dtype}")
-    return arr.astype(np.int64, copy=False)
-
-
-def _mask(name: str, values: ArrayLike, n: int) -> NDArray[np.bool_]:
-    arr = np.asarray(values)
-    if arr.shape != (n,):
-        raise InvalidInputError(name, f"expected shape ({n},), got {arr.shape}")
-    if arr.dtype == np.bool_:
-        return arr
-    if arr.size and not np.isin(arr, (0, 1)).all():
-        raise InvalidInputError(name, f"expected booleans or 0/1 values, got dtype {arr.dtype}")
-    return arr.astype(bool)
-
-
 def l1_loss(labels: ArrayLike, targets: ArrayLike, labeled_mask: ArrayLike) -> float:
     """Cross-entropy of the labelled samples against their cluster's label distribution.
 
@@ -140,10 +115,10 @@ def l1_loss(labels: ArrayLike, targets: ArrayLike, labeled_mask: ArrayLike) -> f
     InvalidInputError
         On mismatched lengths, non-integer ids or a malformed mask.
     """
-    lab = _labels("labels", labels)
+    lab = as_targets(labels, None, "labels")
     n = lab.shape[0]
-    tgt = _labels("targets", targets, n)
-    m = _mask("labeled_mask", labeled_mask, n)
+    tgt = as_targets(targets, n, "targets")
+    m = as_mask(labeled_mask, "labeled_mask", n)
     if not m.any():
         return 0.0
     _, c = np.unique(lab[m], return_inverse=True)
@@ -212,7 +187,7 @@ def silhouette_sample_indices(
     arr = np.asarray(labeled_mask)
     if arr.ndim != 1:
         raise InvalidInputError("labeled_mask", f"expected a 1-D array, got shape {arr.shape}")
-    unl = np.flatnonzero(~_mask("labeled_mask", arr, arr.shape[0]))
+    unl = np.flatnonzero(~as_mask(arr, "labeled_mask", arr.shape[0]))
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
         raise InvalidInputError("size", f"expected a positive int, got {size!r}")
     if unl.size <= size:
@@ -336,9 +311,9 @@ def unlabelled_silhouette(
         When neither or a malformed ``pairwise_distances`` / ``X`` is given, or on
         mismatched lengths.
     """
-    lab = _labels("labels", labels)
+    lab = as_targets(labels, None, "labels")
     n = lab.shape[0]
-    unl = ~_mask("labeled_mask", labeled_mask, n)
+    unl = ~as_mask(labeled_mask, "labeled_mask", n)
     if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
         raise InvalidInputError("block_rows", f"expected a positive int, got {block_rows!r}")
     if silhouette_rows is not None:
@@ -428,7 +403,7 @@ def local_density_penalty(labels: ArrayLike, neighbors: ArrayLike, distances: Ar
     -------
     float
     """
-    lab = _labels("labels", labels)
+    lab = as_targets(labels, None, "labels")
     nb = np.asarray(neighbors)
     d = np.asarray(distances, dtype=np.float64)
     if nb.ndim != 2 or nb.shape[0] != lab.shape[0] or d.shape != nb.shape:
