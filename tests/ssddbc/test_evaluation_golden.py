@@ -1,6 +1,6 @@
 """The selection score and accuracies reproduce the original's numbers on its own partitions.
 
-``../shared/golden/original_lowdigits.npz`` holds 9 partitions the original SS-DDBC code
+``tests/data/golden/original_lowdigits.npz`` holds 9 partitions the original SS-DDBC code
 returned on the digits split, and ``original_lowdigits_search.json`` what its search API
 reported for them. Scoring those partitions needs no clustering, so this pins the evaluation
 layer on its own.
