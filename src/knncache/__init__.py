@@ -17,6 +17,7 @@ purpose derives from :class:`KnnCacheError`.
 
 from __future__ import annotations
 
+from knncache._engines import ENGINE_DEFAULTS, recall_at_k
 from knncache._ephemeral import EphemeralStore
 from knncache._errors import (
     ArrayNotFoundError,
@@ -26,13 +27,16 @@ from knncache._errors import (
     InvalidFeaturesError,
     InvalidKError,
     InvalidNameError,
+    InvalidParameterError,
     KnnCacheError,
     KnnCacheWarning,
     LockTimeoutError,
+    MissingDependencyError,
     StoreClosedError,
     StoreWriteError,
     UnknownMetricError,
 )
+from knncache._export import umap_knn
 from knncache._fingerprint import FORMAT_VERSION, fingerprint
 from knncache._knn import KnnGraph, compute_knn
 from knncache._locks import LockMarker
@@ -43,6 +47,7 @@ from knncache._store import CorruptEntry, EntryInfo, KnnStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "ENGINE_DEFAULTS",
     "FORMAT_VERSION",
     "ArrayNotFoundError",
     "CorruptEntry",
@@ -54,6 +59,7 @@ __all__ = [
     "InvalidFeaturesError",
     "InvalidKError",
     "InvalidNameError",
+    "InvalidParameterError",
     "KnnCacheError",
     "KnnCacheWarning",
     "KnnGraph",
@@ -61,6 +67,7 @@ __all__ = [
     "KnnStore",
     "LockMarker",
     "LockTimeoutError",
+    "MissingDependencyError",
     "PersistentStore",
     "StoreClosedError",
     "StoreWriteError",
@@ -68,4 +75,6 @@ __all__ = [
     "__version__",
     "compute_knn",
     "fingerprint",
+    "recall_at_k",
+    "umap_knn",
 ]

@@ -199,6 +199,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         f"path         {entry}",
         f"points       n={meta['n']} d={meta['d']}",
         f"graph        k={meta['k']} metric={meta['metric']}",
+        f"engine       {_engine_text(meta)}",
         f"size         {format_size(size)}",
         f"created      {_time(meta['created'])}",
         f"last used    {_time(meta['last_used'])}",
@@ -213,6 +214,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
         )
     _emit(args, payload, lines)
     return 0
+
+
+def _engine_text(meta: dict[str, Any]) -> str:
+    """``exact``, or an approximate method with its parameters and measured recall."""
+    method = meta.get("method", "exact")
+    raw = meta.get("params")
+    params: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    text = " ".join([str(method), *(f"{k}={v}" for k, v in sorted(params.items()))])
+    recall = meta.get("recall")
+    if isinstance(recall, dict) and isinstance(recall.get("value"), (int, float)):
+        text += (
+            f"  recall@{recall.get('k')}={recall['value']:.4f} "
+            f"({recall.get('sample')} seeded queries vs exact)"
+        )
+    return text
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
