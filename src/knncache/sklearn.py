@@ -13,6 +13,9 @@ Change one import and an existing pipeline reuses its graph across fits and runs
     )
     labels = pipe.fit_predict(X)     # the second run on the same X runs no search
 
+scikit-learn's ``HDBSCAN(metric="precomputed")`` wants a symmetric matrix: put
+``FunctionTransformer(symmetrize, accept_sparse=True)`` between the two steps.
+
 This module imports scikit-learn (``pip install scikit-learn``); ``import knncache`` does not.
 """
 
@@ -50,7 +53,7 @@ except ImportError:  # pragma: no cover - older scikit-learn returns csr_matrix
         return X
 
 
-__all__ = ["KNeighborsTransformer"]
+__all__ = ["KNeighborsTransformer", "symmetrize"]
 
 _MODES = ("connectivity", "distance")
 
@@ -231,3 +234,49 @@ class KNeighborsTransformer(  # scikit-learn ships no type hints
             ``(n_samples, n_samples)``.
         """
         return self.fit(X).transform(X)
+
+
+def symmetrize(graph: Any) -> Any:
+    """The union of a sparse k-NN graph and its transpose: ``G[i, j] == G[j, i]``.
+
+    An edge present in one direction only is copied to the other with the same value (the
+    distance is symmetric); an edge present both ways keeps the larger value (they agree up
+    to rounding). Explicit zeros (duplicate points) stay explicit. For estimators that
+    require a symmetric precomputed matrix, such as scikit-learn's ``HDBSCAN``; use it in a
+    pipeline as ``FunctionTransformer(symmetrize, accept_sparse=True)``.
+
+    Parameters
+    ----------
+    graph : scipy sparse matrix or array, shape (n, n)
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix or csr_array
+        Sorted indices, as scikit-learn's sparse interface setting says.
+
+    Raises
+    ------
+    InvalidParameterError
+        If ``graph`` is not a square sparse matrix.
+    """
+    import scipy.sparse
+
+    if not scipy.sparse.issparse(graph) or graph.shape[0] != graph.shape[1]:
+        raise InvalidParameterError(
+            "graph", type(graph).__name__, "expected a square scipy sparse matrix"
+        )
+    coo = scipy.sparse.coo_matrix(graph)
+    rows = np.concatenate([coo.row, coo.col]).astype(np.int64)
+    cols = np.concatenate([coo.col, coo.row]).astype(np.int64)
+    vals = np.concatenate([coo.data, coo.data])
+    # Group equal (row, col) pairs, keep each group's largest value.
+    order = np.lexsort((-vals, cols, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    first = np.ones(rows.size, dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    rows, cols, vals = rows[first], cols[first], vals[first]
+    n = graph.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    out = scipy.sparse.csr_matrix((vals, cols, indptr), shape=graph.shape)
+    return _align_api_if_sparse(out)
