@@ -46,6 +46,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -53,6 +54,7 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
+from knncache._entry import FEATURES_FILE
 from knncache._errors import CorruptEntryError, InvalidParameterError
 from knncache._knn import KnnGraph, _search_rows, validate_features, validate_metric
 
@@ -177,14 +179,22 @@ class Engine:
         h.update(json.dumps(spec, sort_keys=True).encode())
         return h.hexdigest()
 
-    def in_store(self, root: str | os.PathLike[str]) -> Engine:
-        """This engine as a store runs it: the exact search's workers get the matrix from a
-        temporary ``.npy`` in the store root (which they must see anyway) unless told
-        otherwise."""
-        if self.executor is None or self.params.get("scratch_dir") is not None:
+    def in_entry(self, entry: Path, old: Mapping[str, Any] | None) -> Engine:
+        """This engine as a store runs it for the entry directory ``entry``.
+
+        With an executor, unless told otherwise, the workers map the features from the
+        entry's ``features.npy`` when the committed meta ``old`` lists it (the same bytes:
+        the entry is keyed by them), else from a temporary ``.npy`` in the store root, which
+        workers must see anyway to use the refs.
+        """
+        if self.executor is None:
             return self
-        params = MappingProxyType({**self.params, "scratch_dir": os.fspath(root)})
-        return Engine(self.method, params, self.executor)
+        params = dict(self.params)
+        if params["scratch_dir"] is None:
+            params["scratch_dir"] = os.fspath(entry.parent)
+        if params["features_npy"] is None and old is not None and FEATURES_FILE in old["files"]:
+            params["features_npy"] = os.fspath(entry / FEATURES_FILE)
+        return Engine(self.method, MappingProxyType(params), self.executor)
 
     def compute(self, arr: npt.NDArray[Any], k: int, metric: str, exclude_self: bool) -> KnnGraph:
         """Run the search on validated features."""

@@ -384,7 +384,7 @@ class KnnStore(abc.ABC):
         reuse_k = old is not None and old["k"] >= k
         graph = None
         if not reuse_k:
-            graph = engine.compute(arr, k, metric, True)
+            graph = engine.in_entry(entry, old).compute(arr, k, metric, True)
             self._stats["searches"] += 1
         created_dir = not entry.is_dir()
         written: list[Path] = []
@@ -504,8 +504,9 @@ class KnnStore(abc.ABC):
             The method's parameters (:data:`knncache.ENGINE_DEFAULTS`).
         executor : concurrent.futures.Executor or distributed.Client, keyword-only, optional
             Exact method: split the search across the executor's workers (bit-identical
-            result, same key). They map the matrix from a temporary ``.npy`` in the store
-            root, which they must see, as they must to use the refs.
+            result, same key). They map the matrix from the entry's ``features.npy`` when it
+            has one, else from a temporary ``.npy`` in the store root, which they must see
+            (as they must to use the refs).
 
         Returns
         -------
@@ -532,7 +533,7 @@ class KnnStore(abc.ABC):
         k = validate_k(k, arr.shape[0])
         if not isinstance(store_features, bool):
             raise TypeError(f"store_features must be a bool, got {store_features!r}")
-        engine = make_engine(method, params, arr.shape[0], executor).in_store(self._root)
+        engine = make_engine(method, params, arr.shape[0], executor)
         fp = engine.key(fingerprint(arr, metric))
 
         meta, problem = self._inspect(fp)

@@ -79,3 +79,10 @@ def test_store_ensure_on_the_cluster(client: Any, tmp_path: Path) -> None:
     # A hit runs nothing on the cluster.
     assert cluster_store.ensure(X, 8, executor=client) == ref
     assert cluster_store.stats["searches"] == 1
+    # Growing the entry: the workers map the entry's own features.npy (no copy is made:
+    # a scratch directory that cannot be written would fail otherwise).
+    grown = cluster_store.ensure(
+        X, 20, executor=client, params={"scratch_dir": str(tmp_path / "missing")}
+    )
+    assert _same(grown.load(), compute_knn(X, 20))
+    assert cluster_store.stats["searches"] == 2
