@@ -127,7 +127,9 @@ def _resolve(method: str, params: Mapping[str, Any], n: int, executor: Any) -> d
         return out
     if executor is not None:
         raise InvalidParameterError(
-            "executor", executor, f"only the exact method runs on an executor, not {method!r}"
+            "executor",
+            type(executor).__name__,
+            f"only the exact method runs on an executor, not {method!r}",
         )
     if method == "hnsw":
         for name in ("M", "efConstruction", "efSearch"):
@@ -255,7 +257,9 @@ def make_engine(
         raise InvalidParameterError("params", params, "expected a mapping of names to values")
     if executor is not None and not callable(getattr(executor, "submit", None)):
         raise InvalidParameterError(
-            "executor", executor, "expected a concurrent.futures.Executor or distributed.Client"
+            "executor",
+            type(executor).__name__,
+            "expected a concurrent.futures.Executor or distributed.Client",
         )
     resolved = _resolve(method, dict(params or {}), n, executor)  # type: ignore[arg-type]
     return Engine(str(method), MappingProxyType(resolved), executor)

@@ -5,6 +5,7 @@ integration (method and parameters in the key and the meta, recall shown by the 
 from __future__ import annotations
 
 import json
+import pickle
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,9 @@ def test_bad_engine_arguments(kwargs: dict[str, Any], name: str, tmp_path: Path)
     with pytest.raises(InvalidParameterError, match=name) as info:
         compute_knn(X, 5, **kwargs)
     assert isinstance(info.value, ValueError)
+    copy = pickle.loads(pickle.dumps(info.value))  # errors cross process boundaries
+    err = info.value
+    assert (copy.name, copy.value, str(copy)) == (err.name, err.value, str(err))
     store = PersistentStore(tmp_path / "s")
     params = {k: v for k, v in kwargs.items() if k not in ("method", "executor")}
     with pytest.raises(InvalidParameterError, match=name):
