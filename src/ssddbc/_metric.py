@@ -15,7 +15,9 @@ the float32 feature rows (:mod:`ssddbc._distances`).
   in the units of the distances it is compared with;
 * every later step (within-H neighbours, small-cluster merge, assignment, prototypes, and
   the silhouette of the selection score) uses Euclidean distances between the rows of ``U``
-  (a precomputed matrix must be ``pairwise_euclidean(l2_normalize(X))``).
+  (a precomputed matrix must be ``pairwise_euclidean(l2_normalize(X))``); without a matrix,
+  the cosine graph still serves as a candidate graph (:func:`cosine_candidate_graph`: the
+  columns it provably orders exactly in those distances), so large N stays cheap.
 
 A precomputed knncache cosine graph and the graph computed inside the function are therefore
 the same arrays, and give the same partition. The result equals ``metric="euclidean"`` on
@@ -30,15 +32,29 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ssddbc._distances import _exact_pairs
 from ssddbc._errors import InvalidInputError
 
-__all__ = ["METRICS", "check_metric", "cosine_to_euclidean", "l2_normalize"]
+__all__ = [
+    "METRICS",
+    "check_metric",
+    "cosine_candidate_graph",
+    "cosine_to_euclidean",
+    "l2_normalize",
+]
 
 #: The metrics SS-DDBC accepts (``metric=`` of the algorithm, the estimators, the search).
 METRICS: tuple[str, ...] = ("euclidean", "cosine")
 
 # 1 - cos lies in [0, 2]; knncache's float32 values may exceed 2 by a rounding error.
 _COSINE_MAX = 2.0 + 1e-5
+# Relative and absolute slack of the lower bound in cosine_candidate_graph. The errors it
+# covers: float32 rounding of 1 - cos (2^-24 relative) and of the distance (2^-24), the
+# float64 sums (below 2^-30 relative for any d < 10^7), and |U - u| <= 2^-24 per unit row
+# (2^-23 for a pair). Each slack is several times its error: a looser bound only drops
+# candidate columns, never exactness.
+_REL_SLACK = 2.0**-20
+_ABS_SLACK = 2.0**-21
 
 
 def check_metric(metric: Any, name: str = "metric") -> str:
@@ -127,3 +143,55 @@ def cosine_to_euclidean(
         )
     out: npt.NDArray[np.float64] = np.sqrt(2.0 * c)
     return out
+
+
+def cosine_candidate_graph(
+    neighbors: npt.NDArray[np.integer[Any]],
+    cosine_distances: npt.NDArray[np.float32],
+    u: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None:
+    """A knncache cosine graph turned into an exact candidate graph in the distances of ``U``.
+
+    The candidate functions (:mod:`ssddbc.ssddbc._candidates`) need each row to be the exact
+    global top-``M`` of its point in ``(distance, index)`` order, with the distances
+    :func:`ssddbc._distances.euclidean_block` gives between rows of ``U``. A cosine row is
+    ordered by rounded ``1 - cos`` instead, which may swap near-ties. So: the listed pairs'
+    distances are recomputed exactly (the same per-pair computation ``euclidean_block`` uses)
+    and each row re-sorted by ``(distance, index)``; every point missing from a row has
+    ``1 - cos >= c_M`` (the row's last value), hence a distance of at least
+    ``L = sqrt(2 c_M) - slack`` (rounding of ``c``, of ``U`` and of the distance bounded);
+    the entries below ``L`` are therefore exactly the row's global nearest. Every row is cut
+    to the smallest such count over all rows.
+
+    Parameters
+    ----------
+    neighbors, cosine_distances : numpy.ndarray
+        ``(N, M)`` knncache cosine graph (self excluded, ``(1 - cos, index)`` order, float32).
+    u : numpy.ndarray
+        ``(N, d)`` float32 rows, ``l2_normalize`` of the features the graph was computed on.
+
+    Returns
+    -------
+    tuple or None
+        ``(neighbors int64 (N, M'), distances float32 (N, M'))`` with ``M' <= M``, or None when
+        no column is provably exact (``M' = 0``, e.g. many points of one direction) or the
+        distances are not float32 (not knncache's).
+    """
+    c = np.asarray(cosine_distances)
+    nb = np.ascontiguousarray(neighbors, dtype=np.int64)
+    if c.dtype != np.float32 or nb.ndim != 2 or nb.shape[1] == 0:
+        return None
+    n, m = nb.shape
+    u64 = np.asarray(u, dtype=np.float64)
+    rows = np.repeat(np.arange(n, dtype=np.int64), m)
+    dist = _exact_pairs(u64, u64, rows, nb.ravel()).astype(np.float32).reshape(n, m)
+    order = np.lexsort((nb, dist), axis=-1)
+    nb = np.take_along_axis(nb, order, axis=1)
+    dist = np.take_along_axis(dist, order, axis=1)
+    c_last = c[:, -1].astype(np.float64)
+    bound = (np.sqrt(2.0 * c_last * (1.0 - _REL_SLACK)) - _ABS_SLACK) * (1.0 - _REL_SLACK)
+    # Rows are sorted, so the entries below the bound form a prefix of each row.
+    width = int(np.min(np.sum(dist.astype(np.float64) < bound[:, None], axis=1)))
+    if width == 0:
+        return None
+    return np.ascontiguousarray(nb[:, :width]), np.ascontiguousarray(dist[:, :width])

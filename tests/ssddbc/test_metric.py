@@ -4,7 +4,9 @@ The definition lives in :mod:`ssddbc._metric`. What is pinned here:
 
 * a precomputed knncache cosine graph (a wider one, or one served by a store) and the graph
   the function computes itself give the same partition and densities;
-* with and without the pairwise matrix of the normalised rows, the same partition;
+* with and without the pairwise matrix of the normalised rows, the same partition; without
+  it, the cosine graph's candidate columns are exactly the global nearest in the distances
+  of the normalised rows (checked against the full sorted matrix), also with many ties;
 * cosine does not depend on the scale of each row, and equals ``metric="euclidean"`` on
   ``l2_normalize(X)`` on the golden split (up to float rounding, which does not show here);
 * bad metric names, zero rows, a non-cosine graph and a matrix of the raw features are
@@ -22,7 +24,13 @@ from sklearn.metrics import adjusted_rand_score
 from knncache import EphemeralStore, compute_knn
 from ssddbc import InvalidInputError
 from ssddbc._distances import pairwise_euclidean
-from ssddbc._metric import METRICS, check_metric, cosine_to_euclidean, l2_normalize
+from ssddbc._metric import (
+    METRICS,
+    check_metric,
+    cosine_candidate_graph,
+    cosine_to_euclidean,
+    l2_normalize,
+)
 from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
 
 CONFIGS = [(5, 50), (10, 75), (15, 90)]
@@ -60,12 +68,67 @@ def test_precomputed_cosine_graph_gives_the_in_function_partition(
         np.testing.assert_array_equal(other[5], inside[5])
 
 
+def _sorted_rows(matrix: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``width`` nearest other points in (distance, index) order, by brute force."""
+    d = matrix.astype(np.float64)
+    np.fill_diagonal(d, np.inf)
+    index = np.broadcast_to(np.arange(d.shape[0]), d.shape)
+    order = np.lexsort((index, d), axis=-1)[:, :width]
+    return order, np.take_along_axis(matrix, order, axis=1)
+
+
+def test_cosine_candidates_are_the_exact_nearest_of_the_unit_rows(scaled: np.ndarray) -> None:
+    unit = l2_normalize(scaled)
+    graph = compute_knn(scaled, 64, "cosine")
+    candidates = cosine_candidate_graph(graph.neighbors, graph.distances, unit)
+    assert candidates is not None
+    nb, ds = candidates
+    assert nb.dtype == np.int64 and ds.dtype == np.float32
+    assert 32 <= nb.shape[1] <= 64  # only the columns near the cut can be dropped
+    order, dist = _sorted_rows(pairwise_euclidean(unit), nb.shape[1])
+    np.testing.assert_array_equal(nb, order)
+    np.testing.assert_array_equal(ds, dist)
+    # Not knncache's float32 distances: no candidates (distance blocks answer instead).
+    assert cosine_candidate_graph(graph.neighbors, graph.distances.astype(np.float64), unit) is None
+
+
+def test_ties_narrow_the_candidates_and_never_change_the_partition(
+    golden: dict[str, Any],
+) -> None:
+    # Coarse integer features: many near-ties, so fewer columns are provably exact.
+    coarse = np.round(golden["features"] * 3).astype(np.float32)
+    coarse[~coarse.any(axis=1)] = 1.0
+    # And 30 rows of one direction (different lengths): for them 1 - cos is 0 up to the
+    # 20th neighbour, so no column at all can be proven exact.
+    parallel = coarse.copy()
+    parallel[:30] = coarse[0] * np.arange(1, 31, dtype=np.float32)[:, None]
+    for features, expect_none in ((coarse, False), (parallel, True)):
+        unit = l2_normalize(features)
+        graph = compute_knn(features, 20, "cosine")
+        candidates = cosine_candidate_graph(graph.neighbors, graph.distances, unit)
+        assert (candidates is None) == expect_none
+        matrix = pairwise_euclidean(unit)
+        if candidates is not None:
+            assert candidates[0].shape[1] < 20
+            order, dist = _sorted_rows(matrix, candidates[0].shape[1])
+            np.testing.assert_array_equal(candidates[0], order)
+            np.testing.assert_array_equal(candidates[1], dist)
+        for k, dp in CONFIGS:
+            fast = adaptive_density_clustering(
+                features, *_split(golden), k, dp, metric="cosine", precomputed_knn=graph
+            )
+            full = adaptive_density_clustering(
+                features, *_split(golden), k, dp, metric="cosine", pairwise_distances=matrix
+            )
+            np.testing.assert_array_equal(fast[0], full[0])
+
+
 @pytest.mark.parametrize(("k", "dp"), CONFIGS)
 def test_cosine_with_and_without_the_normalised_matrix(
     golden: dict[str, Any], scaled: np.ndarray, k: int, dp: int
 ) -> None:
     matrix = pairwise_euclidean(l2_normalize(scaled))
-    graph = compute_knn(scaled, 20, "cosine")
+    graph = compute_knn(scaled, 64, "cosine")  # a wide graph: its columns are candidates
     blocks = adaptive_density_clustering(
         scaled, *_split(golden), k, dp, metric="cosine", precomputed_knn=graph
     )

@@ -27,7 +27,12 @@ import numpy.typing as npt
 
 from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
-from ssddbc._metric import check_metric, cosine_to_euclidean, l2_normalize
+from ssddbc._metric import (
+    check_metric,
+    cosine_candidate_graph,
+    cosine_to_euclidean,
+    l2_normalize,
+)
 from ssddbc._validation import (
     as_candidate_graph,
     as_features,
@@ -196,10 +201,9 @@ def adaptive_density_clustering(
         knncache cosine graph, distances ``1 - cos``, otherwise), its distances ``c`` enter
         the densities and the cutoff as ``sqrt(2 c)`` (the Euclidean distance of unit
         vectors), and every other distance is Euclidean between rows of ``U``
-        (``pairwise_distances`` must then be ``pairwise_euclidean(U)``). The graph is not
-        used as a candidate graph under cosine (distance blocks answer those questions);
-        results are unchanged, only large-N speed without ``pairwise_distances`` is lower.
-        See :mod:`ssddbc._metric`.
+        (``pairwise_distances`` must then be ``pairwise_euclidean(U)``). Without a matrix,
+        the columns of the cosine graph that provably give the exact order in those
+        distances serve as candidates, as a Euclidean graph's do. See :mod:`ssddbc._metric`.
 
     Returns
     -------
@@ -264,6 +268,7 @@ def adaptive_density_clustering(
         )
     knn = None if precomputed_knn is None else as_precomputed_knn(precomputed_knn, n, k)
     pairwise = None if pairwise_distances is None else as_pairwise(pairwise_distances, n)
+    cosine_graph: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
     if metric == "cosine":
         # Cosine is Euclidean on the unit rows (ssddbc._metric): the graph's 1 - cos become
         # sqrt(2 (1 - cos)), and every later distance is measured between rows of U.
@@ -271,7 +276,10 @@ def adaptive_density_clustering(
         if knn is None:
             from knncache import compute_knn  # the same search a knncache store runs
 
-            knn = as_precomputed_knn(compute_knn(x_raw, k, "cosine"), n, k)
+            cosine_graph = compute_knn(x_raw, k, "cosine")
+            knn = as_precomputed_knn(cosine_graph, n, k)
+        elif pairwise is None:
+            cosine_graph = as_candidate_graph(precomputed_knn, n, k)
         knn = (knn[0], cosine_to_euclidean(knn[1]))
         if pairwise is not None:
             _check_cosine_pairwise(pairwise, x)
@@ -289,7 +297,10 @@ def adaptive_density_clustering(
 
     # ---- 3. core clusters ----------------------------------------------------------------
     candidates = None
-    if pairwise is None and metric == "euclidean":
+    if pairwise is None and metric == "cosine":
+        if cosine_graph is not None:
+            candidates = cosine_candidate_graph(cosine_graph[0], cosine_graph[1], x)
+    elif pairwise is None:
         # Without the matrix, the neighbour graph (all its columns) decides most distance
         # questions exactly; blocks are computed only for the rows it cannot decide.
         if knn is None:
