@@ -82,7 +82,7 @@ _ALGORITHM_CONSTRAINTS: dict[str, list[Any]] = {
     "density_percentile": [Interval(Real, 0, 100, closed="both")],
     "dense_method": [Options(Integral, set(DENSITY_METHODS))],
     "co_mode": [Options(Integral, set(CO_MODES))],
-    "co_manual": [Interval(Real, 0, None, closed="neither"), None],
+    "co_manual": [Interval(Real, 0, None, closed="left"), None],
     "assign_model": [Options(Integral, set(ASSIGN_MODELS))],
     "voting_k": [Interval(Integral, 1, None, closed="left")],
     "metric": [StrOptions(set(METRICS))],

@@ -102,6 +102,27 @@ def test_estimator_equals_the_function_on_the_golden_split(
         assert adjusted_rand_score(est.labels_, golden[f"labels_k{k}_dp{dp}"]) == 1.0
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"dense_method": 0},
+        {"dense_method": 3, "assign_model": 1},
+        {"assign_model": 2, "voting_k": 3},
+        {"co_mode": 1, "co_manual": 0.1},
+        {"co_mode": 3},
+    ],
+)
+def test_every_option_reaches_the_function(golden: dict[str, Any], options: dict[str, Any]) -> None:
+    ref = _function(golden, 10, 75, **options)
+    est = SSDDBC(k=10, density_percentile=75, **options).fit(
+        golden["features"], golden["targets"], **_split(golden)
+    )
+    np.testing.assert_array_equal(est.labels_, ref[0])
+    np.testing.assert_array_equal(est.densities_, ref[7])
+    default = _function(golden, 10, 75)
+    assert not (np.array_equal(ref[0], default[0]) and np.array_equal(ref[7], default[7]))
+
+
 def test_fit_predict_passes_the_masks(golden: dict[str, Any]) -> None:
     est = SSDDBC()
     labels = est.fit_predict(golden["features"], golden["targets"], **_split(golden))
