@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import json
 import pickle
 from typing import Any
@@ -376,3 +377,17 @@ def test_search_metric(golden: dict[str, Any]) -> None:
     est.fit(x, y, **_split(golden))
     single = SSDDBC(**est.best_params_, metric="cosine").fit(x, y, **_split(golden))
     np.testing.assert_array_equal(est.labels_, single.labels_)
+
+
+def test_n_jobs_has_joblibs_meaning_until_the_search_takes_it() -> None:
+    from ssddbc.estimators import _workers
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert _workers(None) is None
+    assert _workers(3) == 3
+    assert _workers(-1) == usable
+    assert _workers(-2) == max(1, (usable or 1) - 1)
+    assert _workers(-1000) == 1
+    with pytest.raises(EstimatorParameterError, match="non-zero") as info:
+        _workers(0)
+    assert info.value.argument == "n_jobs"
