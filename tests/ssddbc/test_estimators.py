@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import inspect
-import os
 import json
+import os
 import pickle
 from typing import Any
 
