@@ -31,11 +31,11 @@ def write_then_hang_before_meta(
 
     real_replace = os.replace
 
-    def hang(src: Any, dst: Any) -> None:
+    def hang(src: Any, dst: Any, **kwargs: Any) -> None:
         if str(dst).endswith("meta.json"):
             ready.set()
             time.sleep(600)
-        real_replace(src, dst)
+        real_replace(src, dst, **kwargs)
 
     atomic_mod.os.replace = hang  # type: ignore[assignment]  # only in this doomed child
     PersistentStore(root, lock=lock).ensure(np.load(x_path), k)

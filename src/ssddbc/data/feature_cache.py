@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ssddbc._errors import FeatureCacheError, InvalidInputError
-from ssddbc.data._atomic import atomic_write
+from knncache import atomic_write
 
 __all__ = [
     "FORMAT_NAME",
