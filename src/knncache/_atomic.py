@@ -16,6 +16,7 @@ Policy (the one home of it):
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 from collections.abc import Callable
@@ -38,8 +39,9 @@ _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXE
 class HashingWriter:
     """Binary file-like wrapper that hashes (XXH3-128) and counts the bytes written through it.
 
-    It has ``write`` only (no ``seek``/``tell``), which ``np.save``, ``np.savez`` and
-    ``zipfile`` accept.
+    It is write-only and sequential (``write``, ``flush``, ``tell``; ``read`` and ``seek``
+    raise ``io.UnsupportedOperation``), which ``np.save``, ``np.savez`` (``zipfile``
+    streams without seeking) and ``savefig`` accept.
     """
 
     def __init__(self, raw: Any) -> None:
@@ -54,6 +56,18 @@ class HashingWriter:
         self._raw.write(view)
         self.nbytes += view.nbytes
         return view.nbytes
+
+    def tell(self) -> int:
+        """Bytes written so far (the position: writes are sequential)."""
+        return self.nbytes
+
+    def seekable(self) -> bool:
+        """Always ``False``."""
+        return False
+
+    def read(self, *args: object) -> bytes:
+        """Not readable (present so that ``np.savez`` treats this as a file object)."""
+        raise io.UnsupportedOperation("read")
 
     def flush(self) -> None:
         """Flush the underlying file (``zipfile`` calls it)."""
