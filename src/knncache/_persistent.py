@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from knncache._errors import StoreWriteError
-from knncache._locks import LockMarker, break_soft_locks
+from knncache._locks import PIN_SUFFIX, LockMarker, break_soft_locks, held_exclusively_elsewhere
 from knncache._ref import _IN_USE
 from knncache._store import KnnStore, _Housekeeping
 
@@ -131,6 +131,9 @@ class PersistentStore(KnnStore):
         for info in sorted(infos, key=lambda e: (e.last_used, e.fingerprint)):
             if total <= budget:
                 break
+            if held_exclusively_elsewhere(self._root, f"{info.fingerprint}{PIN_SUFFIX}"):
+                report.pinned.append(info.fingerprint)  # pinned by some process (maybe this)
+                continue
             if (root, info.fingerprint) in _IN_USE:
                 continue
             if self._remove_one(info.fingerprint, report):
