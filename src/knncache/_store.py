@@ -403,6 +403,8 @@ class KnnStore(abc.ABC):
             return None, None
         except ForeignObjectError as exc:
             return None, f"the entry is a {exc.kind}, not a directory (not followed)"
+        except StaleEntryError:
+            return None, None  # an older format: a miss; a rewrite replaces it
         except CorruptEntryError as exc:
             return None, exc.reason
         except OSError as exc:
@@ -424,23 +426,36 @@ class KnnStore(abc.ABC):
             os.utime(META_FILE, dir_fd=dfd, follow_symlinks=False)
 
     @staticmethod
-    def _write_json(dfd: int, name: str, record: Mapping[str, Any]) -> None:
+    def _clear_name(dfd: int, name: str) -> None:
+        """Before writing ``name``: a foreign object there (a directory, a FIFO...) is nobody's
+        file, so it goes (itself, not followed); a regular file is replaced atomically."""
+        try:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            remove_at(dfd, name)
+
+    @classmethod
+    def _write_json(cls, dfd: int, name: str, record: Mapping[str, Any]) -> None:
         data = json.dumps(record, indent=1, sort_keys=True).encode()
 
         def write(w: HashingWriter) -> None:
             w.write(data)
 
+        cls._clear_name(dfd, name)
         atomic_write_at(dfd, name, write)
 
     def _write_meta(self, dfd: int, meta: Meta) -> None:
         """Commit an entry: the one write of ``meta.json``."""
         self._write_json(dfd, META_FILE, meta)
 
-    @staticmethod
-    def _save(dfd: int, name: str, arr: np.ndarray[Any, Any]) -> dict[str, Any]:
+    @classmethod
+    def _save(cls, dfd: int, name: str, arr: np.ndarray[Any, Any]) -> dict[str, Any]:
         def write(w: HashingWriter) -> None:
             np.save(w, np.ascontiguousarray(arr), allow_pickle=False)
 
+        cls._clear_name(dfd, name)
         digest, nbytes = atomic_write_at(dfd, name, write)
         return {
             "shape": [int(s) for s in arr.shape],

@@ -148,6 +148,11 @@ def test_every_operation_survives_and_stays_inside(
             nb, ds = ref.load()
             assert np.array_equal(nb, g.neighbors) and ds.tobytes() == g.distances.tobytes()
             assert not (root / fp).is_symlink()
+            store.ensure_array(ref, "pd", lambda f: np.asarray(f, dtype=np.float64) * 2)
+            assert np.array_equal(ref.array("pd"), X.astype(np.float64) * 2)
+            # The rebuild left nothing foreign in the entry (a planted lock or pin file stays
+            # reported until clear/gc removes it).
+            assert [b for b in store.verify() if b.path == str(root / fp)] == []
     assert snapshot(bait) == before
     assert cli_main(["gc", str(root), "--max-bytes", "0"]) == 0
     assert snapshot(bait) == before

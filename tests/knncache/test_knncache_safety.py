@@ -442,3 +442,20 @@ def test_corrupt_graph_is_never_served_by_load_of_foreign_file(
     with pytest.raises(CorruptEntryError, match="symbolic link"):
         ref.load()
     assert StoreWriteError  # the public name stays importable
+
+
+# ---------------------------------------------------------------------- older format
+def test_entries_of_format_1_are_misses_not_errors(tmp_path: Path, X: np.ndarray) -> None:
+    store = PersistentStore(tmp_path / "s")
+    ref = store.ensure(X, 5)
+    old_fp = "0" * 32  # what a format-1 key looks like on disk: another directory
+    old = store.root / old_fp
+    shutil.copytree(ref.path, old)
+    meta = json.loads((old / "meta.json").read_text())
+    meta.update(format_version=1, fingerprint=old_fp, arrays={})
+    (old / "meta.json").write_text(json.dumps(meta))
+    assert store.verify() == []  # not corrupt
+    assert [e.fingerprint for e in store.entries()] == [ref.fingerprint]
+    assert store.get(old_fp) is None  # a miss, without a warning (filterwarnings=error)
+    assert sorted(store.clear()) == sorted([ref.fingerprint, old_fp])
+    assert os.listdir(store.root) == []
