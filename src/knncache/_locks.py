@@ -324,7 +324,7 @@ def _publish(path: Path, token: str) -> bool:
     """Create the marker with complete content; ``False`` if it already exists."""
     data = _marker_bytes(token)
     tmp = path.with_name(f".{path.name}.{token}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         try:
             os.write(fd, data)
@@ -350,7 +350,7 @@ def _publish(path: Path, token: str) -> bool:
 
 def _publish_exclusive(path: Path, data: bytes) -> bool:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileExistsError:
         return False
     try:
@@ -403,7 +403,17 @@ _RO_FLAGS = (
 
 
 def _open_lock_file(dir_fd: int, name: str, where: str, *, create: bool = True) -> int:
-    """Open (creating it, mode ``0o666 & ~umask``) the regular file ``name``; no link followed."""
+    """Open (creating it, mode ``0o666 & ~umask``) the regular file ``name``; no link followed.
+
+    An existing non-regular object is refused before it is opened (a device may act on open).
+    """
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            raise ForeignObjectError(os.path.join(where, name), kind_of(st.st_mode), "lock file")
     try:
         fd = os.open(name, _RW_FLAGS if create else _RO_FLAGS, 0o666, dir_fd=dir_fd)
     except OSError as exc:

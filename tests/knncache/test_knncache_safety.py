@@ -416,6 +416,11 @@ def test_no_map_of_a_closed_ephemeral_store(tmp_path: Path, X: np.ndarray) -> No
     with EphemeralStore(dir=tmp_path) as store:
         ref = store.ensure(X, 5)
         store.ensure_array(ref, "pd", lambda f: np.asarray(f) * 2)
+        store.ensure_array(ref, "view", lambda f: f[:, :2])  # a view of the features map
+        assert store.get(ref.fingerprint) == ref and store.verify() == []
+        store.ensure(X, 5)  # a hit: checksums and values read through maps
+        gc.collect()
+        assert _mapped_under(store.root) == []  # knncache itself keeps no map
         cache["graph"] = ref.load()  # a per-process cache of maps, dropped by the hook
         cache["array"] = ref.array("pd")
         cache["features"] = ref.features()
