@@ -191,10 +191,10 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     lines.append(f"{len(infos)} entries, {format_size(sum(e.bytes for e in infos))}")
     problems = store._problems(checksum=False)
     lines += [f"PROBLEM {b.fingerprint}: {b.reason}" for b in problems]
-    out: Any = payload
-    if args.json and problems:
-        out = {"entries": payload, "problems": _problem_payload(problems)}
-    _emit(args, out, lines)
+    _emit(args, payload, lines)
+    if args.json:  # the JSON stays a list of entries; problems go to stderr (and `info`)
+        for b in problems:
+            print(f"knncache: problem {b.fingerprint}: {b.reason}", file=sys.stderr)
     return 0
 
 

@@ -134,6 +134,11 @@ def test_every_operation_survives_and_stays_inside(
     _reported(kind, fp, root, capsys)
     assert snapshot(bait) == before
 
+    # A write into a size-bounded store lists every entry (LRU eviction): no hang there.
+    bounded = PersistentStore(root, max_bytes=1 << 30)
+    other = bounded.ensure(X * 2, 3)
+    assert np.array_equal(other.load().neighbors, compute_knn(X * 2, 3).neighbors)
+    assert snapshot(bait) == before
     store = PersistentStore(root)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", KnnCacheWarning)
