@@ -33,8 +33,9 @@ class PersistentStore(KnnStore):
         How concurrent writers of one entry are serialised (every process sharing the store
         should use the same mode; mixing modes is safe but may duplicate searches):
 
-        * ``"hard"`` (default): filelock's ``FileLock`` (fcntl/flock) on
-          ``<fingerprint>.lock``. For local disks and filesystems with reliable POSIX locks.
+        * ``"hard"`` (default): ``flock`` on ``<fingerprint>.lock`` (opened without
+          following links; see :mod:`knncache._locks`). For local disks and filesystems
+          with reliable POSIX locks.
         * ``"soft"``: a marker file ``<fingerprint>.softlock`` recording holder host, pid
           and acquisition time, for NFS/Lustre where fcntl/flock are unreliable. A marker
           whose holder is on this host and dead is broken automatically; one held on

@@ -962,7 +962,9 @@ class KnnStore(abc.ABC):
         not bring back an entry removed before it was taken.
 
         On a read-only store the pin holds in this process only (nobody can clear the store
-        through this mount). Pins rely on ``flock``: see the README for NFS and Lustre.
+        through this mount). Pins rely on ``flock``: see the README for NFS and Lustre. A
+        child forked while a pin is held shares its descriptor, so the pin lasts until that
+        child exits too (the safe side).
 
         Parameters
         ----------
