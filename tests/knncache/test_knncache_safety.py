@@ -352,12 +352,14 @@ def test_read_only_store_serves_warm_hits_and_creates_nothing(
 
 
 # ---------------------------------------------------------------------- file modes
-def _modes(root: Path) -> dict[str, int]:
+def _modes(root: Path) -> dict[str, tuple[int, bool]]:
+    """``{relative path: (permission bits, is a directory)}`` of everything under ``root``."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            out[os.path.relpath(p, root)] = stat.S_IMODE(os.lstat(p).st_mode)
+            st = os.lstat(os.path.join(dirpath, name))
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            out[rel] = (stat.S_IMODE(st.st_mode), stat.S_ISDIR(st.st_mode))
     return out
 
 
@@ -375,6 +377,16 @@ def test_file_modes_follow_the_umask(tmp_path: Path, X: np.ndarray, umask: int) 
             pass
         soft = PersistentStore(tmp_path / "soft", lock="soft")
         soft.ensure(X, 3)
+        with soft._lock(fingerprint(X * 2)):  # the soft-lock marker while it is held
+            marker = soft.root / f"{fingerprint(X * 2)}.softlock"
+            marker_mode = stat.S_IMODE(os.stat(marker).st_mode)
+        (tmp_path / "eph_parent").mkdir()
+        eph = EphemeralStore(dir=tmp_path / "eph_parent")
+        eref = eph.ensure(X, 4)
+        eph.ensure_array(eref, "pd", lambda f: np.asarray(f) * 2)
+        eph_modes = _modes(eph.root)
+        eph_root_mode = stat.S_IMODE(os.stat(eph.root).st_mode)
+        eph.close()
         digest, _ = knncache.atomic_write(tmp_path / "plain.bin", lambda f: f.write(b"abc"))
         path = write_superclass(tmp_path / "fc", make_synthetic_superclass())
     finally:
@@ -383,8 +395,12 @@ def test_file_modes_follow_the_umask(tmp_path: Path, X: np.ndarray, umask: int) 
     dirs = 0o777 & ~umask
     modes = {**_modes(tmp_path / "s"), **_modes(tmp_path / "soft")}
     assert any(p.endswith(".lock") for p in modes) and any(p.endswith(".pin") for p in modes)
-    for name, mode in modes.items():
-        is_dir = (tmp_path / "s" / name).is_dir() or (tmp_path / "soft" / name).is_dir()
+    for name, (mode, is_dir) in modes.items():
+        assert mode == (dirs if is_dir else files), (name, oct(mode))
+    assert marker_mode == files
+    assert eph_root_mode == 0o700  # private by design, whatever the umask
+    assert ".knncache-owner.json" in eph_modes
+    for name, (mode, is_dir) in eph_modes.items():
         assert mode == (dirs if is_dir else files), (name, oct(mode))
     assert stat.S_IMODE(os.stat(tmp_path / "plain.bin").st_mode) == files
     assert stat.S_IMODE(os.stat(path).st_mode) == files
