@@ -93,8 +93,9 @@ class PersistentStore(KnnStore):
 
         Entries this process uses (see the class docstring), entries pinned by any process
         (skipped with a :class:`~knncache.KnnCacheWarning`) and entries locked by another
-        process are never evicted, so the result may stay above the budget. Lock and pin
-        files of absent entries are removed (never one that is held).
+        process are never evicted, so the result may stay above the budget. Entries of an
+        older format version (never served) are evicted first, and lock and pin files of
+        absent entries are removed (never one that is held).
 
         Parameters
         ----------
@@ -121,6 +122,10 @@ class PersistentStore(KnnStore):
         budget = self.max_bytes if max_bytes is None else int(max_bytes)
         if budget is None:
             return report
+        if self._why_read_only() is None:
+            for fp in self._stale_entries():  # older format: unreachable, always evictable
+                if self._remove_one(fp, report):
+                    self._stats["evictions"] += 1
         infos = self.entries()
         total = sum(e.bytes for e in infos)
         if total <= budget:

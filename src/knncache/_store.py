@@ -1097,6 +1097,19 @@ class KnnStore(abc.ABC):
         return out
 
     # ------------------------------------------------------------------ housekeeping
+    def _stale_entries(self) -> list[str]:
+        """Entries of an older format version (never served: nobody asks for their key)."""
+        out = []
+        for entry in self._entry_dirs():
+            try:
+                with self._entry_fd(entry.name) as dfd:
+                    read_meta(dfd, entry.name)
+            except StaleEntryError:
+                out.append(entry.name)
+            except (OSError, CorruptEntryError):
+                continue
+        return out
+
     def _remove_one(self, fp: str, report: _Housekeeping) -> bool:
         """Remove entry ``fp`` unless written (its lock is held) or pinned; record which."""
         try:

@@ -478,5 +478,12 @@ def test_entries_of_format_1_are_misses_not_errors(tmp_path: Path, X: np.ndarray
     assert store.verify() == []  # not corrupt
     assert [e.fingerprint for e in store.entries()] == [ref.fingerprint]
     assert store.get(old_fp) is None  # a miss, without a warning (filterwarnings=error)
+    shutil.copytree(old, store.root / ("1" * 32))
+    json_path = store.root / ("1" * 32) / "meta.json"
+    json_path.write_text(json_path.read_text().replace(old_fp, "1" * 32))
+    assert store.evict(1 << 40) == [old_fp, "1" * 32]  # unreachable: evicted first
+    assert store.entries()[0].fingerprint == ref.fingerprint
+    shutil.copytree(ref.path, old)
+    (old / "meta.json").write_text(json.dumps(meta))
     assert sorted(store.clear()) == sorted([ref.fingerprint, old_fp])
     assert os.listdir(store.root) == []
