@@ -17,12 +17,14 @@ purpose derives from :class:`KnnCacheError`.
 
 from __future__ import annotations
 
+from knncache._atomic import atomic_write
 from knncache._ephemeral import EphemeralStore
 from knncache._errors import (
     ArrayNotFoundError,
     CorruptEntryError,
     EntryNotFoundError,
     FeaturesNotStoredError,
+    ForeignObjectError,
     InvalidFeaturesError,
     InvalidKError,
     InvalidNameError,
@@ -51,6 +53,7 @@ __all__ = [
     "EntryNotFoundError",
     "EphemeralStore",
     "FeaturesNotStoredError",
+    "ForeignObjectError",
     "InvalidFeaturesError",
     "InvalidKError",
     "InvalidNameError",
@@ -66,6 +69,7 @@ __all__ = [
     "StoreWriteError",
     "UnknownMetricError",
     "__version__",
+    "atomic_write",
     "compute_knn",
     "fingerprint",
 ]
