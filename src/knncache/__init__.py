@@ -17,6 +17,7 @@ purpose derives from :class:`KnnCacheError`.
 
 from __future__ import annotations
 
+from knncache._atomic import atomic_write
 from knncache._engines import ENGINE_DEFAULTS, recall_at_k
 from knncache._ephemeral import EphemeralStore
 from knncache._errors import (
@@ -24,6 +25,7 @@ from knncache._errors import (
     CorruptEntryError,
     EntryNotFoundError,
     FeaturesNotStoredError,
+    ForeignObjectError,
     InvalidFeaturesError,
     InvalidKError,
     InvalidNameError,
@@ -56,6 +58,7 @@ __all__ = [
     "EntryNotFoundError",
     "EphemeralStore",
     "FeaturesNotStoredError",
+    "ForeignObjectError",
     "InvalidFeaturesError",
     "InvalidKError",
     "InvalidNameError",
@@ -73,6 +76,7 @@ __all__ = [
     "StoreWriteError",
     "UnknownMetricError",
     "__version__",
+    "atomic_write",
     "compute_knn",
     "fingerprint",
     "recall_at_k",

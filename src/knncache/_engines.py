@@ -56,7 +56,7 @@ import xxhash
 
 from knncache._entry import FEATURES_FILE
 from knncache._errors import CorruptEntryError, InvalidParameterError
-from knncache._knn import KnnGraph, _search_rows, validate_features, validate_metric
+from knncache._knn import KnnGraph, _search_rows, check_graph, validate_features, validate_metric
 
 __all__ = [
     "ENGINE_DEFAULTS",
@@ -199,12 +199,23 @@ class Engine:
         return Engine(self.method, MappingProxyType(params), self.executor)
 
     def compute(self, arr: npt.NDArray[Any], k: int, metric: str, exclude_self: bool) -> KnnGraph:
-        """Run the search on validated features."""
+        """Run the search on validated features.
+
+        Raises
+        ------
+        InvalidFeaturesError
+            ``"overflow"``: the graph cannot be valid (see :func:`knncache._knn.check_graph`),
+            whatever the method or executor.
+        """
         if self.method == "exact":
             if self.executor is None:
-                return _search_rows(arr, k, metric, exclude_self)
-            return _distributed_exact(arr, k, metric, exclude_self, self.executor, self.params)
-        return _approximate(arr, k, metric, exclude_self, self.method, self.params)
+                graph = _search_rows(arr, k, metric, exclude_self)
+            else:
+                graph = _distributed_exact(arr, k, metric, exclude_self, self.executor, self.params)
+        else:
+            graph = _approximate(arr, k, metric, exclude_self, self.method, self.params)
+        check_graph(graph, arr.shape[0])
+        return graph
 
     def meta_fields(self, graph: KnnGraph, arr: npt.NDArray[Any], metric: str) -> dict[str, Any]:
         """What an entry's ``meta.json`` records about the engine (nothing for exact).

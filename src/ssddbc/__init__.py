@@ -10,5 +10,21 @@ from __future__ import annotations
 
 from ssddbc._errors import FeatureCacheError, InvalidInputError, SearchConfigError, SsddbcError
 
-__all__ = ["FeatureCacheError", "InvalidInputError", "SearchConfigError", "SsddbcError"]
+__all__ = [
+    "SSDDBC",
+    "FeatureCacheError",
+    "InvalidInputError",
+    "SSDDBCSearch",
+    "SearchConfigError",
+    "SsddbcError",
+]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The estimators import scikit-learn: loaded on first use, not with the package.
+    if name in ("SSDDBC", "SSDDBCSearch"):
+        from ssddbc import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'ssddbc' has no attribute {name!r}")

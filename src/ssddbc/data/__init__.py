@@ -4,6 +4,8 @@
   :func:`list_superclasses`, :func:`write_superclass`, :func:`convert_feature_cache`;
 * :mod:`~ssddbc.data.superclasses`: :data:`SUPERCLASSES`, the 15 CIFAR-100 superclasses;
 * :mod:`~ssddbc.data.splits`: :func:`make_gcd_split`;
+* :mod:`~ssddbc.data.make_cache` (``python -m ssddbc.data.make_cache``): a cache from your
+  own arrays (not imported here, so that ``-m`` runs it cleanly);
 * :mod:`~ssddbc.data.digits`: :func:`build_digits_feature_cache` (scikit-learn's bundled
   digits, no download);
 * :mod:`~ssddbc.data.synthetic`: :func:`make_synthetic_superclass`.

@@ -29,8 +29,8 @@ from typing import Any, NoReturn
 import numpy as np
 from numpy.typing import NDArray
 
+from knncache import atomic_write
 from ssddbc._errors import FeatureCacheError, InvalidInputError
-from ssddbc.data._atomic import atomic_write
 
 __all__ = [
     "FORMAT_NAME",

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ssddbc.data._atomic import atomic_write
+from knncache import atomic_write
 from ssddbc.grid_search._tasks import ConfigResult
 
 __all__ = [

@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
+from ssddbc._metric import (
+    check_metric,
+    cosine_candidate_graph,
+    cosine_to_euclidean,
+    l2_normalize,
+)
 from ssddbc._validation import (
     as_candidate_graph,
     as_features,
@@ -84,6 +91,21 @@ def _category_labels(
     return out
 
 
+def _check_cosine_pairwise(pairwise: npt.NDArray[Any], u: npt.NDArray[np.float32]) -> None:
+    """Spot-check a few entries: the matrix must hold distances between the unit rows."""
+    n = u.shape[0]
+    rows = np.arange(min(n, 8), dtype=np.int64)
+    cols = (rows * 7 + 1) % n
+    expected = euclidean_block(u[rows], u[cols]).diagonal()
+    got = np.asarray(pairwise[rows, cols], dtype=np.float64)
+    if not np.allclose(got, expected, rtol=1e-4, atol=1e-6):
+        raise InvalidInputError(
+            "pairwise_distances",
+            "does not hold the Euclidean distances of the L2-normalised features; with "
+            "metric='cosine' pass pairwise_euclidean(ssddbc._metric.l2_normalize(X))",
+        )
+
+
 def adaptive_density_clustering(
     X: Any,
     targets: Any,
@@ -107,6 +129,7 @@ def adaptive_density_clustering(
     silent: bool = True,
     detail_dense: bool = False,
     label_guide: bool = False,
+    metric: str = "euclidean",
 ) -> ClusteringResult:
     """Run SS-DDBC on one feature matrix with one configuration.
 
@@ -141,10 +164,11 @@ def adaptive_density_clustering(
     voting_k : int
         Voters for ``assign_model=2``.
     precomputed_knn : tuple, optional
-        ``(neighbors, distances)`` of the exact Euclidean graph (self excluded, rows in
-        (distance, index) order) with at least ``k`` columns, e.g. a ``knncache.KnnGraph``
-        computed at a larger ``k``; densities and the cutoff use only the first ``k``
-        columns. Computed with ``knncache.compute_knn`` when omitted. Without
+        ``(neighbors, distances)`` of the exact Euclidean graph (the cosine graph under
+        ``metric="cosine"``; self excluded, rows in (distance, index) order) with at least
+        ``k`` columns, e.g. a ``knncache.KnnGraph`` computed at a larger ``k``; densities
+        and the cutoff use only the first ``k`` columns. Computed with
+        ``knncache.compute_knn`` when omitted. Without
         ``pairwise_distances``, all ``M >= k`` columns of a float32 graph (knncache's) also
         serve as candidates: within-H neighbours, the small-cluster merge and assignment
         strategies 2 and 3 are answered exactly from them wherever they decide, and from
@@ -169,6 +193,17 @@ def adaptive_density_clustering(
         Accepted for compatibility; nothing is printed or logged.
     label_guide : bool
         Accepted for compatibility; ignored, as in the original's latest version.
+    metric : {"euclidean", "cosine"}
+        ``"euclidean"`` (default) is the published algorithm. ``"cosine"`` runs it on the
+        L2-normalised rows ``U = ssddbc._metric.l2_normalize(X)`` in Euclidean units: the
+        neighbour graph is knncache's cosine graph of ``X`` (computed with
+        ``knncache.compute_knn(X, k, "cosine")`` when ``precomputed_knn`` is omitted; pass a
+        knncache cosine graph, distances ``1 - cos``, otherwise), its distances ``c`` enter
+        the densities and the cutoff as ``sqrt(2 c)`` (the Euclidean distance of unit
+        vectors), and every other distance is Euclidean between rows of ``U``
+        (``pairwise_distances`` must then be ``pairwise_euclidean(U)``). Without a matrix,
+        the columns of the cosine graph that provably give the exact order in those
+        distances serve as candidates, as a Euclidean graph's do. See :mod:`ssddbc._metric`.
 
     Returns
     -------
@@ -198,9 +233,13 @@ def adaptive_density_clustering(
         Any bad input, before any work: mismatched lengths, masks that are neither boolean
         nor 0/1, labelled samples outside the known classes, ``k`` out of range, percentile
         outside ``[0, 100]``, NaN/inf features, unknown ``dense_method`` / ``co_mode`` /
-        ``assign_model``, a malformed ``precomputed_knn`` or ``pairwise_distances``.
+        ``assign_model``, a malformed ``precomputed_knn`` or ``pairwise_distances``, an
+        unknown ``metric``; under cosine also an all-zero feature row, a graph with a
+        distance above 2 (not a cosine graph) or a matrix that is not the normalised
+        features' distances.
     """
     # ---- validation, all before any work --------------------------------------------------
+    metric = check_metric(metric)
     x = as_features(X, "X")
     n = x.shape[0]
     y = as_targets(targets, n, "targets")
@@ -229,6 +268,21 @@ def adaptive_density_clustering(
         )
     knn = None if precomputed_knn is None else as_precomputed_knn(precomputed_knn, n, k)
     pairwise = None if pairwise_distances is None else as_pairwise(pairwise_distances, n)
+    cosine_graph: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
+    if metric == "cosine":
+        # Cosine is Euclidean on the unit rows (ssddbc._metric): the graph's 1 - cos become
+        # sqrt(2 (1 - cos)), and every later distance is measured between rows of U.
+        x_raw, x = x, l2_normalize(x, "X")
+        if knn is None:
+            from knncache import compute_knn  # the same search a knncache store runs
+
+            cosine_graph = compute_knn(x_raw, k, "cosine")
+            knn = as_precomputed_knn(cosine_graph, n, k)
+        elif pairwise is None:
+            cosine_graph = as_candidate_graph(precomputed_knn, n, k)
+        knn = (knn[0], cosine_to_euclidean(knn[1]))
+        if pairwise is not None:
+            _check_cosine_pairwise(pairwise, x)
 
     # ---- 1. densities, relative densities, high-density set ------------------------------
     densities, knn_dist, neighbors = compute_density(
@@ -243,7 +297,10 @@ def adaptive_density_clustering(
 
     # ---- 3. core clusters ----------------------------------------------------------------
     candidates = None
-    if pairwise is None:
+    if pairwise is None and metric == "cosine":
+        if cosine_graph is not None:
+            candidates = cosine_candidate_graph(cosine_graph[0], cosine_graph[1], x)
+    elif pairwise is None:
         # Without the matrix, the neighbour graph (all its columns) decides most distance
         # questions exactly; blocks are computed only for the rows it cannot decide.
         if knn is None:
