@@ -54,7 +54,7 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from knncache._entry import FEATURES_FILE
+from knncache._entry import ENGINE_KEYED_PARAMS, ENGINE_META_KEYS, FEATURES_FILE
 from knncache._errors import CorruptEntryError, InvalidParameterError
 from knncache._knn import KnnGraph, _search_rows, check_graph, validate_features, validate_metric
 
@@ -69,7 +69,7 @@ __all__ = [
     "run_engine",
 ]
 
-METHODS: tuple[str, ...] = ("exact", "hnsw", "ivf")
+METHODS: tuple[str, ...] = tuple(ENGINE_KEYED_PARAMS)
 
 #: Parameters of each method and their defaults (``ivf``'s ``nlist="auto"`` is resolved from
 #: N). ``exact`` takes parameters only with an executor: ``blocks`` (number of query blocks,
@@ -86,9 +86,7 @@ ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 
 # Parameters that change the graph (part of an entry's key). The exact engine's parameters
 # only say how the work is spread.
-_KEYED: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"exact": (), "hnsw": ("M", "efConstruction", "efSearch"), "ivf": ("nlist", "nprobe")}
-)
+_KEYED = ENGINE_KEYED_PARAMS
 
 RECALL_SAMPLE = 1000
 
@@ -233,10 +231,6 @@ class Engine:
             "params": self.keyed_params,
             "recall": {"k": k, "value": value, "sample": sample, "seed": 0},
         }
-
-
-#: The keys :meth:`Engine.meta_fields` adds to an entry's ``meta.json``.
-ENGINE_META_KEYS: tuple[str, ...] = ("method", "params", "recall")
 
 
 def engine_meta(
