@@ -24,7 +24,7 @@ from typing import Any
 
 import xxhash
 
-__all__ = ["HashingWriter", "atomic_write", "atomic_write_at", "fsync_dir"]
+__all__ = ["HashingWriter", "atomic_write", "atomic_write_at", "fsync_dir", "temp_pattern"]
 
 _TMP_FLAGS = (
     os.O_WRONLY
@@ -91,6 +91,15 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def temp_pattern(name_pattern: str) -> str:
+    """Regular expression of the temporary names of files whose names match ``name_pattern``.
+
+    ``name_pattern`` is itself a regular expression (of a plain file name); housekeeping uses
+    the result to recognise the leftovers of a writer killed before its rename.
+    """
+    return rf"\.(?:{name_pattern})\.[0-9a-f]{{16}}\.tmp"
+
+
 def atomic_write_at(
     dir_fd: int, name: str, write: Callable[[HashingWriter], object]
 ) -> tuple[str, int]:
@@ -101,7 +110,7 @@ def atomic_write_at(
     """
     if not name or "/" in name or name in (".", ".."):
         raise ValueError(f"name must be a plain file name, got {name!r}")
-    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"  # matched by temp_pattern
     fd = os.open(tmp, _TMP_FLAGS, 0o666, dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "wb") as raw:

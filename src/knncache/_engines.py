@@ -38,12 +38,16 @@ the graph at ``k_max`` and serves its first ``k`` columns.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import json
 import math
 import numbers
 import os
+import re
+import secrets
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,14 +58,20 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
+from knncache._atomic import atomic_write, temp_pattern
 from knncache._entry import ENGINE_KEYED_PARAMS, ENGINE_META_KEYS, FEATURES_FILE
 from knncache._errors import CorruptEntryError, InvalidParameterError
 from knncache._knn import KnnGraph, _search_rows, check_graph, validate_features, validate_metric
+from knncache._locks import _names_fd
+from knncache._ref import _open_at
+from knncache._safefs import open_dir, open_regular
 
 __all__ = [
     "ENGINE_DEFAULTS",
     "ENGINE_META_KEYS",
     "METHODS",
+    "SHIP_RE",
+    "SHIP_TEMP_RE",
     "Engine",
     "engine_meta",
     "make_engine",
@@ -75,7 +85,8 @@ METHODS: tuple[str, ...] = tuple(ENGINE_KEYED_PARAMS)
 #: N). ``exact`` takes parameters only with an executor: ``blocks`` (number of query blocks,
 #: default twice the executor's workers), ``scratch_dir`` (where the temporary ``.npy`` copy
 #: for the workers goes, default the temp directory) and ``features_npy`` (an existing
-#: ``.npy`` file holding exactly ``X``, mapped by the workers instead of a copy).
+#: ``.npy`` file holding exactly ``X``, mapped by the workers instead of a copy; a regular
+#: file: a link or FIFO at that name is refused with ``ForeignObjectError``, not followed).
 ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "exact": MappingProxyType({"blocks": None, "scratch_dir": None, "features_npy": None}),
@@ -87,6 +98,13 @@ ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 # Parameters that change the graph (part of an entry's key). The exact engine's parameters
 # only say how the work is spread.
 _KEYED = ENGINE_KEYED_PARAMS
+
+#: The features shipped to an executor's workers (a ``.npy`` in the store root or scratch
+#: directory, held with a shared ``flock`` while in use) and ``atomic_write``'s temporary
+#: file of one. Housekeeping removes an unheld one past the grace period.
+SHIP_PREFIX = ".knncache-ship-"
+SHIP_RE = re.compile(re.escape(SHIP_PREFIX) + r"[0-9a-f]{32}\.npy")
+SHIP_TEMP_RE = re.compile(temp_pattern(SHIP_RE.pattern))
 
 RECALL_SAMPLE = 1000
 
@@ -414,6 +432,19 @@ def _worker_count(executor: Any) -> int:
     return int(count) if isinstance(count, int) and count > 0 else 4
 
 
+def _map_npy(path: str, expected_fp: str) -> npt.NDArray[Any]:
+    """Read-only map of the ``.npy`` file ``path``: a regular file (its last component is not
+    followed, a FIFO or device never opened), truncated or foreign ones refused."""
+    directory, name = os.path.split(path)
+    dfd = open_dir(directory or ".")
+    try:
+        return _open_at(dfd, name, directory)
+    except ValueError as exc:
+        raise CorruptEntryError(expected_fp, f"{path!r}: {exc}") from None
+    finally:
+        os.close(dfd)
+
+
 def _search_block(
     path: str,
     expected_fp: str,
@@ -423,15 +454,64 @@ def _search_block(
     start: int,
     stop: int,
 ) -> tuple[int, KnnGraph]:
-    """Worker side: map the matrix, check it is the caller's, search rows ``start:stop``."""
+    """Worker side: map the matrix, check it is the caller's, search rows ``start:stop``.
+
+    The block's rows are searched against the whole matrix with the same power-of-two
+    scaling as the local search (it depends on the whole matrix), so blocks agree bit for bit
+    with it; the caller checks the merged graph.
+    """
     from knncache._fingerprint import fingerprint
 
-    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    arr = _map_npy(path, expected_fp)
     if fingerprint(arr, metric) != expected_fp:
         raise CorruptEntryError(expected_fp, f"{path!r} does not hold the features being searched")
     rows = np.arange(start, stop, dtype=np.int64)
     graph = _search_rows(arr, k, metric, exclude_self, rows=rows)
     return start, KnnGraph(np.ascontiguousarray(graph.neighbors), graph.distances)
+
+
+_HOLD_TIMEOUT = 10.0
+
+
+@contextlib.contextmanager
+def _shipped(arr: npt.NDArray[Any], scratch_dir: Any) -> Iterator[str]:
+    """A ``.npy`` copy of ``arr`` for the workers: its path, for the duration of the block.
+
+    Written with :func:`knncache.atomic_write` (mode ``0o666 & ~umask``, never through a
+    link) under a random :data:`SHIP_RE` name, then held with a shared ``flock`` until it is
+    removed, so that ``clear`` and ``gc`` of a store whose root holds it (they take it
+    exclusively, without waiting) never remove it while it is in use. Where flock is refused
+    the copy is simply not held (housekeeping cannot lock it either, so it is kept).
+    """
+    directory = os.fspath(scratch_dir) if scratch_dir is not None else tempfile.gettempdir()
+    name = f"{SHIP_PREFIX}{secrets.token_hex(16)}.npy"
+    path = os.path.join(directory, name)
+    atomic_write(path, lambda w: np.save(w, np.ascontiguousarray(arr), allow_pickle=False))
+    dfd = open_dir(directory)
+    fd: int | None = None
+    try:
+        fd, _ = open_regular(dfd, name, where=directory)
+        deadline = time.monotonic() + _HOLD_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # a housekeeper checking it (it keeps a fresh file)
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
+            except OSError:  # flock unsupported here
+                break
+        yield path
+    finally:
+        try:
+            if fd is None or _names_fd(dfd, name, fd):
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=dfd)
+        finally:
+            if fd is not None:
+                os.close(fd)
+            os.close(dfd)
 
 
 def _distributed_exact(
@@ -448,26 +528,16 @@ def _distributed_exact(
     blocks = p["blocks"] if p["blocks"] is not None else 2 * _worker_count(executor)
     bounds = np.unique(np.linspace(0, n, min(blocks, n) + 1).astype(np.int64))
     fp = fingerprint(arr, metric)
-    tmp_path: str | None = None
-    try:
+    with contextlib.ExitStack() as stack:
         if p["features_npy"] is not None:
             path = os.fspath(p["features_npy"])
         else:
-            fd, tmp_path = tempfile.mkstemp(
-                prefix=".knncache-ship-", suffix=".npy", dir=p["scratch_dir"]
-            )
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
-            path = tmp_path
+            path = stack.enter_context(_shipped(arr, p["scratch_dir"]))
         futures = [
             executor.submit(_search_block, path, fp, k, metric, exclude_self, int(lo), int(hi))
             for lo, hi in itertools.pairwise(bounds)
         ]
         parts = [f.result() for f in futures]
-    finally:
-        if tmp_path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_path)
     parts.sort(key=lambda part: part[0])
     neighbors = np.concatenate([g.neighbors for _, g in parts], axis=0)
     distances = np.concatenate([g.distances for _, g in parts], axis=0)

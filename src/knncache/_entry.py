@@ -12,6 +12,8 @@ Layout (names readable by a person)::
     <root>/<fingerprint>.softlock               the entry's lock marker, lock="soft": one JSON
                                                 line (host, pid, acquired, token, ...)
     <root>/<fingerprint>.pin                    the entry's pin file (shared flock = pinned)
+    <root>/.knncache-ship-{hex}.npy             features shipped to executor workers during
+                                                a search (shared flock while in use)
 
 An entry built by an approximate engine is keyed by the features' fingerprint, the method
 and its parameters, and its ``meta.json`` also records ``method``, ``params`` (the keyed

@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from knncache._atomic import HashingWriter, atomic_write_at
-from knncache._engines import Engine, engine_meta, make_engine
+from knncache._engines import SHIP_RE, SHIP_TEMP_RE, Engine, engine_meta, make_engine
 from knncache._entry import (
     FEATURES_FILE,
     MAX_MARKER_BYTES,
@@ -75,6 +75,7 @@ from knncache._knn import check_graph, validate_features, validate_k, validate_m
 from knncache._locks import (
     LOCK_SUFFIX,
     PIN_SUFFIX,
+    _names_fd,
     exclusive_pin,
     flock_acquire,
     flock_release,
@@ -86,6 +87,7 @@ from knncache._safefs import (
     DIR_FLAGS,
     kind_of,
     open_dir_at,
+    open_regular,
     read_capped,
     remove_at,
     scan,
@@ -152,6 +154,7 @@ class _Housekeeping:
     busy: list[str] = field(default_factory=list)
     foreign_removed: list[str] = field(default_factory=list)
     lock_files_removed: int = 0
+    temp_removed: list[str] = field(default_factory=list)
 
 
 def _now() -> float:
@@ -1177,6 +1180,9 @@ class KnnStore(abc.ABC):
         try:
             children = dict(scan(root_fd))
             for name, st in children.items():
+                if SHIP_RE.fullmatch(name) or SHIP_TEMP_RE.fullmatch(name):
+                    self._housekeep_ship(root_fd, name, st, report)
+                    continue
                 fp, suffix = name[:32], name[32:]
                 if not is_fingerprint(fp) or suffix not in ("", LOCK_SUFFIX, PIN_SUFFIX):
                     continue
@@ -1201,6 +1207,40 @@ class KnnStore(abc.ABC):
                 report.lock_files_removed += int(removed)
         finally:
             os.close(root_fd)
+
+    def _housekeep_ship(
+        self, root_fd: int, name: str, st: os.stat_result, report: _Housekeeping
+    ) -> None:
+        """Remove features shipped to executor workers (or a partial write of them) left by a
+        process that died: only past the grace period, and a shipped file only while this
+        process holds it exclusively (its owner holds it shared until it removes it)."""
+        path = str(self._root / name)
+        if not stat.S_ISREG(st.st_mode):
+            if remove_at(root_fd, name):
+                report.foreign_removed.append(path)
+            return
+        if st.st_mtime > _now() - self._sweep_grace:
+            return  # being written, or just written and about to be held
+        if SHIP_TEMP_RE.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=root_fd)
+                report.temp_removed.append(path)
+            return
+        try:
+            fd, _ = open_regular(root_fd, name, where=str(self._root))
+        except (OSError, ForeignObjectError):
+            return  # gone meanwhile, or swapped (the next pass sees what it is now)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return  # in use (or flock refused: then nobody can tell, so it stays)
+            if _names_fd(root_fd, name, fd):
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=root_fd)
+                    report.temp_removed.append(path)
+        finally:
+            os.close(fd)
 
     def _warn_pinned(self, report: _Housekeeping, what: str) -> None:
         if report.pinned:

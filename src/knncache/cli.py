@@ -144,6 +144,7 @@ def _housekeeping_lines(report: _Housekeeping) -> list[str]:
     lines = [f"skipped pinned entry {fp} (a process pins it)" for fp in report.pinned]
     lines += [f"skipped entry {fp} (being written)" for fp in report.busy]
     lines += [f"removed foreign object {p} (not followed)" for p in report.foreign_removed]
+    lines += [f"removed orphaned temporary file {p}" for p in report.temp_removed]
     return lines
 
 
@@ -153,6 +154,7 @@ def _housekeeping_payload(report: _Housekeeping) -> dict[str, Any]:
         "busy": report.busy,
         "foreign_removed": report.foreign_removed,
         "lock_files_removed": report.lock_files_removed,
+        "temp_removed": report.temp_removed,
     }
 
 
