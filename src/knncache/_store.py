@@ -122,6 +122,8 @@ class EntryInfo:
     has_features : bool
     arrays : tuple of str
         Names of the extra arrays (``ensure_array``).
+    method : str
+        The search engine that built the graph (``"exact"``, ``"hnsw"``, ``"ivf"``).
     """
 
     fingerprint: str
@@ -134,6 +136,7 @@ class EntryInfo:
     last_used: float
     has_features: bool
     arrays: tuple[str, ...]
+    method: str = "exact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -1131,6 +1134,7 @@ class KnnStore(abc.ABC):
                     last_used=max(float(meta["last_used"]), mtime),
                     has_features=FEATURES_FILE in meta["files"],
                     arrays=tuple(sorted(arrays)),
+                    method=str(meta.get("method", "exact")),
                 )
             )
         out.sort(key=lambda e: (-e.last_used, e.fingerprint))

@@ -181,12 +181,16 @@ def _cmd_ls(args: argparse.Namespace) -> int:
             "last_used": e.last_used,
             "has_features": e.has_features,
             "arrays": list(e.arrays),
+            "method": e.method,
         }
         for e in infos
     ]
-    lines = [f"{'FINGERPRINT':32}  {'N':>7} {'D':>5} {'K':>3} {'METRIC':9} {'SIZE':>10}  LAST USED"]
+    lines = [
+        f"{'FINGERPRINT':32}  {'N':>7} {'D':>5} {'K':>3} {'METRIC':9} {'METHOD':6} "
+        f"{'SIZE':>10}  LAST USED"
+    ]
     lines += [
-        f"{e.fingerprint:32}  {e.n:>7} {e.d:>5} {e.k:>3} {e.metric:9} "
+        f"{e.fingerprint:32}  {e.n:>7} {e.d:>5} {e.k:>3} {e.metric:9} {e.method:6} "
         f"{format_size(e.bytes):>10}  {_time(e.last_used)}"
         for e in infos
     ]
