@@ -8,7 +8,13 @@ Subpackages keep the module paths of the original research code:
 
 from __future__ import annotations
 
+from knncache._version import __version__
 from ssddbc._errors import FeatureCacheError, InvalidInputError, SearchConfigError, SsddbcError
 
-__all__ = ["FeatureCacheError", "InvalidInputError", "SearchConfigError", "SsddbcError"]
-__version__ = "0.1.0"
+__all__ = [
+    "FeatureCacheError",
+    "InvalidInputError",
+    "SearchConfigError",
+    "SsddbcError",
+    "__version__",
+]

@@ -634,7 +634,7 @@ def write_superclass(
     arrays = _npz_arrays(data)
     if skip_if_identical and path.is_file() and _same_npz(path, arrays):
         return path
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]
+    atomic_write(path, lambda handle: np.savez(handle, allow_pickle=False, **arrays))
     return path
 
 
