@@ -8,6 +8,7 @@ Subpackages keep the module paths of the original research code:
 
 from __future__ import annotations
 
+from knncache._version import __version__
 from ssddbc._errors import FeatureCacheError, InvalidInputError, SearchConfigError, SsddbcError
 
 __all__ = [
@@ -17,8 +18,8 @@ __all__ = [
     "SSDDBCSearch",
     "SearchConfigError",
     "SsddbcError",
+    "__version__",
 ]
-__version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:

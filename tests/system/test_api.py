@@ -20,6 +20,7 @@ from ssddbc.grid_search.api import (
 )
 from tests.golden import GOLDEN_DIR
 
+pytestmark = pytest.mark.slow  # worker pools
 GOLDEN = GOLDEN_DIR
 K_SMALL = range(4, 8)
 DP_SMALL = range(40, 100, 25)

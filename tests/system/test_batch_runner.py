@@ -17,6 +17,7 @@ import pytest
 from ssddbc.grid_search._results import ResultsJournal
 from tests.system.conftest import SMALL_GRID, run_cli
 
+pytestmark = pytest.mark.slow  # worker pools, CLI subprocesses, killed runs
 TIMING = {"seconds"}
 
 

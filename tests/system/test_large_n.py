@@ -26,6 +26,7 @@ from ssddbc.grid_search import _tasks
 from ssddbc.grid_search._tasks import ConfigTask, evaluate_config, prepare_inputs, run_configuration
 from ssddbc.grid_search.api import run_clustering_search_on_features
 
+pytestmark = pytest.mark.slow  # worker pools on the large-N path
 N = 1500
 SAMPLE = 300
 KS = [3, 8, 14]

@@ -634,6 +634,9 @@ def write_superclass(
     arrays = _npz_arrays(data)
     if skip_if_identical and path.is_file() and _same_npz(path, arrays):
         return path
+    # Recent numpy types savez(file, *args, allow_pickle: bool, **kwds), so a dict splatted as
+    # keywords cannot match it; older numpy (1.25) has no such parameter (passing it would
+    # store an array named "allow_pickle"). No array here has dtype object: nothing is pickled.
     atomic_write(path, lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]
     return path
 

@@ -255,7 +255,8 @@ def _silhouette_values(
     means[r, own] = np.inf
     inter = means.min(axis=1)
     denom = np.maximum(intra, inter)
-    s = np.divide(inter - intra, denom, out=np.zeros(own.size), where=denom > 0)
+    s: NDArray[np.float64] = np.zeros(own.size)
+    np.divide(inter - intra, denom, out=s, where=denom > 0)
     s[own_count == 1] = 0.0
     return s
 
