@@ -28,6 +28,7 @@ import numpy.typing as npt
 from ssddbc._errors import InvalidInputError
 from ssddbc._validation import (
     as_candidate_graph,
+    warn_labeled_outside_known,
     as_features,
     as_mask,
     as_pairwise,
@@ -84,6 +85,27 @@ def _category_labels(
     return out
 
 
+def _evaluate_dense(
+    core_labels: npt.NDArray[np.int64],
+    targets: npt.NDArray[np.int64],
+    known: npt.NDArray[np.bool_],
+    eval_version: str,
+    neighbors: npt.NDArray[np.int64],
+    densities: npt.NDArray[np.float64],
+) -> tuple[Any, ...]:
+    """The original's ``eval_dense`` return: core labels scored over the clustered points."""
+    from ssddbc.evaluation.accuracy import split_cluster_acc_v1, split_cluster_acc_v2
+
+    sel = core_labels >= 0
+    if not sel.any():
+        all_acc, old_acc, new_acc, n_core = 0.0, 0.0, 0.0, 0
+    else:
+        acc = split_cluster_acc_v1 if eval_version == "v1" else split_cluster_acc_v2
+        all_acc, old_acc, new_acc = acc(targets[sel], core_labels[sel], known[sel])
+        n_core = int(np.unique(core_labels[sel]).size)
+    return core_labels, n_core, [], all_acc, old_acc, new_acc, None, neighbors, None, densities
+
+
 def adaptive_density_clustering(
     X: Any,
     targets: Any,
@@ -91,23 +113,23 @@ def adaptive_density_clustering(
     labeled_mask: Any,
     k: int = 10,
     density_percentile: float = 75,
-    *,
-    dense_method: int = 1,
-    co_mode: int = 2,
-    co_manual: float | None = None,
-    assign_model: int = 3,
-    voting_k: int = 5,
-    precomputed_knn: Any = None,
-    pairwise_distances: Any = None,
     random_state: int | None = 0,
     train_size: int | None = None,
+    co_mode: int = 2,
+    co_manual: float | None = None,
     eval_dense: bool = False,
     eval_version: str = "v1",
     fast_mode: bool = False,
-    silent: bool = True,
+    dense_method: int = 1,
+    assign_model: int = 3,
+    voting_k: int = 5,
     detail_dense: bool = False,
     label_guide: bool = False,
-) -> ClusteringResult:
+    *,
+    precomputed_knn: Any = None,
+    pairwise_distances: Any = None,
+    silent: bool = True,
+) -> ClusteringResult | tuple[Any, ...]:
     """Run SS-DDBC on one feature matrix with one configuration.
 
     Parameters
@@ -120,8 +142,9 @@ def adaptive_density_clustering(
     known_mask : array_like
         ``(N,)`` boolean (or 0/1): the sample's class is a known class.
     labeled_mask : array_like
-        ``(N,)`` boolean (or 0/1): the sample's label may be used; must be a subset of
-        ``known_mask``.
+        ``(N,)`` boolean (or 0/1): the sample's label may be used. Labelled samples outside
+        ``known_mask`` are accepted with an :class:`~ssddbc._errors.SsddbcWarning` and used
+        like any labelled sample, as the original used them.
     k : int
         Neighbours, ``1 <= k < N``.
     density_percentile : float
@@ -158,10 +181,12 @@ def adaptive_density_clustering(
     train_size : int, optional
         Accepted for compatibility (the original only used it for logging).
     eval_dense : bool
-        The original's high-density-only evaluation mode; not supported here (evaluate the
-        returned ``core_clusters`` with :mod:`ssddbc.evaluation` instead). Must be False.
-    eval_version : str
-        Only meaningful with ``eval_dense``; accepted and ignored.
+        The original's high-density-only evaluation: stop after the small-cluster merge,
+        skip the assignment, and return the core labels with their All/Old/New accuracy
+        over the clustered (high-density) points (see Returns).
+    eval_version : {"v1", "v2"}
+        Accuracy version of the ``eval_dense`` evaluation
+        (:func:`ssddbc.evaluation.split_cluster_acc_v1` / ``_v2``); otherwise unused.
     fast_mode : bool
         As in the original: skip the unknown-cluster ids and the category labels (return
         ``[]`` and ``{}``); labels are unaffected.
@@ -170,8 +195,19 @@ def adaptive_density_clustering(
     label_guide : bool
         Accepted for compatibility; ignored, as in the original's latest version.
 
+    The parameters up to ``label_guide`` are positional in the original's order, with its
+    defaults except ``dense_method=1`` and ``assign_model=3``: the original's defaults (0 and
+    2) made it raise, since it implemented only these two; here every method of the
+    document is implemented. ``precomputed_knn``, ``pairwise_distances`` and ``silent`` are
+    this package's additions, keyword-only.
+
     Returns
     -------
+    With ``eval_dense=True``, the original's 10-tuple ``(core_labels, n_clusters, [],
+    all_acc, old_acc, new_acc, None, neighbors, None, densities)``: ``core_labels`` is
+    ``-1`` outside the core clusters, ``n_clusters`` and the accuracies are over the
+    clustered points only (``0, 0.0, 0.0, 0.0`` when there is none). Otherwise:
+
     labels : numpy.ndarray
         int64 ``(N,)`` cluster id of every sample, ``0..C-1``.
     n_clusters : int
@@ -196,7 +232,7 @@ def adaptive_density_clustering(
     ------
     InvalidInputError
         Any bad input, before any work: mismatched lengths, masks that are neither boolean
-        nor 0/1, labelled samples outside the known classes, ``k`` out of range, percentile
+        nor 0/1, ``k`` out of range, an ``eval_version`` other than "v1"/"v2", percentile
         outside ``[0, 100]``, NaN/inf features, unknown ``dense_method`` / ``co_mode`` /
         ``assign_model``, a malformed ``precomputed_knn`` or ``pairwise_distances``.
     """
@@ -206,13 +242,6 @@ def adaptive_density_clustering(
     y = as_targets(targets, n, "targets")
     known = as_mask(known_mask, "known_mask", n)
     labeled = as_mask(labeled_mask, "labeled_mask", n)
-    outside = np.flatnonzero(labeled & ~known)
-    if outside.size:
-        raise InvalidInputError(
-            "labeled_mask",
-            f"{outside.size} labelled sample(s) are not of a known class "
-            f"(first: index {int(outside[0])}); labeled_mask must be a subset of known_mask",
-        )
     k = check_int(k, "k", 1, n - 1)
     percentile = check_percentile(density_percentile, "density_percentile")
     dense_method = check_choice(dense_method, "dense_method", DENSITY_METHODS)
@@ -221,14 +250,11 @@ def adaptive_density_clustering(
     voting_k = check_int(voting_k, "voting_k", 1)
     if co_mode == 1:
         compute_co_value(1, None, None, None, k, co_manual)  # validates co_manual
-    if eval_dense:
-        raise InvalidInputError(
-            "eval_dense",
-            "the high-density-only evaluation mode is not supported; "
-            "evaluate the returned core_clusters instead",
-        )
+    if eval_dense and eval_version not in ("v1", "v2"):
+        raise InvalidInputError("eval_version", f"expected 'v1' or 'v2', got {eval_version!r}")
     knn = None if precomputed_knn is None else as_precomputed_knn(precomputed_knn, n, k)
     pairwise = None if pairwise_distances is None else as_pairwise(pairwise_distances, n)
+    warn_labeled_outside_known(known, labeled)
 
     # ---- 1. densities, relative densities, high-density set ------------------------------
     densities, knn_dist, neighbors = compute_density(
@@ -260,6 +286,8 @@ def adaptive_density_clustering(
     order = np.argsort(core_labels, kind="stable")
     bounds = np.searchsorted(core_labels[order], np.arange(-1, n_core + 1))
     core_clusters = [set(order[bounds[c + 1] : bounds[c + 2]].tolist()) for c in range(n_core)]
+    if eval_dense:
+        return _evaluate_dense(core_labels, y, known, eval_version, neighbors, densities)
 
     # ---- 5. assignment -------------------------------------------------------------------
     labels = assign_sparse_points(core_labels, source, assign_model, voting_k)
