@@ -447,12 +447,9 @@ def _read_npz(path: Path) -> dict[str, Any]:
 def _read_pkl(path: Path, allow_pickle: bool = False) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
-            if allow_pickle:
-                # The caller opted in with allow_pickle=True: this runs code named by the file.
-                obj = pickle.load(handle)
-            else:
-                # Only numpy arrays, dtypes and builtin containers/scalars are rebuilt.
-                obj = safe_load(handle, str(path))
+            # allow_pickle=True is the caller's opt-in to run code named by the file; the
+            # default rebuilds only numpy arrays, dtypes and builtin containers/scalars.
+            obj = pickle.load(handle) if allow_pickle else safe_load(handle, str(path))
     except UnsafePickleError:
         raise
     except Exception as exc:
@@ -513,10 +510,7 @@ def load_superclass_file(path: str | Path, *, allow_pickle: bool = False) -> Sup
     path = Path(path)
     if not path.is_file():
         raise FeatureCacheError(str(path), "no such file")
-    if path.suffix == ".pkl":
-        content = _read_pkl(path, allow_pickle)
-    else:
-        content = _read_npz(path)
+    content = _read_pkl(path, allow_pickle) if path.suffix == ".pkl" else _read_npz(path)
     return superclass_from_dict(content, path.parent.name, source=path, fail=_file_fail(path))
 
 

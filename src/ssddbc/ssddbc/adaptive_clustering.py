@@ -28,7 +28,6 @@ import numpy.typing as npt
 from ssddbc._errors import InvalidInputError
 from ssddbc._validation import (
     as_candidate_graph,
-    warn_labeled_outside_known,
     as_features,
     as_mask,
     as_pairwise,
@@ -37,6 +36,7 @@ from ssddbc._validation import (
     check_choice,
     check_int,
     check_percentile,
+    warn_labeled_outside_known,
 )
 from ssddbc.density.density_estimation import (
     DENSITY_METHODS,
