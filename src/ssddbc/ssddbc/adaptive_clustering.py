@@ -47,7 +47,7 @@ from ssddbc.density.density_estimation import (
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.assignment import ASSIGN_MODELS, assign_sparse_points
 from ssddbc.ssddbc.clustering import (
-    cluster_label_rule,
+    category_labels_of,
     grow_core_clusters,
     high_density_neighbors,
 )
@@ -72,17 +72,8 @@ ClusteringResult = tuple[
 def _category_labels(
     clusters: list[set[int]], labeled_mask: npt.NDArray[np.bool_], targets: npt.NDArray[np.int64]
 ) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for cid, members in enumerate(clusters):
-        idx = np.fromiter(members, dtype=np.int64, count=len(members))
-        lab = targets[idx[labeled_mask[idx]]]
-        values, counts = np.unique(lab, return_counts=True)
-        label = cluster_label_rule(
-            len(members), int(lab.size), dict(zip(values.tolist(), counts.tolist(), strict=True))
-        )
-        if label is not None:
-            out[cid] = int(label)
-    return out
+    labels = category_labels_of(clusters, labeled_mask, targets)
+    return {cid: label for cid, label in labels.items() if label is not None}
 
 
 def _evaluate_dense(
@@ -94,15 +85,11 @@ def _evaluate_dense(
     densities: npt.NDArray[np.float64],
 ) -> tuple[Any, ...]:
     """The original's ``eval_dense`` return: core labels scored over the clustered points."""
-    from ssddbc.evaluation.accuracy import split_cluster_acc_v1, split_cluster_acc_v2
+    from ssddbc.ssddbc.analysis import evaluate_high_density_clustering
 
-    sel = core_labels >= 0
-    if not sel.any():
-        all_acc, old_acc, new_acc, n_core = 0.0, 0.0, 0.0, 0
-    else:
-        acc = split_cluster_acc_v1 if eval_version == "v1" else split_cluster_acc_v2
-        all_acc, old_acc, new_acc = acc(targets[sel], core_labels[sel], known[sel])
-        n_core = int(np.unique(core_labels[sel]).size)
+    all_acc, old_acc, new_acc, n_core, _ = evaluate_high_density_clustering(
+        core_labels, targets, known, eval_version
+    )
     return core_labels, n_core, [], all_acc, old_acc, new_acc, None, neighbors, None, densities
 
 
