@@ -1,0 +1,32 @@
+"""The ``separation`` L2 component (the registry's calling convention)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ssddbc._errors import InvalidInputError
+from ssddbc.evaluation.cluster_quality import compute_separation_component as _separation
+
+__all__ = ["compute_separation_component"]
+
+
+def compute_separation_component(
+    *, clusters: Any, X: Any, k: int, cluster_distance_method: str = "prototype", **_: Any
+) -> tuple[float, dict[str, Any]]:
+    """Separation of the core ``clusters`` (see :mod:`ssddbc.evaluation.cluster_quality`).
+
+    Raises
+    ------
+    InvalidInputError
+        ``clusters`` is None.
+    """
+    if clusters is None:
+        raise InvalidInputError("clusters", "the separation component needs the core clusters")
+    score, payload = _separation(clusters, np.asarray(X), k, cluster_distance_method)
+    return score, {
+        "separation_score": score,
+        "orientation": "maximize",
+        "details": payload["details"],
+    }
