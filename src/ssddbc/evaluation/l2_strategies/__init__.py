@@ -2,7 +2,9 @@
 
 Each component is ``fn(**inputs) -> (value, metrics)`` with an orientation: a
 ``"maximize"`` component adds ``weight * value`` to L2, a ``"minimize"`` one subtracts it.
-Registered: ``separation`` and ``silhouette`` (both maximised), as in the original.
+Registered: ``separation`` and ``silhouette`` (both maximised), as in the original, and
+``penalty`` (the local density penalty, minimised): the original named it as the default of
+``use_cluster_quality`` but never registered it, so that setting failed there.
 """
 
 from __future__ import annotations
@@ -11,13 +13,17 @@ from collections.abc import Callable
 from typing import Any
 
 from ssddbc._errors import InvalidInputError
-from ssddbc.evaluation.l2_strategies.geometric import compute_separation_component
+from ssddbc.evaluation.l2_strategies.geometric import (
+    compute_penalty_component,
+    compute_separation_component,
+)
 from ssddbc.evaluation.l2_strategies.silhouette import compute_silhouette_component
 
 __all__ = [
     "L2_REGISTRY",
     "L2ComponentFn",
     "available_l2_components",
+    "compute_penalty_component",
     "compute_separation_component",
     "compute_silhouette_component",
     "register_l2_component",
@@ -35,6 +41,11 @@ L2_REGISTRY: dict[str, dict[str, object]] = {
         "fn": compute_silhouette_component,
         "orientation": "maximize",
         "description": "mean silhouette of the unlabelled samples (higher is better)",
+    },
+    "penalty": {
+        "fn": compute_penalty_component,
+        "orientation": "minimize",
+        "description": "local density penalty over each point's k neighbours",
     },
 }
 

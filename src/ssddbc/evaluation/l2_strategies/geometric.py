@@ -1,4 +1,4 @@
-"""The ``separation`` L2 component (the registry's calling convention)."""
+"""The ``separation`` and ``penalty`` L2 components (the registry's calling convention)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 import numpy as np
 
 from ssddbc._errors import InvalidInputError
+from ssddbc.evaluation.cluster_quality import compute_penalty_component as _penalty
 from ssddbc.evaluation.cluster_quality import compute_separation_component as _separation
 
-__all__ = ["compute_separation_component"]
+__all__ = ["compute_penalty_component", "compute_separation_component"]
 
 
 def compute_separation_component(
@@ -30,3 +31,11 @@ def compute_separation_component(
         "orientation": "maximize",
         "details": payload["details"],
     }
+
+
+def compute_penalty_component(
+    *, X: Any, predictions: Any, k: int, neighbors: Any = None, **_: Any
+) -> tuple[float, dict[str, Any]]:
+    """Local density penalty of ``predictions`` (see :mod:`ssddbc.evaluation.cluster_quality`)."""
+    value, payload = _penalty(X, predictions, k, neighbors)
+    return value, {"penalty_score": value, "orientation": "minimize", "details": payload["details"]}
