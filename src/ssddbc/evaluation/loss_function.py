@@ -596,8 +596,12 @@ def compute_l2_loss(
 
     names = list(l2_components or [])
     if not names:
-        return 0.0, {"total_l2": 0.0, "components": {}, "component_order": [],
-                     "component_weights": {}}  # fmt: skip
+        return 0.0, {
+            "total_l2": 0.0,
+            "components": {},
+            "component_order": [],
+            "component_weights": {},
+        }
     weights = dict(l2_component_weights or {})
     params = {str(key): dict(val) for key, val in (l2_component_params or {}).items()}
     summary: dict[str, Any] = {}
@@ -777,8 +781,14 @@ def compute_total_loss(
             l2_metrics["unused_weights"] = summary["unused_weights"]
     elif explicit:
         l2 = 0.0
-        l2_metrics = {"method": "none", "components": {}, "component_order": [],
-                      "component_weights": {}, "quality_score": 0.0, "total_l2": 0.0}  # fmt: skip
+        l2_metrics = {
+            "method": "none",
+            "components": {},
+            "component_order": [],
+            "component_weights": {},
+            "quality_score": 0.0,
+            "total_l2": 0.0,
+        }
     total = l1 if l2 is None else l1_weight * l1 + l2_weight * l2
     return {
         "total_loss": total,
