@@ -31,7 +31,7 @@ def compute_co_value(
     neighbors: Any,
     k: int,
     co_manual: float | None = None,
-    silent: bool = True,
+    silent: bool = False,
 ) -> float | npt.NDArray[np.float64]:
     """Cutoff distance(s) for ``co_mode`` 1, 2 or 3.
 
