@@ -27,6 +27,7 @@ which uses :func:`pickle.load` and must be reserved for files you created yourse
 
 from __future__ import annotations
 
+import _compat_pickle
 import pickle
 from typing import IO, Any
 
@@ -83,7 +84,16 @@ class SafeUnpickler(pickle.Unpickler):
         self._path = path
 
     def find_class(self, module: str, name: str) -> Any:
-        """Resolve ``module.name`` if it is allowed, else raise :class:`UnsafePickleError`."""
+        """Resolve ``module.name`` if it is allowed, else raise :class:`UnsafePickleError`.
+
+        Python 2 names in protocol 0-2 pickles (``__builtin__.eval``) are mapped to their
+        Python 3 names first, as :class:`pickle.Unpickler` does, so the check (and the error)
+        is about what would really be called (``builtins.eval``).
+        """
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
         if (module, name) not in ALLOWED_GLOBALS:
             raise UnsafePickleError(self._path, module, name)
         return super().find_class(module, name)
