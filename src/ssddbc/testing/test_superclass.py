@@ -421,6 +421,9 @@ def test_adaptive_clustering_on_superclass(
             "cluster_distance_method", f"expected 1, 2 or 3, got {cluster_distance_method!r}"
         )
     loader = FeatureLoader(feature_cache_dir)
+    root = Path(loader.cache_base_dir if use_l2 else loader.cache_base_dir_nol2)
+    if not root.is_dir():
+        raise FeatureCacheError(str(root), "feature cache directory does not exist")
     feature_dict = loader.load(superclass_name, use_l2=use_l2, allow_pickle=allow_pickle)
     if feature_dict is None:
         raise FeatureCacheError(
@@ -504,7 +507,9 @@ def test_adaptive_clustering_on_superclass(
         l1_weight=1.0,
         l2_weight=1.0,
         l1_type=l1_type,
-        use_cluster_quality=quality_flag,
+        # use_cluster_quality is already resolved into the components above; passing it on
+        # would only trigger compute_total_loss's "ignored" warning, as the original did.
+        use_cluster_quality=False,
         clusters=clusters_for_l2,
         k=k,
         cluster_distance_method=_DISTANCE_METHOD[cluster_distance_method],
@@ -640,7 +645,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     add = original_cli.add_original_arguments
     add(parser, skip=(*_SHARED_FLAGS, "superclass_name"), suppress=True)
     args = parser.parse_args(argv)
-    given = {d: getattr(args, d) for d in original_cli.ORIGINAL_FLAGS if d in vars(args)}
+    own = {*_SHARED_FLAGS, "superclass_name"}
+    given = {
+        d: getattr(args, d) for d in original_cli.ORIGINAL_FLAGS if d not in own and d in vars(args)
+    }
     if given:
         # Any flag of the original's testing/main.py: run as that command.
         ns = argparse.Namespace(
