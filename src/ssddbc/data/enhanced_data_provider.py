@@ -42,20 +42,26 @@ class EnhancedDataset:
         self.all_targets = np.asarray(feature_dict["all_targets"])
         self.all_known_mask = np.asarray(feature_dict["all_known_mask"], dtype=bool)
         self.all_labeled_mask = np.asarray(feature_dict["all_labeled_mask"], dtype=bool)
-        for split in ("train", "test"):
-            for field in ("features", "targets", "known_mask", "labeled_mask"):
-                setattr(self, f"{split}_{field}", feature_dict.get(f"{split}_{field}"))
+        get = feature_dict.get
+        self.train_features: Any = get("train_features")
+        self.train_targets: Any = get("train_targets")
+        self.train_known_mask: Any = get("train_known_mask")
+        self.train_labeled_mask: Any = get("train_labeled_mask")
+        self.test_features: Any = get("test_features")
+        self.test_targets: Any = get("test_targets")
+        self.test_known_mask: Any = get("test_known_mask")
+        self.test_labeled_mask: Any = get("test_labeled_mask")
         self.dataset_name = dataset_name
         self.use_l2 = use_l2
         self.source = source
         self.n_samples = int(self.all_features.shape[0])
         self.feat_dim = int(self.all_features.shape[-1])
-        train = feature_dict.get("train_features")
+        train = self.train_features
         # A cache whose training split is empty is all test data, as in the original.
         self.has_train_test_split = train is not None and len(train) > 0
-        if self.has_train_test_split:
+        if train is not None and self.has_train_test_split:
             self.train_size = len(train)
-            test = feature_dict.get("test_features")
+            test = self.test_features
             self.test_size = 0 if test is None else len(test)
             self.test_start_idx = self.train_size
         else:

@@ -140,8 +140,8 @@ def create_mixed_heatmap(
             f"#{rank} by {display_name}: k={ks[j]}, density_percentile={dps[i]}, "
             f"{display_metric}={value:.4f}, {color_metric}={c_text}"
         )
-    i, j = np.unravel_index(int(np.nanargmax(color)), color.shape)
-    return ks[int(j)], dps[int(i)], float(color[i, j])
+    row, col = (int(v) for v in np.unravel_index(int(np.nanargmax(color)), color.shape))
+    return ks[col], dps[row], float(color[row, col])
 
 
 def _draw(

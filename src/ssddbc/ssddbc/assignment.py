@@ -206,9 +206,9 @@ def assign_sparse_points_density_based(
             core[idx] = len(ids)
             ids.append(cid)
     todo = given < 0
+    out: npt.NDArray[np.int64] = given.copy()
     if not ids or not todo.any():
-        return given.copy()
+        return out
     assigned = assign_sparse_points(core, DistanceSource(x, pairwise), model, kv)
-    out = given.copy()
     out[todo] = np.asarray(ids, dtype=np.int64)[assigned[todo]]
     return out

@@ -315,7 +315,9 @@ def build_clusters_ssddbc(
     train_size: int | None = None,
     *,
     pairwise_distances: Any = None,
-) -> tuple[list[set[int]], npt.NDArray[np.int64], dict[int, npt.NDArray[np.int64]], dict]:
+) -> tuple[
+    list[set[int]], npt.NDArray[np.int64], dict[int, npt.NDArray[np.int64]], dict[int, int | None]
+]:
     """Grow the core clusters over the high-density points (the original's step-3 function).
 
     :func:`high_density_neighbors` then :func:`grow_core_clusters`, with the original's

@@ -199,8 +199,9 @@ def apply_merge_plan(
 ) -> npt.NDArray[np.int64]:
     """Relabel each planned cluster to its target and renumber ``0..C-1`` (``-1`` stays)."""
     core = labels >= 0
+    out: npt.NDArray[np.int64] = labels.copy()
     if not core.any():
-        return labels.copy()
+        return out
     remap = np.arange(int(labels[core].max()) + 1, dtype=np.int64)
     for cid, (tgt, _) in plan.items():
         remap[cid] = tgt
