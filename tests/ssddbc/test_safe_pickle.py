@@ -225,3 +225,29 @@ def test_malformed_pickle_is_a_feature_cache_error(tmp_path: Path) -> None:
     with pytest.raises(FeatureCacheError) as info:
         load_superclass(tmp_path, "bad")
     assert not isinstance(info.value, UnsafePickleError) and info.value.path == str(path)
+
+
+@pytest.mark.slow
+def test_batch_runner_refuses_with_exit_2_and_runs_nothing(tmp_path: Path) -> None:
+    import sys
+
+    marker = tmp_path / "marker"
+    _write(tmp_path / "cache", "evil", _payloads(marker)["os.system"][0])
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ssddbc.grid_search.batch_runner",
+            "--feature_cache_dir",
+            str(tmp_path / "cache"),
+            "--output_dir",
+            str(tmp_path / "runs"),
+            "--no_parallel",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 2 and "os.system" in proc.stderr
+    assert not marker.exists()

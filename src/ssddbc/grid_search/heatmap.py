@@ -14,6 +14,10 @@ original; the second replaces the first). Rows are density percentiles, columns 
 best cells by ``display_metric`` carry a star (#1 red, #2 orange, #3 yellow). A metric missing
 from a cell is drawn blank. The image is written atomically (temporary file, fsync, rename).
 
+:func:`load_existing_results` reads the same grid back from a batch run of this package
+(``ssddbc-search``'s ``<run>/results.csv``), where the original parsed its batch runner's
+``<search_dir>/<superclass>/*.txt`` reports, so a finished or resumed run can be plotted too.
+
 The accuracies in a grid are evaluated against ground truth: the plot is for debugging and
 reporting, never for choosing parameters (the search selects by its label-only score).
 """
@@ -31,11 +35,20 @@ import numpy as np
 from ssddbc._errors import InvalidInputError
 from ssddbc.data._atomic import atomic_write
 
-__all__ = ["DEFAULT_OUTPUT_DIR", "create_mixed_heatmap", "heatmap_filename"]
+__all__ = [
+    "DEFAULT_OUTPUT_DIR",
+    "DEFAULT_SEARCH_DIR",
+    "create_mixed_heatmap",
+    "heatmap_filename",
+    "load_existing_results",
+]
 
 #: Where the heatmaps go by default, relative to the working directory (the original's
 #: default was a path of its own configuration file).
 DEFAULT_OUTPUT_DIR = "heatmaps"
+
+#: Where ``ssddbc-search`` puts its run folders by default.
+DEFAULT_SEARCH_DIR = "ssddbc_runs"
 
 _METRIC_NAMES = {
     "all_acc": "All ACC",
@@ -51,6 +64,47 @@ def heatmap_filename(display_metric: str, color_metric: str, when: datetime) -> 
         f"{display_metric}_colored_by_{color_metric}_"
         f"{when.month}_{when.day}_{when.hour}_{when.minute}.png"
     )
+
+
+def load_existing_results(
+    superclass_name: str, search_dir: str | Path = DEFAULT_SEARCH_DIR
+) -> dict[tuple[int, int], dict[str, Any]] | None:
+    """The grid of one superclass from a batch run, in :func:`create_mixed_heatmap`'s form.
+
+    Parameters
+    ----------
+    superclass_name : str
+        The superclass (the ``superclass`` column of ``results.csv``).
+    search_dir : str or pathlib.Path
+        A run folder (holding ``results.csv``), or a folder of run folders: then the most
+        recently modified run that has rows for ``superclass_name`` is read.
+
+    Returns
+    -------
+    dict or None
+        ``(k, density_percentile)`` -> the metrics of each successful configuration (as in
+        ``ClusteringSearchResult.results_grid``); ``None`` when no run has the superclass,
+        as the original returned ``None`` without a result file.
+    """
+    from ssddbc.grid_search._results import ResultsJournal
+
+    root = Path(search_dir)
+    if (root / "results.csv").is_file():
+        runs = [root]
+    elif root.is_dir():
+        runs = sorted(
+            (p for p in root.iterdir() if (p / "results.csv").is_file()),
+            key=lambda p: (p / "results.csv").stat().st_mtime,
+            reverse=True,
+        )
+    else:
+        return None
+    for run in runs:
+        rows = [r for r in ResultsJournal(run / "results.csv").read() if r.group == superclass_name]
+        grid = {(r.k, r.density_percentile): r.metrics() for r in rows if r.ok}
+        if grid:
+            return grid
+    return None
 
 
 def _value(metrics: Mapping[str, Any], name: str) -> float:
