@@ -248,8 +248,9 @@ def run_test_superclass(
     Parameters
     ----------
     feature_cache_dir : str or pathlib.Path
-        Cache root holding ``<superclass>/features.npz`` (or ``features.pkl`` with
-        ``allow_pickle=True``; see :func:`ssddbc.data.load_superclass`).
+        Cache root holding ``<superclass>/features.npz`` (or the original's
+        ``features.pkl``, read by the restricted unpickler; see
+        :func:`ssddbc.data.load_superclass`).
     superclass : str
         Superclass folder name.
     k, density_percentile, dense_method, co_mode, co_manual, assign_model, voting_k
@@ -262,7 +263,7 @@ def run_test_superclass(
     seed : int
         Baselines' seed (SS-DDBC is deterministic).
     allow_pickle : bool
-        Allow reading the original's ``features.pkl`` (only for your own files).
+        Unpickle ``features.pkl`` without restriction (only for your own files).
     baselines : bool
         Also run k-means and semi-supervised k-means on the same samples and split.
     print_table : bool
@@ -637,7 +638,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--allow_pickle",
         action="store_true",
-        help="read features.pkl (runs code from the file: only your own files)",
+        help="unpickle features.pkl without restriction (runs code from the file: only "
+        "your own files; by default only arrays and plain containers are read)",
     )
     parser.add_argument("--no_baselines", action="store_true", help="skip the baselines")
     from ssddbc.testing import main as original_cli
