@@ -8,7 +8,19 @@ Subpackages keep the module paths of the original research code:
 
 from __future__ import annotations
 
-from ssddbc._errors import FeatureCacheError, InvalidInputError, SearchConfigError, SsddbcError
+from ssddbc._errors import (
+    FeatureCacheError,
+    InvalidInputError,
+    SearchConfigError,
+    SsddbcError,
+    SsddbcWarning,
+)
 
-__all__ = ["FeatureCacheError", "InvalidInputError", "SearchConfigError", "SsddbcError"]
+__all__ = [
+    "FeatureCacheError",
+    "InvalidInputError",
+    "SearchConfigError",
+    "SsddbcError",
+    "SsddbcWarning",
+]
 __version__ = "0.1.0"

@@ -12,13 +12,19 @@ from typing import Any
 __all__ = [
     "FeatureCacheError",
     "InvalidInputError",
+    "RunFolderError",
     "SearchConfigError",
     "SsddbcError",
+    "SsddbcWarning",
 ]
 
 
 class SsddbcError(Exception):
     """Root of every error raised on purpose by ``ssddbc``."""
+
+
+class SsddbcWarning(UserWarning):
+    """Root of every warning ``ssddbc`` issues on purpose (a request it had to adjust)."""
 
 
 class InvalidInputError(SsddbcError, ValueError):
@@ -79,3 +85,23 @@ class SearchConfigError(SsddbcError, ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.option, self.message))
+
+
+class RunFolderError(SsddbcError, ValueError):
+    """A grid-search run folder cannot be used: malformed or mismatching files, no access.
+
+    Attributes
+    ----------
+    path : str
+        The file or folder concerned (``config.json``, ``results.csv``, the folder).
+    message : str
+        What is wrong with it.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.message))
