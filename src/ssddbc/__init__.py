@@ -11,6 +11,7 @@ from __future__ import annotations
 from ssddbc._errors import (
     FeatureCacheError,
     InvalidInputError,
+    RunFolderError,
     SearchConfigError,
     SsddbcError,
     SsddbcWarning,
@@ -19,6 +20,7 @@ from ssddbc._errors import (
 __all__ = [
     "FeatureCacheError",
     "InvalidInputError",
+    "RunFolderError",
     "SearchConfigError",
     "SsddbcError",
     "SsddbcWarning",

@@ -33,10 +33,9 @@ import shutil
 import signal
 import stat
 import sys
-import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -57,6 +56,7 @@ from ssddbc.grid_search._inputs import Prepared, hold, prepare_inputs, prepare_w
 from ssddbc.grid_search._journal import ResultsJournal
 from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 from ssddbc.grid_search._plots import plot_heatmap
+from ssddbc.grid_search._signals import Interrupted, interruptible
 from ssddbc.grid_search._summary import format_summary, summarise
 from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, clear_resources
 from ssddbc.grid_search._validate import validate_grid
@@ -93,14 +93,6 @@ class BadInput(Exception):
 
 class _IOFailure(Exception):
     """Writing the run folder failed mid-run (disk full, file-size limit): exit status 1."""
-
-
-class _Interrupted(BaseException):
-    """SIGINT or SIGTERM reached the main process."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -441,28 +433,6 @@ def _clear_targets(cfg: RunConfig) -> list[Path]:
 # ---- the run ----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _signals(state: _State) -> Iterator[None]:
-    """SIGTERM behaves as SIGINT; a file-size limit is an I/O error, not a kill."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        raise _Interrupted(signum)
-
-    saved = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        saved[sig] = signal.signal(sig, stop)
-    if hasattr(signal, "SIGXFSZ"):
-        saved[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
 def run_batch(argv: Sequence[str] | None = None, *, plan: SearchPlan | None = None) -> int:
     """Run the batch search; return the exit status (see the module docstring).
 
@@ -477,10 +447,10 @@ def run_batch(argv: Sequence[str] | None = None, *, plan: SearchPlan | None = No
     args = build_parser().parse_args(argv)
     state = _State()
     try:
-        with _signals(state):
+        with interruptible():
             return _run(args, plan or DEFAULT_PLAN, state)
-    except (_Interrupted, KeyboardInterrupt) as exc:
-        signum = exc.signum if isinstance(exc, _Interrupted) else signal.SIGINT
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         name = signal.Signals(signum).name
         if state.started:
             print(

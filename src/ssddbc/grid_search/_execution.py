@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from ssddbc._errors import SsddbcError
+from ssddbc.grid_search._signals import deferred
 from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, cell, evaluate_config
 from ssddbc.grid_search._workers import (
     WorkerContext,
@@ -206,7 +207,8 @@ class LocalPool(Engine):
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._stop(kill=kind is not None)
+        with deferred():
+            self._stop(kill=kind is not None)
 
 
 def make_engine(
@@ -278,7 +280,19 @@ def run_tasks(
             limit = 1 if suspects else engine.window
             while queue and len(inflight) < limit:
                 task = queue.popleft()
-                inflight[engine.executor.submit(evaluate_config, task)] = task
+                try:
+                    with deferred():
+                        inflight[engine.executor.submit(evaluate_config, task)] = task
+                except BrokenProcessPool:
+                    # A worker died between two submissions: its tasks fail below; with
+                    # none in flight, start a fresh pool now.
+                    queue.appendleft(task)
+                    if inflight:
+                        break
+                    with deferred():
+                        replaced = engine.replace()
+                    if not replaced:
+                        raise WorkerCrashedError(delivered, len(tasks) - delivered) from None
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             lost: list[ConfigTask] = []
             for future in done:
@@ -308,7 +322,9 @@ def run_tasks(
             # The pool is broken: every other task in flight fails with it.
             lost += inflight.values()
             inflight.clear()
-            if not engine.replace():
+            with deferred():
+                replaced = engine.replace()
+            if not replaced:
                 raise WorkerCrashedError(delivered, len(tasks) - delivered)
             isolated = len(lost) == 1
             retry: list[ConfigTask] = []

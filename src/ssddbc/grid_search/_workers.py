@@ -37,6 +37,7 @@ import weakref
 from typing import Any
 
 from ssddbc._errors import SsddbcWarning
+from ssddbc.grid_search._signals import deferred
 
 __all__ = [
     "WorkerContext",
@@ -132,6 +133,13 @@ class _WorkerProcess(multiprocessing.context.SpawnProcess):
         if sys.platform == "win32":  # pragma: no cover - not supported by the grid search
             return multiprocessing.context.SpawnProcess._Popen(process_obj)
         return _NoMainPopen(process_obj)
+
+    def start(self) -> None:
+        # SIGINT and SIGTERM wait until the child has its start-up data and this object
+        # knows its pid: interrupted half-way, the child could not be killed and would die
+        # on an empty pipe with a traceback on the caller's stderr.
+        with deferred():
+            super().start()
 
 
 class WorkerContext(multiprocessing.context.SpawnContext):
