@@ -504,11 +504,6 @@ def _run(args: argparse.Namespace, plan: SearchPlan, state: _State) -> int:
             for target in clear:
                 shutil.rmtree(target)
                 _say(f"cleared {target}", quiet)
-            if run_dir is None:
-                write_json(
-                    state.run_dir / "config.json",
-                    cfg.to_json([PROG, *sys.argv[1:]]),
-                )
             _say(f"run folder: {state.run_dir.resolve()}", quiet)
             return _execute(cfg, data, journal, done, args, workers, session, state)
         except (OSError, _IOFailure) as exc:
@@ -571,6 +566,11 @@ def _open_run_folder(
     """Create the run folder (fresh run) or check the resumed one; read the journal."""
     if run_dir is None:
         run_dir = new_run_dir(output_dir, len(cfg.superclasses))
+        try:
+            # At once: a run folder is resumable from the moment it exists.
+            write_json(run_dir / "config.json", cfg.to_json([PROG, *sys.argv[1:]]))
+        except OSError as exc:
+            raise RunFolderError(str(run_dir), f"cannot write ({exc.strerror or exc})") from None
     else:
         sweep_temporaries(run_dir)
         state.knn = _previous_knn(run_dir)
