@@ -386,7 +386,10 @@ def _load_inputs(cfg: RunConfig) -> dict[str, tuple[Any, Any, str]]:
             ) from None
         try:
             mask = evaluation_mask(
-                d.n, train_size=d.train_size, labeled_mask=d.labeled_mask, mode=cfg.eval_split
+                d.n,
+                train_size=d.train_size,
+                labeled_mask=d.labeled_mask,
+                mode=cfg.eval_split,  # type: ignore[arg-type]  # RunConfig checked it
             )
         except SsddbcError as exc:
             raise BadInput(

@@ -77,8 +77,7 @@ def result_from_row(row: dict[str, str]) -> ConfigResult:
         raise ValueError(f"status {row['status']!r}")
     if row["knn_fallback"] not in ("0", "1"):
         raise ValueError(f"knn_fallback {row['knn_fallback']!r}")
-    floats = {name: float(row[name]) if row[name] else float("nan") for name in _FLOATS}
-    return ConfigResult(
+    result = ConfigResult(
         group=row["superclass"],
         k=int(row["k"]),
         density_percentile=int(row["density_percentile"]),
@@ -88,8 +87,10 @@ def result_from_row(row: dict[str, str]) -> ConfigResult:
         n_unknown_clusters=int(row["n_unknown_clusters"]),
         knn_fallback=row["knn_fallback"] == "1",
         error=row["error"],
-        **floats,
     )
+    for name in _FLOATS:
+        setattr(result, name, float(row[name]) if row[name] else float("nan"))
+    return result
 
 
 def _line(values: dict[str, str] | list[str]) -> bytes:

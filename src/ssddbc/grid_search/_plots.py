@@ -33,6 +33,7 @@ def plot_heatmap(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.patches import Rectangle
 
     grid = np.full((len(dps), len(ks)), np.nan)
     col = {k: j for j, k in enumerate(ks)}
@@ -51,7 +52,7 @@ def plot_heatmap(
         if selected is not None and selected[0] in col and selected[1] in row:
             x, y = col[selected[0]], row[selected[1]]
             ax.add_patch(
-                plt.Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5)
+                Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5)
             )
         if oracle is not None and oracle[0] in col and oracle[1] in row:
             ax.plot(

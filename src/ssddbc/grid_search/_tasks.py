@@ -212,7 +212,7 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
     shared = task.shared
     if task.feature_source is None:
         raise EntryNotFoundError(
-            shared.ref.path,
+            str(shared.ref.path),
             shared.ref.fingerprint,
             "the knncache entry vanished mid-run and this task has no feature file to "
             "recompute it from",
@@ -224,7 +224,7 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
     data = load_superclass(os.path.dirname(os.path.dirname(source)), task.group)
     if fingerprint(data.features, shared.ref.metric) != shared.ref.fingerprint:
         raise EntryNotFoundError(
-            shared.ref.path,
+            str(shared.ref.path),
             shared.ref.fingerprint,
             f"the knncache entry vanished and the features in {source!r} changed since the "
             "run started; rerun the search",
@@ -236,12 +236,15 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
         stacklevel=2,
     )
     eval_mask = evaluation_mask(
-        data.n, train_size=data.train_size, labeled_mask=data.labeled_mask, mode=task.eval_split
+        data.n,
+        train_size=data.train_size,
+        labeled_mask=data.labeled_mask,
+        mode=task.eval_split,  # type: ignore[arg-type]  # validated there
     )
     split = split_array(data.targets, data.known_mask, data.labeled_mask, eval_mask)
     if split_name(split) != shared.split_array:
         raise EntryNotFoundError(
-            shared.ref.path,
+            str(shared.ref.path),
             shared.ref.fingerprint,
             f"the knncache entry vanished and the split in {source!r} changed since the run "
             "started; rerun the search",
@@ -315,14 +318,19 @@ def evaluate_config(task: ConfigTask) -> ConfigResult:
         labeled = res.split[LABELED].astype(bool)
         known = res.split[KNOWN].astype(bool)
         evaluated = res.split[EVAL].astype(bool)
-        sampled = res.sample_rows is not None and res.pairwise is None
+        rows = (
+            (res.sample_index, res.sample_rows)
+            if res.sample_index is not None and res.sample_rows is not None and res.pairwise is None
+            else None
+        )
+        sampled = rows is not None
         score = selection_score(
             labels,
             targets,
             labeled,
             pairwise_distances=res.pairwise,
             X=None if res.pairwise is not None else res.features,
-            silhouette_rows=(res.sample_index, res.sample_rows) if sampled else None,
+            silhouette_rows=rows,
         )
         all_acc, old_acc, new_acc = split_cluster_acc_v2(
             targets[evaluated], labels[evaluated], known[evaluated]
