@@ -39,6 +39,9 @@ __all__ = ["PAIRWISE_MAX_N", "format_table", "main", "run_on_data", "run_test_su
 #: and shared by the clustering and the silhouette; above it both work blockwise.
 PAIRWISE_MAX_N = 8192
 
+#: The algorithm's defaults, from the one table (ssddbc.ssddbc._params).
+_DEFAULTS = AlgorithmParams()
+
 _EVAL_DESCRIPTION = {
     "test": "test part (indices >= train_size)",
     "unlabelled": "unlabelled samples",
@@ -59,11 +62,11 @@ def run_on_data(
     k: int = 10,
     density_percentile: float = 75,
     eval_mode: str = "test",
-    dense_method: int = 1,
-    co_mode: int = 2,
-    co_manual: float | None = None,
-    assign_model: int = 3,
-    voting_k: int = 5,
+    dense_method: int = _DEFAULTS.dense_method,
+    co_mode: int = _DEFAULTS.co_mode,
+    co_manual: float | None = _DEFAULTS.co_manual,
+    assign_model: int = _DEFAULTS.assign_model,
+    voting_k: int = _DEFAULTS.voting_k,
     n_clusters: int | None = None,
     seed: int = 0,
     baselines: bool = True,
@@ -222,11 +225,11 @@ def run_test_superclass(
     k: int = 10,
     density_percentile: float = 75,
     eval_mode: str = "test",
-    dense_method: int = 1,
-    co_mode: int = 2,
-    co_manual: float | None = None,
-    assign_model: int = 3,
-    voting_k: int = 5,
+    dense_method: int = _DEFAULTS.dense_method,
+    co_mode: int = _DEFAULTS.co_mode,
+    co_manual: float | None = _DEFAULTS.co_manual,
+    assign_model: int = _DEFAULTS.assign_model,
+    voting_k: int = _DEFAULTS.voting_k,
     n_clusters: int | None = None,
     seed: int = 0,
     allow_pickle: bool = False,

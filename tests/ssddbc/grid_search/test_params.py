@@ -20,10 +20,17 @@ from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
 
 
 def test_the_algorithm_defaults_are_the_tables() -> None:
-    sig = inspect.signature(adaptive_density_clustering).parameters
+    from ssddbc.testing import test_superclass
+
     defaults = AlgorithmParams()
-    for spec in PARAMETERS:
-        assert sig[spec.name].default == spec.default == getattr(defaults, spec.name)
+    for function in (
+        adaptive_density_clustering,
+        test_superclass.run_on_data,
+        test_superclass.run_test_superclass,
+    ):
+        sig = inspect.signature(function).parameters
+        for spec in PARAMETERS:
+            assert sig[spec.name].default == spec.default == getattr(defaults, spec.name)
 
 
 @pytest.mark.parametrize(
