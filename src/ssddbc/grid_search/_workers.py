@@ -112,8 +112,11 @@ class _NoMainPopen(multiprocessing.popen_spawn_posix.Popen):
             data.pop("init_main_from_name", None)
             return data
 
-        # The stdlib's _launch looks the function up in the spawn module at call time; the
-        # replacement is visible to this call only (it runs under _LAUNCH_LOCK).
+        # The stdlib offers no hook for the preparation data: _launch looks the function up
+        # in the spawn module at call time, so it is swapped for the duration of this call
+        # (serialised by _LAUNCH_LOCK; a spawn by unrelated code in another thread during
+        # those microseconds would also skip __main__, which it needs only for targets
+        # defined there). Loky's workers skip the main module the same way by default.
         with _LAUNCH_LOCK:
             multiprocessing.spawn.get_preparation_data = without_main
             try:
