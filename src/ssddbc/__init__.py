@@ -22,6 +22,7 @@ from knncache._version import __version__
 from ssddbc._errors import (
     FeatureCacheError,
     InvalidInputError,
+    RunFolderError,
     SearchConfigError,
     SsddbcError,
     SsddbcWarning,
@@ -90,6 +91,7 @@ __all__ = [
     "FeatureCacheError",
     "FeatureLoader",
     "InvalidInputError",
+    "RunFolderError",
     "SSDDBCSearch",
     "SearchConfigError",
     "SsddbcError",

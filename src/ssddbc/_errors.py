@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "FeatureCacheError",
     "InvalidInputError",
+    "RunFolderError",
     "SearchConfigError",
     "SsddbcError",
     "SsddbcWarning",
@@ -22,6 +23,10 @@ __all__ = [
 
 class SsddbcError(Exception):
     """Root of every error raised on purpose by ``ssddbc``."""
+
+
+class SsddbcWarning(UserWarning):
+    """Root of every warning ``ssddbc`` issues on purpose (a request it had to adjust)."""
 
 
 class InvalidInputError(SsddbcError, ValueError):
@@ -141,9 +146,21 @@ class TorchRequiredError(SsddbcError, ImportError):
         return (type(self), (self.missing,))
 
 
-class SsddbcWarning(UserWarning):
-    """Something ``ssddbc`` accepted but the caller should know about.
+class RunFolderError(SsddbcError, ValueError):
+    """A grid-search run folder cannot be used: malformed or mismatching files, no access.
 
-    For example labelled samples outside the known classes, which the original research code
-    accepted silently and used like any other labelled sample.
+    Attributes
+    ----------
+    path : str
+        The file or folder concerned (``config.json``, ``results.csv``, the folder).
+    message : str
+        What is wrong with it.
     """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.message))

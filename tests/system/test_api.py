@@ -109,7 +109,12 @@ def test_ephemeral_store_is_removed_after_a_call(
 def test_ephemeral_store_is_removed_after_workers_raised(
     golden: dict[str, np.ndarray], private_tmp: Path
 ) -> None:
-    bad = AlgorithmParams(dense_method=99)  # every worker raises on it
+    with pytest.raises(InvalidInputError, match="dense_method"):
+        AlgorithmParams(dense_method=99)  # refused up front, before any work
+    # A value that passes the table but that every worker rejects (bypassing the check the
+    # way a corrupted pickle could), so every configuration raises in a worker.
+    bad = AlgorithmParams()
+    object.__setattr__(bad, "dense_method", 99)
     with pytest.raises(SearchFailedError) as info:
         run_clustering_search_on_features(
             *_args(golden), k_range=K_SMALL, density_range=DP_SMALL, max_workers=2, params=bad

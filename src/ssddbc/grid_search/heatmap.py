@@ -86,7 +86,7 @@ def load_existing_results(
         ``ClusteringSearchResult.results_grid``); ``None`` when no run has the superclass,
         as the original returned ``None`` without a result file.
     """
-    from ssddbc.grid_search._results import ResultsJournal
+    from ssddbc.grid_search._journal import ResultsJournal
 
     root = Path(search_dir)
     if (root / "results.csv").is_file():

@@ -51,6 +51,7 @@ from ssddbc.density.density_estimation import (
     compute_relative_density,
     identify_high_density_points,
 )
+from ssddbc.ssddbc._result import ClusteringResult
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.assignment import ASSIGN_MODELS, assign_sparse_points
 from ssddbc.ssddbc.clustering import (
@@ -63,17 +64,6 @@ from ssddbc.ssddbc.merging import merge_isolated_core_clusters
 from ssddbc.ssddbc.unknown import identify_unknown_clusters_from_predictions
 
 __all__ = ["adaptive_density_clustering"]
-
-ClusteringResult = tuple[
-    npt.NDArray[np.int64],
-    int,
-    list[int],
-    list[set[int]],
-    dict[int, int],
-    npt.NDArray[np.int64],
-    list[set[int]],
-    npt.NDArray[np.float64],
-]
 
 
 def _category_labels(
@@ -345,4 +335,6 @@ def adaptive_density_clustering(
         unknown = identify_unknown_clusters_from_predictions(labels, labeled)
         category = _category_labels(clusters, labeled, y)
     n_clusters = int(np.unique(labels).size)
-    return labels, n_clusters, unknown, clusters, category, neighbors, core_clusters, densities
+    return ClusteringResult(
+        labels, n_clusters, unknown, clusters, category, neighbors, core_clusters, densities
+    )

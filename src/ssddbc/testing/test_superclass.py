@@ -36,6 +36,7 @@ from ssddbc._errors import SsddbcError
 from ssddbc.baselines import kmeans_baseline, semi_supervised_kmeans
 from ssddbc.data import SuperclassData, load_superclass
 from ssddbc.evaluation import evaluation_mask, selection_score, split_cluster_acc_v2
+from ssddbc.ssddbc._params import AlgorithmParams, add_algorithm_arguments
 
 __all__ = [
     "PAIRWISE_MAX_N",
@@ -49,6 +50,9 @@ __all__ = [
 #: Up to this many samples the (N, N) float32 distance matrix (here 256 MB) is computed once
 #: and shared by the clustering and the silhouette; above it both work blockwise.
 PAIRWISE_MAX_N = 8192
+
+#: The algorithm's defaults, from the one table (ssddbc.ssddbc._params).
+_DEFAULTS = AlgorithmParams()
 
 _EVAL_DESCRIPTION = {
     "test": "test part (indices >= train_size)",
@@ -70,11 +74,11 @@ def run_on_data(
     k: int = 10,
     density_percentile: float = 75,
     eval_mode: str = "test",
-    dense_method: int = 1,
-    co_mode: int = 2,
-    co_manual: float | None = None,
-    assign_model: int = 3,
-    voting_k: int = 5,
+    dense_method: int = _DEFAULTS.dense_method,
+    co_mode: int = _DEFAULTS.co_mode,
+    co_manual: float | None = _DEFAULTS.co_manual,
+    assign_model: int = _DEFAULTS.assign_model,
+    voting_k: int = _DEFAULTS.voting_k,
     n_clusters: int | None = None,
     seed: int = 0,
     baselines: bool = True,
@@ -111,20 +115,20 @@ def run_on_data(
         pairwise_distances=pairwise,
     )
     seconds = time.perf_counter() - start
-    labels = np.asarray(out[0])
+    labels = np.asarray(out.labels)
     score = selection_score(
         labels,
         data.targets,
         data.labeled_mask,
         pairwise_distances=pairwise,
         X=data.features,
-        core_clusters=out[6],
+        core_clusters=out.core_clusters,
     )
     methods: dict[str, dict[str, Any]] = {
         "SS-DDBC": {
             **_accuracies(data.targets, labels, data.known_mask, mask),
-            "n_clusters": int(out[1]),
-            "n_unknown_clusters": len(out[2]),
+            "n_clusters": int(out.n_clusters),
+            "n_unknown_clusters": len(out.unknown_clusters),
             "score": score.score,
             "l1_loss": score.l1_loss,
             "silhouette": score.silhouette,
@@ -172,7 +176,9 @@ def run_on_data(
         "baseline_n_clusters": n_base,
         "methods": methods,
         "labels": labels,
-        "core_points": np.array(sorted(set().union(*out[6])) if out[6] else [], dtype=np.int64),
+        "core_points": np.array(
+            sorted(set().union(*out.core_clusters)) if out.core_clusters else [], dtype=np.int64
+        ),
         "best_params": {"k": k, "density_percentile": density_percentile},
     }
 
@@ -231,11 +237,11 @@ def run_test_superclass(
     k: int = 10,
     density_percentile: float = 75,
     eval_mode: str = "test",
-    dense_method: int = 1,
-    co_mode: int = 2,
-    co_manual: float | None = None,
-    assign_model: int = 3,
-    voting_k: int = 5,
+    dense_method: int = _DEFAULTS.dense_method,
+    co_mode: int = _DEFAULTS.co_mode,
+    co_manual: float | None = _DEFAULTS.co_manual,
+    assign_model: int = _DEFAULTS.assign_model,
+    voting_k: int = _DEFAULTS.voting_k,
     n_clusters: int | None = None,
     seed: int = 0,
     allow_pickle: bool = False,
@@ -628,11 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="test",
         help="samples scored: test part (default, as the original), unlabelled, all",
     )
-    parser.add_argument("--dense_method", type=int, default=1)
-    parser.add_argument("--co_mode", type=int, default=2)
-    parser.add_argument("--co_manual", type=float, default=None)
-    parser.add_argument("--assign_model", type=int, default=3)
-    parser.add_argument("--voting_k", type=int, default=5)
+    add_algorithm_arguments(parser)
     parser.add_argument("--n_clusters", type=int, default=None, help="baselines' clusters")
     parser.add_argument("--seed", type=int, default=0, help="baselines' seed")
     parser.add_argument(
@@ -657,7 +659,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             **{d: kw.get("default") for d, (_, kw) in original_cli.ORIGINAL_FLAGS.items()}
         )
         vars(ns).update(given)
-        vars(ns).update({d: getattr(args, d) for d in _SHARED_FLAGS})
+        try:
+            # The shared algorithm flags default to None ("not given"); the one table fills in.
+            shared = AlgorithmParams.from_namespace(args)
+        except SsddbcError as exc:
+            parser.error(str(exc))
+        vars(ns).update({"k": args.k, "density_percentile": args.density_percentile})
+        vars(ns).update({d: getattr(shared, d) for d in _SHARED_FLAGS[2:]})
         ns.superclass_name = args.superclass
         ns.feature_cache_dir = args.feature_cache_dir
         ns.allow_pickle = args.allow_pickle
@@ -672,17 +680,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return 0
     try:
+        params = AlgorithmParams.from_namespace(args)
         run_test_superclass(
             args.feature_cache_dir,
             args.superclass,
             k=args.k,
             density_percentile=args.density_percentile,
             eval_mode=args.eval_mode,
-            dense_method=args.dense_method,
-            co_mode=args.co_mode,
-            co_manual=args.co_manual,
-            assign_model=args.assign_model,
-            voting_k=args.voting_k,
+            **params.as_kwargs(),
             n_clusters=args.n_clusters,
             seed=args.seed,
             allow_pickle=args.allow_pickle,
