@@ -742,6 +742,7 @@ def _prepare(
             eval_mask,
             k_max=k_max,
             plan=cfg.plan,
+            pin_into=run_scope,
         ),
         what=f"the knncache store of {name!r}",
     )

@@ -21,7 +21,14 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from knncache import EphemeralStore, KnnCacheWarning, KnnRef, KnnStore, StoreWriteError
+from knncache import (
+    EphemeralStore,
+    KnnCacheWarning,
+    KnnRef,
+    KnnStore,
+    StoreWriteError,
+    fingerprint,
+)
 from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 
 __all__ = [
@@ -129,6 +136,7 @@ def prepare_inputs(
     *,
     k_max: int,
     plan: SearchPlan = DEFAULT_PLAN,
+    pin_into: contextlib.ExitStack | None = None,
 ) -> SharedInputs:
     """Ensure everything the configurations of one feature matrix share, once.
 
@@ -148,6 +156,11 @@ def prepare_inputs(
         The largest k of the grid.
     plan : SearchPlan
         Chooses the route (see :mod:`ssddbc.grid_search._plan`).
+    pin_into : contextlib.ExitStack, optional
+        The run's scope. The entry is pinned (:meth:`knncache.KnnStore.pin`) before it is
+        ensured and stays pinned until the scope ends, so a ``clear``/``gc`` or an eviction in
+        another process can neither break this preparation nor remove the entry while
+        workers read it.
 
     Returns
     -------
@@ -160,6 +173,8 @@ def prepare_inputs(
     """
     n = int(features.shape[0])
     route = plan.route(n, k_max)
+    if pin_into is not None:
+        pin_into.enter_context(store.pin(fingerprint(features)))
     searches_before = store.stats["searches"]
     ref = store.ensure(features, route.graph_width, store_features=True)
     searched = store.stats["searches"] > searches_before
@@ -279,9 +294,8 @@ def prepare_with_fallback(
 def hold(scope: contextlib.ExitStack, prepared: Prepared) -> None:
     """Hold the prepared entry until ``scope`` (the whole run or call) ends.
 
-    The one place where a run holds its store entries: workers read them by path for as
-    long as the scope lasts. When the scope ends the entry is released, so a size-bounded
-    store may evict it later.
+    Workers read the entry by path for as long as the scope lasts: it was pinned for that
+    scope by :func:`prepare_inputs` (``pin_into``) before it was ensured. When the scope
+    ends the pin ends and the entry is released, so a size-bounded store may evict it later.
     """
-    # issue 8 merge: scope.enter_context(prepared.store.pin(prepared.shared.ref))
     scope.callback(prepared.store.release, prepared.shared.ref)

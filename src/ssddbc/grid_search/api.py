@@ -215,6 +215,7 @@ def run_clustering_search_on_features(
                 inputs.eval_mask,
                 k_max=max(ks),
                 plan=plan,
+                pin_into=scope,
             ),
             what=f"knncache store {store.root}",
         )
