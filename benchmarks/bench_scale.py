@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_grid_search import TreeMemory
 from knncache import PersistentStore
 from ssddbc.data import make_synthetic_superclass
-from ssddbc.grid_search import _tasks
+from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 from ssddbc.grid_search.api import run_clustering_search_on_features
 
 WORKERS = 2
@@ -45,10 +45,13 @@ GOAL_SECONDS = 600.0
 GOAL_MB = 4096.0
 
 
-def measure(n: int, ks: list[int], dps: list[int], tmp: Path) -> dict[str, Any]:
+def measure(
+    n: int, ks: list[int], dps: list[int], tmp: Path, plan: SearchPlan = DEFAULT_PLAN
+) -> dict[str, Any]:
     data = make_synthetic_superclass(n=n, d=768, seed=0)
-    large = n > _tasks.PAIRWISE_MAX_N
-    width = min(n - 1, max(max(ks), _tasks.CANDIDATE_WIDTH)) if large else max(ks)
+    route = plan.route(n, max(ks))
+    large = not route.pairwise
+    width = route.graph_width
 
     store = PersistentStore(tmp / f"ensure_{n}")
     with TreeMemory() as mem:
@@ -70,6 +73,7 @@ def measure(n: int, ks: list[int], dps: list[int], tmp: Path) -> dict[str, Any]:
             max_workers=WORKERS,
             store=PersistentStore(tmp / f"search_{n}"),
             return_all=True,
+            plan=plan,
         )
         search_s = time.perf_counter() - start
     grid = result.results_grid or {}
@@ -102,10 +106,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=str, default=None, help="comma-separated N values")
     args = parser.parse_args()
 
+    plan = DEFAULT_PLAN
     if args.quick:
         sizes = [1000, 2000]
         ks, dps = [3, 5, 8], [40, 90]
-        _tasks.PAIRWISE_MAX_N = 1500  # the second size takes the large-N path
+        plan = SearchPlan(pairwise_max_n=1500)  # the second size takes the large-N path
     else:
         sizes = [3000, 13800, 50000]
         ks, dps = list(range(3, 21)), list(range(40, 100, 5))
@@ -115,7 +120,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
         for n in sizes:
-            row = measure(n, ks, dps, Path(tmp))
+            row = measure(n, ks, dps, Path(tmp), plan)
             rows.append(row)
             print(
                 f"  N={n}: ensure {row['ensure_s']:.1f}s, search {row['search_s']:.1f}s, "
@@ -126,8 +131,8 @@ def main() -> None:
     print()
     print(
         f"Grid: k={ks[0]}..{ks[-1]} × dp={dps[0]}..{dps[-1]} ({len(ks) * len(dps)} "
-        f"configurations), {WORKERS} workers, d=768, PAIRWISE_MAX_N={_tasks.PAIRWISE_MAX_N}, "
-        f"CANDIDATE_WIDTH={_tasks.CANDIDATE_WIDTH}"
+        f"configurations), {WORKERS} workers, d=768, pairwise_max_n={plan.pairwise_max_n}, "
+        f"candidate_width={plan.candidate_width}"
     )
     header = (
         "| N | path | graph width | silhouette sample | (a) ensure s | exp | (a) peak MB "

@@ -45,8 +45,7 @@ from knncache._locks import LockMarker
 from knncache._persistent import PersistentStore
 from knncache._ref import KnnRef
 from knncache._store import CorruptEntry, EntryInfo, KnnStore
-
-__version__ = "0.1.0"
+from knncache._version import __version__
 
 __all__ = [
     "ENGINE_DEFAULTS",

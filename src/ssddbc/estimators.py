@@ -443,8 +443,8 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
         InvalidInputError, SearchConfigError, SearchFailedError
             As :func:`~ssddbc.grid_search.api.run_clustering_search_on_features`.
         """
-        from ssddbc.grid_search._tasks import AlgorithmParams
         from ssddbc.grid_search.api import run_clustering_search_on_features
+        from ssddbc.ssddbc._params import AlgorithmParams
 
         _validate_params(self, self._parameter_constraints)
         x = _check_X(self, X, reset=True)

@@ -24,7 +24,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import ssddbc
 from knncache import EphemeralStore
-from ssddbc import InvalidInputError, SsddbcError
+from ssddbc import InvalidInputError, SsddbcError, SsddbcWarning
 from ssddbc.estimators import ALGORITHM_DEFAULTS, SSDDBC, EstimatorParameterError, SSDDBCSearch
 from ssddbc.grid_search.api import run_clustering_search_on_features
 from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
@@ -233,7 +233,8 @@ def test_bad_inputs_are_ssddbc_errors(golden: dict[str, Any]) -> None:
     with pytest.raises(InvalidInputError, match="labeled_mask") as info:
         SSDDBC().fit(x, y, labeled_mask=golden["labeled_mask"][:-1])
     assert info.value.argument == "labeled_mask"
-    with pytest.raises(InvalidInputError, match="subset of known_mask"):
+    # Labelled samples outside the known classes are the original's semantics: a warning.
+    with pytest.warns(SsddbcWarning, match="not of a known class"):
         SSDDBC().fit(x, y, known_mask=~golden["known_mask"], labeled_mask=golden["labeled_mask"])
     with pytest.raises(InvalidInputError, match="no y was given") as info:
         SSDDBC().fit(x, labeled_mask=golden["labeled_mask"])

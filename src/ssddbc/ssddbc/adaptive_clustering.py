@@ -43,6 +43,7 @@ from ssddbc._validation import (
     check_choice,
     check_int,
     check_percentile,
+    warn_labeled_outside_known,
 )
 from ssddbc.density.density_estimation import (
     DENSITY_METHODS,
@@ -50,10 +51,11 @@ from ssddbc.density.density_estimation import (
     compute_relative_density,
     identify_high_density_points,
 )
+from ssddbc.ssddbc._result import ClusteringResult
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.assignment import ASSIGN_MODELS, assign_sparse_points
 from ssddbc.ssddbc.clustering import (
-    cluster_label_rule,
+    category_labels_of,
     grow_core_clusters,
     high_density_neighbors,
 )
@@ -63,32 +65,29 @@ from ssddbc.ssddbc.unknown import identify_unknown_clusters_from_predictions
 
 __all__ = ["adaptive_density_clustering"]
 
-ClusteringResult = tuple[
-    npt.NDArray[np.int64],
-    int,
-    list[int],
-    list[set[int]],
-    dict[int, int],
-    npt.NDArray[np.int64],
-    list[set[int]],
-    npt.NDArray[np.float64],
-]
-
 
 def _category_labels(
     clusters: list[set[int]], labeled_mask: npt.NDArray[np.bool_], targets: npt.NDArray[np.int64]
 ) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for cid, members in enumerate(clusters):
-        idx = np.fromiter(members, dtype=np.int64, count=len(members))
-        lab = targets[idx[labeled_mask[idx]]]
-        values, counts = np.unique(lab, return_counts=True)
-        label = cluster_label_rule(
-            len(members), int(lab.size), dict(zip(values.tolist(), counts.tolist(), strict=True))
-        )
-        if label is not None:
-            out[cid] = int(label)
-    return out
+    labels = category_labels_of(clusters, labeled_mask, targets)
+    return {cid: label for cid, label in labels.items() if label is not None}
+
+
+def _evaluate_dense(
+    core_labels: npt.NDArray[np.int64],
+    targets: npt.NDArray[np.int64],
+    known: npt.NDArray[np.bool_],
+    eval_version: str,
+    neighbors: npt.NDArray[np.int64],
+    densities: npt.NDArray[np.float64],
+) -> tuple[Any, ...]:
+    """The original's ``eval_dense`` return: core labels scored over the clustered points."""
+    from ssddbc.ssddbc.analysis import evaluate_high_density_clustering
+
+    all_acc, old_acc, new_acc, n_core, _ = evaluate_high_density_clustering(
+        core_labels, targets, known, eval_version
+    )
+    return core_labels, n_core, [], all_acc, old_acc, new_acc, None, neighbors, None, densities
 
 
 def _check_cosine_pairwise(pairwise: npt.NDArray[Any], u: npt.NDArray[np.float32]) -> None:
@@ -113,24 +112,24 @@ def adaptive_density_clustering(
     labeled_mask: Any,
     k: int = 10,
     density_percentile: float = 75,
-    *,
-    dense_method: int = 1,
-    co_mode: int = 2,
-    co_manual: float | None = None,
-    assign_model: int = 3,
-    voting_k: int = 5,
-    precomputed_knn: Any = None,
-    pairwise_distances: Any = None,
     random_state: int | None = 0,
     train_size: int | None = None,
+    co_mode: int = 2,
+    co_manual: float | None = None,
     eval_dense: bool = False,
     eval_version: str = "v1",
     fast_mode: bool = False,
-    silent: bool = True,
+    dense_method: int = 1,
+    assign_model: int = 3,
+    voting_k: int = 5,
     detail_dense: bool = False,
     label_guide: bool = False,
+    *,
+    precomputed_knn: Any = None,
+    pairwise_distances: Any = None,
+    silent: bool = True,
     metric: str = "euclidean",
-) -> ClusteringResult:
+) -> ClusteringResult | tuple[Any, ...]:
     """Run SS-DDBC on one feature matrix with one configuration.
 
     Parameters
@@ -143,8 +142,9 @@ def adaptive_density_clustering(
     known_mask : array_like
         ``(N,)`` boolean (or 0/1): the sample's class is a known class.
     labeled_mask : array_like
-        ``(N,)`` boolean (or 0/1): the sample's label may be used; must be a subset of
-        ``known_mask``.
+        ``(N,)`` boolean (or 0/1): the sample's label may be used. Labelled samples outside
+        ``known_mask`` are accepted with an :class:`~ssddbc._errors.SsddbcWarning` and used
+        like any labelled sample, as the original used them.
     k : int
         Neighbours, ``1 <= k < N``.
     density_percentile : float
@@ -182,10 +182,12 @@ def adaptive_density_clustering(
     train_size : int, optional
         Accepted for compatibility (the original only used it for logging).
     eval_dense : bool
-        The original's high-density-only evaluation mode; not supported here (evaluate the
-        returned ``core_clusters`` with :mod:`ssddbc.evaluation` instead). Must be False.
-    eval_version : str
-        Only meaningful with ``eval_dense``; accepted and ignored.
+        The original's high-density-only evaluation: stop after the small-cluster merge,
+        skip the assignment, and return the core labels with their All/Old/New accuracy
+        over the clustered (high-density) points (see Returns).
+    eval_version : {"v1", "v2"}
+        Accuracy version of the ``eval_dense`` evaluation
+        (:func:`ssddbc.evaluation.split_cluster_acc_v1` / ``_v2``); otherwise unused.
     fast_mode : bool
         As in the original: skip the unknown-cluster ids and the category labels (return
         ``[]`` and ``{}``); labels are unaffected.
@@ -205,8 +207,19 @@ def adaptive_density_clustering(
         the columns of the cosine graph that provably give the exact order in those
         distances serve as candidates, as a Euclidean graph's do. See :mod:`ssddbc._metric`.
 
+    The parameters up to ``label_guide`` are positional in the original's order, with its
+    defaults except ``dense_method=1`` and ``assign_model=3``: the original's defaults (0 and
+    2) made it raise, since it implemented only these two; here every method of the
+    document is implemented. ``precomputed_knn``, ``pairwise_distances`` and ``silent`` are
+    this package's additions, keyword-only.
+
     Returns
     -------
+    With ``eval_dense=True``, the original's 10-tuple ``(core_labels, n_clusters, [],
+    all_acc, old_acc, new_acc, None, neighbors, None, densities)``: ``core_labels`` is
+    ``-1`` outside the core clusters, ``n_clusters`` and the accuracies are over the
+    clustered points only (``0, 0.0, 0.0, 0.0`` when there is none). Otherwise:
+
     labels : numpy.ndarray
         int64 ``(N,)`` cluster id of every sample, ``0..C-1``.
     n_clusters : int
@@ -231,7 +244,7 @@ def adaptive_density_clustering(
     ------
     InvalidInputError
         Any bad input, before any work: mismatched lengths, masks that are neither boolean
-        nor 0/1, labelled samples outside the known classes, ``k`` out of range, percentile
+        nor 0/1, ``k`` out of range, an ``eval_version`` other than "v1"/"v2", percentile
         outside ``[0, 100]``, NaN/inf features, unknown ``dense_method`` / ``co_mode`` /
         ``assign_model``, a malformed ``precomputed_knn`` or ``pairwise_distances``, an
         unknown ``metric``; under cosine also an all-zero feature row, a graph with a
@@ -245,13 +258,6 @@ def adaptive_density_clustering(
     y = as_targets(targets, n, "targets")
     known = as_mask(known_mask, "known_mask", n)
     labeled = as_mask(labeled_mask, "labeled_mask", n)
-    outside = np.flatnonzero(labeled & ~known)
-    if outside.size:
-        raise InvalidInputError(
-            "labeled_mask",
-            f"{outside.size} labelled sample(s) are not of a known class "
-            f"(first: index {int(outside[0])}); labeled_mask must be a subset of known_mask",
-        )
     k = check_int(k, "k", 1, n - 1)
     percentile = check_percentile(density_percentile, "density_percentile")
     dense_method = check_choice(dense_method, "dense_method", DENSITY_METHODS)
@@ -260,14 +266,11 @@ def adaptive_density_clustering(
     voting_k = check_int(voting_k, "voting_k", 1)
     if co_mode == 1:
         compute_co_value(1, None, None, None, k, co_manual)  # validates co_manual
-    if eval_dense:
-        raise InvalidInputError(
-            "eval_dense",
-            "the high-density-only evaluation mode is not supported; "
-            "evaluate the returned core_clusters instead",
-        )
+    if eval_dense and eval_version not in ("v1", "v2"):
+        raise InvalidInputError("eval_version", f"expected 'v1' or 'v2', got {eval_version!r}")
     knn = None if precomputed_knn is None else as_precomputed_knn(precomputed_knn, n, k)
     pairwise = None if pairwise_distances is None else as_pairwise(pairwise_distances, n)
+    warn_labeled_outside_known(known, labeled)
     cosine_graph: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
     if metric == "cosine":
         # Cosine is Euclidean on the unit rows (ssddbc._metric): the graph's 1 - cos become
@@ -317,6 +320,8 @@ def adaptive_density_clustering(
     order = np.argsort(core_labels, kind="stable")
     bounds = np.searchsorted(core_labels[order], np.arange(-1, n_core + 1))
     core_clusters = [set(order[bounds[c + 1] : bounds[c + 2]].tolist()) for c in range(n_core)]
+    if eval_dense:
+        return _evaluate_dense(core_labels, y, known, eval_version, neighbors, densities)
 
     # ---- 5. assignment -------------------------------------------------------------------
     labels = assign_sparse_points(core_labels, source, assign_model, voting_k)
@@ -330,4 +335,6 @@ def adaptive_density_clustering(
         unknown = identify_unknown_clusters_from_predictions(labels, labeled)
         category = _category_labels(clusters, labeled, y)
     n_clusters = int(np.unique(labels).size)
-    return labels, n_clusters, unknown, clusters, category, neighbors, core_clusters, densities
+    return ClusteringResult(
+        labels, n_clusters, unknown, clusters, category, neighbors, core_clusters, densities
+    )
