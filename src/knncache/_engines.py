@@ -33,6 +33,21 @@ exact, always. ``"ivf"``: the candidate set (the probed lists) does not depend o
 it holds up to float32 near-ties at the ``k``-th candidate. ``"hnsw"``: not guaranteed (the
 beam search explores more for a larger ``k``); a store keeps it anyway, since it stores
 the graph at ``k_max`` and serves its first ``k`` columns.
+
+Overflow: every engine runs through ``_search_rows``, which rescales features whose float32
+squared norms would overflow by one power of two of the whole matrix (so blocks searched on
+different workers agree), and every route ends in ``check_graph``: a graph with a
+non-finite distance or an invalid index is refused with ``InvalidFeaturesError``.
+
+Shipping (exact on an executor): workers map the matrix from a ``.npy`` whose last path
+component is never followed (a link or FIFO there is refused): the entry's
+``features.npy``, the caller's ``features_npy``, or a copy ``.knncache-ship-{hex}.npy``
+written by :func:`knncache.atomic_write` into the store root (or ``scratch_dir``) and held
+with a shared ``flock`` until its owner removes it. ``clear`` and ``gc`` remove such a copy
+only when they can lock it exclusively and it is older than the store's grace period (a
+dead owner's), and an ``atomic_write`` leftover of one past that period; nothing is
+followed and nothing outside the root is touched. A read-only store refuses a miss before
+anything is shipped.
 """
 
 from __future__ import annotations

@@ -194,6 +194,7 @@ def _lock_state(path: str) -> str:
     return "free"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("umask", [0o022, 0o077])
 def test_shipped_features_are_held_while_in_use_and_removed(tmp_path: Path, umask: int) -> None:
     X = latent_mixture(500, 8, seed=12)
@@ -278,6 +279,7 @@ def _plant(root: Path, outside: Path) -> dict[str, Path]:
     return paths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["clear", "gc"])
 def test_orphaned_shipped_features_are_housekept(
     tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
