@@ -20,7 +20,7 @@ import io
 import os
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import xxhash
 
@@ -100,9 +100,7 @@ def temp_pattern(name_pattern: str) -> str:
     return rf"\.(?:{name_pattern})\.[0-9a-f]{{16}}\.tmp"
 
 
-def atomic_write_at(
-    dir_fd: int, name: str, write: Callable[[HashingWriter], object]
-) -> tuple[str, int]:
+def atomic_write_at(dir_fd: int, name: str, write: Callable[[BinaryIO], object]) -> tuple[str, int]:
     """:func:`atomic_write` of ``name`` inside the open directory ``dir_fd``.
 
     The store uses this with a descriptor of an entry directory opened without following
@@ -115,7 +113,8 @@ def atomic_write_at(
     try:
         with os.fdopen(fd, "wb") as raw:
             writer = HashingWriter(raw)
-            write(writer)
+            # A write-only binary file object (write/tell/flush): typed as BinaryIO for callers.
+            write(cast(BinaryIO, writer))
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -129,7 +128,7 @@ def atomic_write_at(
 
 
 def atomic_write(
-    path: str | os.PathLike[str], write: Callable[[HashingWriter], object]
+    path: str | os.PathLike[str], write: Callable[[BinaryIO], object]
 ) -> tuple[str, int]:
     """Write a file atomically: readers see the old file or the complete new one, never a part.
 

@@ -36,11 +36,11 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 import numpy as np
 
-from knncache._atomic import HashingWriter, atomic_write_at
+from knncache._atomic import atomic_write_at
 from knncache._engines import SHIP_RE, SHIP_TEMP_RE, Engine, engine_meta, make_engine
 from knncache._entry import (
     FEATURES_FILE,
@@ -454,7 +454,7 @@ class KnnStore(abc.ABC):
     def _write_json(cls, dfd: int, name: str, record: Mapping[str, Any]) -> None:
         data = json.dumps(record, indent=1, sort_keys=True).encode()
 
-        def write(w: HashingWriter) -> None:
+        def write(w: BinaryIO) -> None:
             w.write(data)
 
         cls._clear_name(dfd, name)
@@ -466,7 +466,7 @@ class KnnStore(abc.ABC):
 
     @classmethod
     def _save(cls, dfd: int, name: str, arr: np.ndarray[Any, Any]) -> dict[str, Any]:
-        def write(w: HashingWriter) -> None:
+        def write(w: BinaryIO) -> None:
             np.save(w, np.ascontiguousarray(arr), allow_pickle=False)
 
         cls._clear_name(dfd, name)
