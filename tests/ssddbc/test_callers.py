@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from ssddbc import InvalidInputError, SsddbcWarning
+from ssddbc import SsddbcWarning
 from ssddbc.data import build_digits_feature_cache
 
 
@@ -164,12 +164,6 @@ def test_silent_progress_labelled_outside_known_in_the_algorithm() -> None:
     assert out[0].shape == (200,) and out[1] >= 1
 
 
-@pytest.mark.xfail(
-    raises=InvalidInputError,
-    strict=True,
-    reason="the grid-search layer (grid_search/_validate.py) still refuses a labelled mask "
-    "outside the known mask; it should call ssddbc._validation.warn_labeled_outside_known",
-)
 def test_silent_progress_search_part() -> None:
     from ssddbc.grid_search.api import run_clustering_search_on_features
 
