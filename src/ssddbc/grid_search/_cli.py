@@ -21,7 +21,9 @@ the message says how to resume).
 
 Adding a flag: add it in :func:`build_parser`; an algorithm option goes in the table of
 :mod:`ssddbc.ssddbc._params` instead and appears here by itself. A flag that changes the rows
-must reach :class:`RunConfig` (and so the identity).
+must reach :class:`RunConfig` (and so the identity). The original batch runner's flags that
+have no counterpart of their own are in :func:`_add_original_flags`; its ranges are half-open
+(:func:`_half_open`), and the resolved grid is printed first (:func:`format_grid`).
 """
 
 from __future__ import annotations
