@@ -397,6 +397,7 @@ def heatmap_figure(
                     fill=False,
                     edgecolor="red",
                     linewidth=line,
+                    clip_on=False,  # a box on the edge row keeps its whole outline
                     gid="selected",
                 )
             )
