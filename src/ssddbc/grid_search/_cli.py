@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--plot_format",
         type=_plot_formats,
-        default=("png",),
+        default="png",
         metavar="png,pdf,svg",
         help="heatmap file format(s), comma-separated; not part of the run (a resume may differ)",
     )

@@ -279,3 +279,14 @@ def test_all_formats_at_once_and_the_same_bytes_twice(tmp_path: Path) -> None:
         assert render(fig, path.suffix[1:]) == path.read_bytes(), path.name
     with pytest.raises(SearchConfigError):
         render(fig, "jpg")
+
+
+def test_leftover_temporaries_of_every_format_are_swept(tmp_path: Path) -> None:
+    from ssddbc.grid_search._files import sweep_temporaries
+
+    ours = [f".heatmap_a.{fmt}.x1y2.tmp" for fmt in PLOT_FORMATS]
+    foreign = [".heatmap_a.gif.x1y2.tmp", "heatmap_a.pdf"]
+    for name in ours + foreign:
+        (tmp_path / name).write_bytes(b"half")
+    assert sorted(sweep_temporaries(tmp_path)) == sorted(ours)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(foreign)
