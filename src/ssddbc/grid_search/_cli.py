@@ -58,7 +58,7 @@ from ssddbc.grid_search._files import new_run_dir, sweep_temporaries, write_json
 from ssddbc.grid_search._inputs import Prepared, hold, prepare_inputs, prepare_with_fallback
 from ssddbc.grid_search._journal import ResultsJournal
 from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
-from ssddbc.grid_search._plots import plot_heatmap
+from ssddbc.grid_search._plots import parse_plot_formats, plot_heatmap
 from ssddbc.grid_search._report import format_text_report, write_text_report
 from ssddbc.grid_search._signals import Interrupted, interruptible
 from ssddbc.grid_search._summary import format_summary, summarise
@@ -230,9 +230,23 @@ def build_parser() -> argparse.ArgumentParser:
         "ssddbc.data.convert)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--plot_format",
+        type=_plot_formats,
+        default="png",
+        metavar="png,pdf,svg",
+        help="heatmap file format(s), comma-separated; not part of the run (a resume may differ)",
+    )
     add_algorithm_arguments(p)
     _add_original_flags(p)
     return p
+
+
+def _plot_formats(text: str) -> tuple[str, ...]:
+    try:
+        return parse_plot_formats(text)
+    except SearchConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
 
 
 def _add_original_flags(p: argparse.ArgumentParser) -> None:
@@ -908,7 +922,9 @@ def _execute(
         "executor": engine.label,
         "seconds": round(time.monotonic() - started, 3),
     }
-    return _finish(cfg, journal, results, knn, invocation, quiet, model_path=args.model_path)
+    return _finish(
+        cfg, journal, results, knn, invocation, quiet, args.plot_format, model_path=args.model_path
+    )
 
 
 def _prepare(
@@ -952,6 +968,7 @@ def _finish(
     knn: dict[str, dict[str, Any]],
     invocation: dict[str, Any],
     quiet: bool,
+    plot_formats: Sequence[str] = ("png",),
     *,
     model_path: str | None = None,
 ) -> int:
@@ -970,18 +987,21 @@ def _finish(
         invocation=invocation,
     )
     run_dir = journal.path.parent
+    summary["heatmaps"] = [f"heatmap_{n}.{f}" for n in cfg.superclasses for f in plot_formats]
     try:
         write_json(run_dir / "summary.json", summary)
         for name in cfg.superclasses:
             sel = summary["superclasses"][name]
             plot_heatmap(
-                run_dir / f"heatmap_{name}.png",
-                f"SS-DDBC label-only selection score: {name}",
+                run_dir / f"heatmap_{name}",
+                f"SS-DDBC grid search: {name}",
                 [r for r in ordered if r.group == name],
                 cfg.k_values,
                 cfg.density_values,
                 _cell(sel.get("selected")),
                 _cell(sel.get("oracle_best_by_test_accuracy")),
+                eval_split=cfg.eval_split,
+                formats=plot_formats,
             )
             _write_report(run_dir, cfg, name, ordered, sel, invocation, model_path)
     except OSError as exc:
