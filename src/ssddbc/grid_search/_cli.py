@@ -935,6 +935,11 @@ def _prepare(
         prepared = _prepare_in(run_scope, store, cfg, name, d, eval_mask, k_max, quiet)
     for w in caught:  # one line each, not Python's warning format with a source line
         _warn_line(str(w.message))
+    if prepared.temporary:
+        _warn_line(
+            f"the neighbour graph of {name!r} will be searched again next run; keep the "
+            f"stores in a writable folder with --knn_cache_dir DIR (or ${ENV_KNN_CACHE_DIR})"
+        )
     hold(run_scope, prepared)
     return prepared
 
