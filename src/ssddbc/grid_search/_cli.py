@@ -675,11 +675,7 @@ def _run(args: argparse.Namespace, plan: SearchPlan, state: _State) -> int:
                         cfg = replace(cfg, superclasses=built)
             started = time.perf_counter()
             data = _load_inputs(cfg)
-            _say(
-                f"read {len(data)} superclass(es) from {cfg.feature_cache_dir} in "
-                f"{time.perf_counter() - started:.1f}s",
-                quiet,
-            )
+            read_seconds = time.perf_counter() - started
             if run_dir is not None:
                 _check_identity(cfg, data, run_dir)
             else:
@@ -695,6 +691,12 @@ def _run(args: argparse.Namespace, plan: SearchPlan, state: _State) -> int:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         assert state.run_dir is not None
+        # Said only now: bad input before any work stays a single line.
+        _say(
+            f"read {len(data)} superclass(es) from {cfg.feature_cache_dir} in "
+            f"{read_seconds:.1f}s",
+            quiet,
+        )
         try:
             for target in clear:
                 shutil.rmtree(target)
