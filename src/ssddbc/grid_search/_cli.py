@@ -693,8 +693,7 @@ def _run(args: argparse.Namespace, plan: SearchPlan, state: _State) -> int:
         assert state.run_dir is not None
         # Said only now: bad input before any work stays a single line.
         _say(
-            f"read {len(data)} superclass(es) from {cfg.feature_cache_dir} in "
-            f"{read_seconds:.1f}s",
+            f"read {len(data)} superclass(es) from {cfg.feature_cache_dir} in {read_seconds:.1f}s",
             quiet,
         )
         try:
