@@ -967,6 +967,7 @@ def _prepare_in(
             eval_mask,
             k_max=k_max,
             plan=cfg.plan,
+            pin_into=run_scope,
             metric=cfg.metric,
             report=lambda line: _say(f"{name}: {line}", quiet),
         ),

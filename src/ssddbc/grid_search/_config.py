@@ -59,9 +59,11 @@ def environment() -> dict[str, Any]:
     ``finished`` is filled in (and rewritten on every resumed invocation) when a run ends.
     """
     import importlib
+    import os
     import platform
     import socket
 
+    uts = os.uname()
     versions: dict[str, str | None] = {}
     for module in _PACKAGES:
         try:
@@ -72,7 +74,8 @@ def environment() -> dict[str, Any]:
         "packages": versions,
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
+        # os.uname, not platform.platform(): that one starts a `uname -p` child process.
+        "platform": f"{uts.sysname} {uts.release} {uts.machine}",
         "host": socket.gethostname(),
         "started": now(),
         "finished": None,

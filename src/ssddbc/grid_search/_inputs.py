@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from knncache import EphemeralStore, KnnCacheWarning, KnnRef, KnnStore, StoreWriteError
+from knncache import (
+    EphemeralStore,
+    KnnCacheWarning,
+    KnnRef,
+    KnnStore,
+    StoreWriteError,
+    fingerprint,
+)
 from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 
 __all__ = [
@@ -164,6 +171,7 @@ def prepare_inputs(
     *,
     k_max: int,
     plan: SearchPlan = DEFAULT_PLAN,
+    pin_into: contextlib.ExitStack | None = None,
     metric: str = "euclidean",
     report: Callable[[str], None] | None = None,
 ) -> SharedInputs:
@@ -185,6 +193,11 @@ def prepare_inputs(
         The largest k of the grid.
     plan : SearchPlan
         Chooses the route (see :mod:`ssddbc.grid_search._plan`).
+    pin_into : contextlib.ExitStack, optional
+        The run's scope. The entry is pinned (:meth:`knncache.KnnStore.pin`) before it is
+        ensured and stays pinned until the scope ends, so a ``clear``/``gc`` or an eviction in
+        another process can neither break this preparation nor remove the entry while
+        workers read it.
     metric : {"euclidean", "cosine"}
         Part of the entry's key (knncache's fingerprint); under cosine the shared distances
         are those of the L2-normalised rows (:func:`metric_rows`).
@@ -202,6 +215,9 @@ def prepare_inputs(
     """
     n = int(features.shape[0])
     route = plan.route(n, k_max)
+    if pin_into is not None:
+        # The entry's key includes the metric: pin the entry this call ensures.
+        pin_into.enter_context(store.pin(fingerprint(features, metric)))
     say = report or (lambda _line: None)
 
     def step(what: str, run: Callable[[], Any], ran: Callable[[], bool]) -> Any:
@@ -350,9 +366,8 @@ def prepare_with_fallback(
 def hold(scope: contextlib.ExitStack, prepared: Prepared) -> None:
     """Hold the prepared entry until ``scope`` (the whole run or call) ends.
 
-    The one place where a run holds its store entries: workers read them by path for as
-    long as the scope lasts. When the scope ends the entry is released, so a size-bounded
-    store may evict it later.
+    Workers read the entry by path for as long as the scope lasts: it was pinned for that
+    scope by :func:`prepare_inputs` (``pin_into``) before it was ensured. When the scope
+    ends the pin ends and the entry is released, so a size-bounded store may evict it later.
     """
-    # issue 8 merge: scope.enter_context(prepared.store.pin(prepared.shared.ref))
     scope.callback(prepared.store.release, prepared.shared.ref)

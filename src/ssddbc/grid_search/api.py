@@ -225,6 +225,7 @@ def run_clustering_search_on_features(
                 inputs.eval_mask,
                 k_max=max(ks),
                 plan=plan,
+                pin_into=scope,
                 metric=metric,
             ),
             what=f"knncache store {store.root}",
