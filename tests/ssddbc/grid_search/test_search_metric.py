@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -104,3 +105,27 @@ def test_bad_metric_and_zero_rows_are_refused_before_work(
     with pytest.raises(InvalidInputError, match="row 3 is all zeros"):
         _search(golden, x, metric="cosine")
     assert _search(golden, x, metric="euclidean").results_grid
+
+
+def test_the_run_pins_the_cosine_entry_it_ensures(
+    golden: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    import contextlib
+
+    from knncache import KnnCacheWarning, PersistentStore, fingerprint
+    from ssddbc.grid_search._inputs import prepare_inputs
+
+    x = golden["features"].astype(np.float32)
+    store = PersistentStore(tmp_path / "store")
+    mask = np.asarray(golden["labeled_mask"], dtype=bool)
+    with contextlib.ExitStack() as scope:
+        shared = prepare_inputs(
+            store, x, golden["targets"], golden["known_mask"], mask, ~mask,
+            k_max=8, pin_into=scope, metric="cosine",
+        )  # fmt: skip
+        assert shared.ref.fingerprint == fingerprint(x, "cosine") != fingerprint(x)
+        with pytest.warns(KnnCacheWarning, match="pinned"):
+            store.clear()
+        assert shared.ref.load().neighbors.shape == (x.shape[0], 8)  # still there
+    store.clear()
+    assert not [p for p in (tmp_path / "store").iterdir() if p.is_dir()]
