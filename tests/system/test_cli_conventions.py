@@ -377,7 +377,7 @@ def test_help_shows_real_defaults_and_lists_each_flag_once(tmp_path: Path) -> No
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     assert "(default: None)" not in text and "(default: False)" not in text
-    assert "smallest k, inclusive (default: 3)" in text
+    assert "(default: 3)" in text and "[3]" not in text  # k_min's default, stated once
     assert "(default: median (1))" in text and "(default: euclidean)" in text
     assert "--k-min" not in text  # the aliases are described once, not listed
     assert "also accepted as --flag-name" in text
