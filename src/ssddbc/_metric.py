@@ -38,6 +38,7 @@ from ssddbc._errors import InvalidInputError
 __all__ = [
     "METRICS",
     "check_metric",
+    "check_nonzero_rows",
     "cosine_candidate_graph",
     "cosine_to_euclidean",
     "l2_normalize",
@@ -68,6 +69,26 @@ def check_metric(metric: Any, name: str = "metric") -> str:
     if not isinstance(metric, str) or metric not in METRICS:
         raise InvalidInputError(name, f"expected one of {list(METRICS)!r}, got {metric!r}")
     return metric
+
+
+def check_nonzero_rows(X: Any, name: str = "X") -> None:
+    """Refuse a feature matrix with an all-zero row (cosine is undefined there), cheaply.
+
+    The check :func:`l2_normalize` makes, without its copy: callers validate before work.
+
+    Raises
+    ------
+    InvalidInputError
+        A row of zeros (names the first).
+    """
+    arr = np.asarray(X)
+    zero = np.flatnonzero(~np.any(arr != 0, axis=1)) if arr.ndim == 2 else np.empty(0)
+    if zero.size:
+        raise InvalidInputError(
+            name,
+            f"cosine distance is undefined for a zero vector; row {int(zero[0])} is all zeros "
+            f"({zero.size} such row(s))",
+        )
 
 
 def l2_normalize(X: Any, name: str = "X") -> npt.NDArray[np.float32]:

@@ -327,7 +327,9 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
     k_range, density_range : iterable of int
         The grid, e.g. ``range(3, 21)`` and ``range(40, 100, 5)``.
     n_jobs : int or None, default None
-        Worker processes (None: the usable cores; 1: in this process).
+        Worker processes with joblib's meaning: None or -1 every usable core, -2 all but
+        one, 1 in this process; more than the usable cores is capped with a warning; 0 is a
+        :class:`~ssddbc.SearchConfigError`. Ignored with ``executor``.
     store : knncache.KnnStore or None, default None
         Where the neighbour graph lives (None: a temporary store for the call).
     executor : concurrent.futures.Executor or None, default None
@@ -443,24 +445,14 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
         InvalidInputError, SearchConfigError, SearchFailedError
             As :func:`~ssddbc.grid_search.api.run_clustering_search_on_features`.
         """
+        from ssddbc.grid_search._workers import resolve_n_jobs
         from ssddbc.grid_search.api import run_clustering_search_on_features
         from ssddbc.ssddbc._params import AlgorithmParams
 
         _validate_params(self, self._parameter_constraints)
         x = _check_X(self, X, reset=True)
-        search = inspect.signature(run_clustering_search_on_features).parameters
-        options: dict[str, Any] = {}
-        if self.metric != "euclidean" or "metric" in search:
-            if "metric" not in search:
-                raise EstimatorParameterError(
-                    "metric",
-                    f"got {self.metric!r}, but this grid search supports only 'euclidean'",
-                )
-            options["metric"] = self.metric
-        if "n_jobs" in search:
-            options["n_jobs"] = self.n_jobs
-        else:
-            options["max_workers"] = _workers(self.n_jobs)
+        # joblib's n_jobs, resolved by the search's own rule (named as this estimator's).
+        workers = None if self.executor is not None else resolve_n_jobs(self.n_jobs)
         result = run_clustering_search_on_features(
             x,
             y,
@@ -479,7 +471,8 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
                 assign_model=self.assign_model,
                 voting_k=self.voting_k,
             ),
-            **options,
+            metric=self.metric,
+            max_workers=workers,
         )
         self.search_result_ = result
         self.best_params_ = dict(result.best_params)
@@ -494,18 +487,6 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
             {"k": cell[0], "density_percentile": cell[1]}
         )
         return self
-
-
-def _workers(n_jobs: int | None) -> int | None:
-    """joblib's meaning of ``n_jobs`` as a worker count (for a search without ``n_jobs``)."""
-    if n_jobs is None or n_jobs > 0:
-        return n_jobs
-    import os
-
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if n_jobs == 0:
-        raise EstimatorParameterError("n_jobs", "expected a non-zero integer or None, got 0")
-    return max(1, (usable or 1) + 1 + n_jobs)
 
 
 _RESULT_COLUMNS = (

@@ -274,7 +274,7 @@ def test_original_batch_runner_command_default_grid(
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "k 3..20 (18) × density 40..90 step 5 (11) = 198 configurations" in proc.stdout
+    assert "k 3..20 (18) × density 40..90 step 5 (11) = 198 configurations" in proc.stderr
     assert f"--model_path {model} is not used" in proc.stderr
     run = _only_run(out)
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
 import pickle
 from typing import Any
 
@@ -24,7 +23,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import ssddbc
 from knncache import EphemeralStore
-from ssddbc import InvalidInputError, SsddbcError, SsddbcWarning
+from ssddbc import InvalidInputError, SearchConfigError, SsddbcError, SsddbcWarning
 from ssddbc.estimators import ALGORITHM_DEFAULTS, SSDDBC, EstimatorParameterError, SSDDBCSearch
 from ssddbc.grid_search.api import run_clustering_search_on_features
 from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
@@ -353,7 +352,6 @@ def test_search_uses_the_given_store(golden: dict[str, Any]) -> None:
 
 
 def test_search_errors(golden: dict[str, Any]) -> None:
-    from ssddbc import SearchConfigError
 
     x, y = golden["features"], golden["targets"]
     with pytest.raises(SearchConfigError, match="k_range"):
@@ -367,28 +365,18 @@ def test_search_errors(golden: dict[str, Any]) -> None:
 
 
 def test_search_metric(golden: dict[str, Any]) -> None:
-    search_params = inspect.signature(run_clustering_search_on_features).parameters
     x, y = golden["features"], golden["targets"]
     est = SSDDBCSearch((5, 10), (50, 75), n_jobs=1, metric="cosine")
-    if "metric" not in search_params:
-        # Until the grid search carries the metric, asking for cosine is a clear error.
-        with pytest.raises(EstimatorParameterError, match="supports only 'euclidean'"):
-            est.fit(x, y, **_split(golden))
-        return
     est.fit(x, y, **_split(golden))
     single = SSDDBC(**est.best_params_, metric="cosine").fit(x, y, **_split(golden))
     np.testing.assert_array_equal(est.labels_, single.labels_)
 
 
-def test_n_jobs_has_joblibs_meaning_until_the_search_takes_it() -> None:
-    from ssddbc.estimators import _workers
-
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    assert _workers(None) is None
-    assert _workers(3) == 3
-    assert _workers(-1) == usable
-    assert _workers(-2) == max(1, (usable or 1) - 1)
-    assert _workers(-1000) == 1
-    with pytest.raises(EstimatorParameterError, match="non-zero") as info:
-        _workers(0)
-    assert info.value.argument == "n_jobs"
+def test_n_jobs_has_joblibs_meaning(golden: dict[str, Any]) -> None:
+    x, y = golden["features"], golden["targets"]
+    with pytest.raises(SearchConfigError, match="0 is not a worker count") as info:
+        SSDDBCSearch((5,), (50,), n_jobs=0).fit(x, y, **_split(golden))
+    assert info.value.option == "n_jobs"
+    with pytest.raises(SearchConfigError, match="leaves no worker") as info:
+        SSDDBCSearch((5,), (50,), n_jobs=-100000).fit(x, y, **_split(golden))
+    assert info.value.option == "n_jobs"

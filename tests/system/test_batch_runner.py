@@ -169,7 +169,7 @@ def test_resume_after_sigkill_gives_the_same_results(digits_cache: Path, tmp_pat
 
     resumed = run_cli("--resume", str(run_dir), "--n_jobs", "2", cwd=out)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming: {partial} of 198 configurations already done" in resumed.stdout
+    assert f"resuming: {partial} of 198 configurations already done" in resumed.stderr
     # Only the missing configurations ran, and no neighbour search (the cache is warm).
     assert _summary(run_dir)["this_invocation"]["knn_searches"] == 0
 

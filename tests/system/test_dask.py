@@ -260,7 +260,7 @@ def test_local_n_end_to_end(digits_cache: Path, tmp_path: Path) -> None:
         digits_cache, tmp_path / "out", "--scheduler", "local:2", "--knn_lock", "soft"
     )
     assert proc.returncode == 0, proc.stderr
-    assert "started for this run), 2 worker(s), 2 thread(s)" in proc.stdout
+    assert "started for this run), 2 worker(s), 2 thread(s)" in proc.stderr
     rows = _rows(run)
     assert len(rows) == 2 * 12
     assert all(r["status"] == "ok" and r["knn_fallback"] == "0" for r in rows)

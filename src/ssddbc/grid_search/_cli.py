@@ -45,7 +45,14 @@ from typing import Any, NoReturn
 
 from knncache import KnnCacheError, PersistentStore, fingerprint
 from ssddbc._errors import RunFolderError, SearchConfigError, SsddbcError
-from ssddbc.grid_search._config import RunConfig, compute_identity, describe, difference
+from ssddbc.grid_search._config import (
+    RunConfig,
+    compute_identity,
+    describe,
+    difference,
+    environment,
+    now,
+)
 from ssddbc.grid_search._execution import (
     Engine,
     ExternalExecutor,
@@ -61,7 +68,7 @@ from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 from ssddbc.grid_search._plots import parse_plot_formats, plot_heatmap
 from ssddbc.grid_search._report import format_text_report, write_text_report
 from ssddbc.grid_search._signals import Interrupted, interruptible
-from ssddbc.grid_search._summary import format_summary, summarise
+from ssddbc.grid_search._summary import format_summary, oracle_entry, summarise
 from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, clear_resources
 from ssddbc.grid_search._validate import validate_grid
 from ssddbc.grid_search._workers import resolve_n_jobs
@@ -70,6 +77,7 @@ from ssddbc.ssddbc._params import PARAMETERS, AlgorithmParams, add_algorithm_arg
 __all__ = [
     "DEFAULT_DEMO_DIR",
     "DEFAULT_OUTPUT_DIR",
+    "ENV_KNN_CACHE_DIR",
     "EXIT_BAD_INPUT",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -86,6 +94,8 @@ PROG = "ssddbc-search"
 DEFAULT_DEMO_DIR = Path("ssddbc_demo") / "feature_cache"
 #: Where run folders go by default.
 DEFAULT_OUTPUT_DIR = Path("ssddbc_runs")
+#: Environment variable read when --knn_cache_dir is not given.
+ENV_KNN_CACHE_DIR = "SSDDBC_KNN_CACHE_DIR"
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
@@ -106,10 +116,48 @@ class _IOFailure(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr and exit status 2."""
+    """argparse, but a usage error is one line on stderr and exit status 2, and every
+    ``--flag_name`` is also accepted as ``--flag-name``.
+
+    The dashed spellings are not registered (so ``--help`` lists each flag once): before
+    parsing, a token ``--a-b[=value]`` that is no flag itself but whose underscore spelling
+    ``--a_b`` is, is read as that flag. This covers every flag added to the parser, by
+    anyone, with no per-flag code.
+    """
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(self._underscored(argv), namespace)
+
+    def _underscored(self, argv: list[str]) -> list[str]:
+        known = self._option_string_actions
+        out: list[str] = []
+        for i, token in enumerate(argv):
+            if token == "--":  # everything after it is positional
+                return out + argv[i:]
+            flag, eq, value = token.partition("=")
+            if flag.startswith("--") and "-" in flag[2:] and flag not in known:
+                alias = "--" + flag[2:].replace("-", "_")
+                if alias in known:
+                    token = alias + eq + value
+            out.append(token)
+        return out
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` only for a real default; flags whose default is None (given or
+    not matters, e.g. to ``--resume``) state theirs in their own help text."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "(default:" in text:
+            return text
+        return super()._get_help_string(action) or text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,10 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
             "caches, selecting by the label-only score (-L1 + 3*silhouette). Ranges are "
             "half-open, as in the original runner: --k_max and --density_max are excluded "
             "(the defaults search k 3..20 x density 40..90 step 5 = 198 configurations). "
-            "Every flag of the original runner is accepted. Without --feature_cache_dir, the "
-            f"built-in digits demo cache is built in ./{DEFAULT_DEMO_DIR} and searched."
+            "Every flag of the original runner is accepted. Give --feature_cache_dir DIR, or "
+            f"--demo for the built-in digits demo (built in ./{DEFAULT_DEMO_DIR})."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Every --flag_name is also accepted as --flag-name.",
+        formatter_class=_HelpFormatter,
     )
     p.add_argument(
         "--feature_cache_dir",
@@ -143,28 +192,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="search all 15 CIFAR-100 superclasses of the original research",
     )
     d = GRID_DEFAULTS
-    p.add_argument("--k_min", type=int, default=None, help=f"smallest k, included [{d['k_min']}]")
+    p.add_argument(
+        "--k_min", type=int, default=None, help=f"smallest k, included (default: {d['k_min']})"
+    )
     p.add_argument(
         "--k_max",
         type=int,
         default=None,
-        help=f"upper bound of k, EXCLUDED (half-open, as the original) [{d['k_max']}]",
+        help=f"upper bound of k, EXCLUDED (half-open, as the original; default: {d['k_max']}); "
+        "one neighbour search at the largest k serves all",
     )
     p.add_argument(
         "--density_min",
         type=int,
         default=None,
-        help=f"smallest density percentile, included [{d['density_min']}]",
+        help=f"smallest density percentile, included (default: {d['density_min']})",
     )
     p.add_argument(
         "--density_max",
         type=int,
         default=None,
-        help=f"upper bound of the density percentile, EXCLUDED (half-open, as the original) "
-        f"[{d['density_max']}]",
+        help=f"upper bound of the density percentile, EXCLUDED (half-open, as the original; "
+        f"default: {d['density_max']})",
     )
     p.add_argument(
-        "--density_step", type=int, default=None, help=f"percentile step [{d['density_step']}]"
+        "--density_step",
+        type=int,
+        default=None,
+        help=f"percentile step (default: {d['density_step']})",
     )
     p.add_argument(
         "--n_jobs",
@@ -172,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="n_jobs",
         type=int,
         default=None,
-        help="worker processes, as in joblib: -1 every usable core (the default), -2 all but "
-        "one; 1 runs serially; more than the usable cores is capped with a warning",
+        help="worker processes, as in joblib: -1 every usable core, -2 all but one; 1 runs "
+        "serially; more than the usable cores is capped with a warning (default: -1)",
     )
     p.add_argument("--no_parallel", action="store_true", help="same as --n_jobs 1")
     p.add_argument(
@@ -184,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
         "dask.distributed scheduler address (tcp://host:8786), or local:N to start N "
         "single-threaded local worker processes for this run. Needs pip install "
         "'knncache[dask]'. The main process still runs the one neighbour search per "
-        "superclass; workers only read the knncache stores under --feature_cache_dir, "
+        "superclass; workers only read the knncache stores (under --feature_cache_dir, or "
+        "--knn_cache_dir), "
         "so on a remote cluster that folder must be on a filesystem every worker mounts "
         "at the same path. Start remote workers with one thread each and "
         "OMP_NUM_THREADS=1 (dask worker --nthreads 1; Dask's nanny sets the BLAS/OpenMP "
@@ -212,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--clear_knn_cache",
         action="store_true",
-        help="delete <feature_cache_dir>/<superclass>/knn_cache/ before the run",
+        help="delete each superclass's knncache store (<feature_cache_dir>/<superclass>/"
+        "knn_cache/, or DIR/<superclass>/ with --knn_cache_dir) before the run",
     )
     p.add_argument(
         "--eval",
@@ -220,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("test", "unlabelled"),
         default=None,
         help="samples the reported accuracies use: the test split (indices >= "
-        "train size, the original protocol) or the unlabelled samples [test]",
+        "train size, the original protocol) or the unlabelled samples (the API's default); "
+        "the summary's oracle field names it: oracle_best_by_<split>_accuracy "
+        "(default: test)",
     )
     p.add_argument(
         "--allow_pickle",
@@ -229,7 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
         "only for your own files; convert them with python -m "
         "ssddbc.data.convert)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress (stderr); the run folder and the results table still go to stdout",
+    )
     p.add_argument(
         "--plot_format",
         type=_plot_formats,
@@ -239,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_algorithm_arguments(p)
     _add_original_flags(p)
+    _add_cli_conventions(p)
     return p
 
 
@@ -291,18 +355,85 @@ def _add_original_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_cli_conventions(p: argparse.ArgumentParser) -> None:
+    """The demo, metric, store placement, --show and --version flags (issue 12)."""
+    from ssddbc._metric import METRICS
+
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"search the built-in digits demo cache (built in ./{DEFAULT_DEMO_DIR}); without "
+        "it, --feature_cache_dir (or --resume / --show) is required",
+    )
+    p.add_argument(
+        "--metric",
+        choices=METRICS,
+        default=None,
+        help="cosine runs SS-DDBC on the L2-normalised features (Euclidean distances of the "
+        "unit rows); part of the knn cache key and of the run (default: euclidean)",
+    )
+    p.add_argument(
+        "--knn_cache_dir",
+        default=None,
+        metavar="DIR",
+        help="put the knncache stores in DIR/<superclass>/ instead of "
+        "<feature_cache_dir>/<superclass>/knn_cache/ (for a read-only or shared feature "
+        f"cache; default: ${ENV_KNN_CACHE_DIR} when set)",
+    )
+    p.add_argument(
+        "--knn_max_bytes",
+        type=_byte_size,
+        default=None,
+        metavar="SIZE",
+        help="cap each store at SIZE (bytes, or 500M, 2G, ...): least-recently-used entries "
+        "are evicted, never one this run uses (default: no limit)",
+    )
+    p.add_argument(
+        "--show",
+        default=None,
+        metavar="RUN_DIR",
+        help="print the results table of a finished or interrupted run folder and exit "
+        "(exit status 0 when every configuration is done and succeeded, else 1)",
+    )
+    p.add_argument("--version", action="version", version=_versions())
+
+
+def _versions() -> str:
+    import knncache
+    import ssddbc
+
+    return f"{PROG} (ssddbc {ssddbc.__version__}, knncache {knncache.__version__})"
+
+
+_UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _byte_size(text: str) -> int:
+    """argparse ``type=`` of ``--knn_max_bytes``: ``123``, ``500M``, ``2G``, ``1.5GiB``."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if match is None:
+        raise argparse.ArgumentTypeError(
+            f"invalid size {text!r}: a byte count or a number with K, M, G or T (500M, 2G)"
+        )
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
 #: Flags that define the grid or the rows; --resume takes them from config.json instead.
 _RUN_FLAGS = (
     *GRID_DEFAULTS,
     "eval_split",
+    "metric",
     *(p.name for p in PARAMETERS),
     "superclass_file",
 )
 
 
 def _say(msg: str, quiet: bool = False) -> None:
+    """Progress: on stderr, hidden by --quiet (stdout carries only the run folder and table)."""
     if not quiet:
-        print(msg, flush=True)
+        print(msg, file=sys.stderr, flush=True)
 
 
 def _warn_line(msg: str) -> None:
@@ -514,7 +645,7 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
         d["density_step"],
         "--density_min/--density_max/--density_step",
     )
-    if args.feature_cache_dir is None:
+    if args.demo:
         fcd = DEFAULT_DEMO_DIR
     else:
         fcd = Path(args.feature_cache_dir)
@@ -525,7 +656,7 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
         names = list(SUPERCLASSES)
     elif given is not None:
         names = given
-    elif args.feature_cache_dir is None:
+    elif args.demo:
         names = []  # the demo cache: filled in once it is built
     else:
         names = list_superclasses(fcd)
@@ -540,7 +671,45 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
         plan=plan,
         eval_split=args.eval_split or "test",
         allow_pickle=bool(args.allow_pickle),
+        metric=args.metric or "euclidean",
+        knn_cache_dir=_knn_cache_dir(args),
+        knn_max_bytes=args.knn_max_bytes,
+        environment=environment(),
     )
+
+
+def _knn_cache_dir(args: argparse.Namespace) -> str | None:
+    """--knn_cache_dir, else $SSDDBC_KNN_CACHE_DIR, as an absolute path (None: neither)."""
+    given = args.knn_cache_dir or os.environ.get(ENV_KNN_CACHE_DIR) or None
+    return None if given is None else str(Path(given).resolve())
+
+
+def _store_root(cfg: RunConfig, name: str) -> Path:
+    """Where the knncache store of superclass ``name`` lives."""
+    if cfg.knn_cache_dir is not None:
+        return Path(cfg.knn_cache_dir) / name
+    return Path(cfg.feature_cache_dir) / name / "knn_cache"
+
+
+def _check_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What to run must be said: a feature cache, --demo, --resume or --show (else exit 2)."""
+    modes = [
+        flag
+        for flag, given in (
+            ("--feature_cache_dir", args.feature_cache_dir is not None),
+            ("--demo", args.demo),
+            ("--resume", args.resume is not None),
+            ("--show", args.show is not None),
+        )
+        if given
+    ]
+    if not modes:
+        parser.error(
+            "give --feature_cache_dir DIR (your feature cache), or --demo for the built-in "
+            "digits demo (or --resume RUN_DIR / --show RUN_DIR)"
+        )
+    if len(modes) > 1:
+        parser.error(f"{' and '.join(modes)} cannot be combined")
 
 
 def _resumed_config(args: argparse.Namespace) -> RunConfig:
@@ -553,7 +722,14 @@ def _resumed_config(args: argparse.Namespace) -> RunConfig:
     run_dir = Path(args.resume)
     if not run_dir.is_dir():
         raise BadInput(f"--resume {run_dir}: no such run folder")
-    return RunConfig.read(run_dir)
+    cfg = RunConfig.read(run_dir)
+    # Where the stores live never changes a row: a resumed run may move them.
+    placement = _knn_cache_dir(args)
+    if placement is not None:
+        cfg = replace(cfg, knn_cache_dir=placement)
+    if args.knn_max_bytes is not None:
+        cfg = replace(cfg, knn_max_bytes=args.knn_max_bytes)
+    return cfg
 
 
 # ---- 2. inputs and identity -------------------------------------------------------------
@@ -599,6 +775,10 @@ def _load_inputs(cfg: RunConfig) -> dict[str, tuple[Any, Any, str]]:
                 f"{d.source}: cannot evaluate on the {cfg.eval_split!r} split "
                 f"({exc}); try --eval unlabelled"
             ) from None
+        if cfg.metric == "cosine":
+            from ssddbc._metric import check_nonzero_rows
+
+            check_nonzero_rows(d.features, f"{d.source} (--metric cosine)")
         data[name] = (d, mask, fingerprint(d.features))
     validate_grid(cfg.k_values, cfg.density_values, n_samples=[d.n for d, _, _ in data.values()])
     return data
@@ -615,10 +795,10 @@ def _check_identity(cfg: RunConfig, data: dict[str, tuple[Any, Any, str]], run_d
 
 
 def _clear_targets(cfg: RunConfig) -> list[Path]:
-    """The knn_cache folders --clear_knn_cache will delete, each checked first."""
+    """The store folders --clear_knn_cache will delete, each checked first."""
     out = []
     for name in cfg.superclasses:
-        target = Path(cfg.feature_cache_dir) / name / "knn_cache"
+        target = _store_root(cfg, name)
         try:
             mode = os.lstat(target).st_mode
         except FileNotFoundError:
@@ -650,7 +830,11 @@ def run_batch(argv: Sequence[str] | None = None, *, plan: SearchPlan | None = No
         The route thresholds for a fresh run (default :data:`DEFAULT_PLAN`); a resumed run
         uses the one in its ``config.json``.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_mode(parser, args)
+    if args.show is not None:
+        return _show(Path(args.show))
     state = _State()
     try:
         with interruptible():
@@ -682,7 +866,7 @@ def _run(args: argparse.Namespace, plan: SearchPlan, state: _State) -> int:
             else:
                 cfg = _config_from_args(args, plan)
                 run_dir = None
-                if args.feature_cache_dir is None:
+                if args.demo:
                     from ssddbc.data import build_digits_feature_cache
 
                     built = build_digits_feature_cache(DEFAULT_DEMO_DIR)
@@ -694,8 +878,9 @@ def _run(args: argparse.Namespace, plan: SearchPlan, state: _State) -> int:
                     if not cfg.superclasses:
                         cfg = replace(cfg, superclasses=built)
             _check_model_path(args, cfg, quiet)
+            started = time.perf_counter()
             data = _load_inputs(cfg)
-            _say(f"grid: {format_grid(cfg.k_values, cfg.density_values, len(data))}", quiet)
+            read_seconds = time.perf_counter() - started
             if run_dir is not None:
                 _check_identity(cfg, data, run_dir)
             else:
@@ -703,17 +888,26 @@ def _run(args: argparse.Namespace, plan: SearchPlan, state: _State) -> int:
             clear = _clear_targets(cfg) if args.clear_knn_cache else []
             session = None
             if args.scheduler is not None:
-                session = _connect(scope, args.scheduler, Path(cfg.feature_cache_dir), quiet)
+                session = _connect(
+                    scope, args.scheduler, Path(cfg.knn_cache_dir or cfg.feature_cache_dir), quiet
+                )
             journal, done = _open_run_folder(cfg, run_dir, Path(args.output_dir), state, quiet)
         except (SsddbcError, KnnCacheError, BadInput) as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         assert state.run_dir is not None
+        # Said only now: bad input before any work stays a single line.
+        _say(
+            f"read {len(data)} superclass(es) from {cfg.feature_cache_dir} in {read_seconds:.1f}s",
+            quiet,
+        )
+        _say(f"grid: {format_grid(cfg.k_values, cfg.density_values, len(data))}", quiet)
         try:
             for target in clear:
                 shutil.rmtree(target)
                 _say(f"cleared {target}", quiet)
-            _say(f"run folder: {state.run_dir.resolve()}", quiet)
+            # Always on stdout, even with --quiet: a script finds its output here.
+            print(f"run folder: {state.run_dir.resolve()}", flush=True)
             return _execute(cfg, data, journal, done, args, workers, session, state)
         except (OSError, _IOFailure) as exc:
             cause = exc.__cause__ if isinstance(exc, _IOFailure) else exc
@@ -745,10 +939,10 @@ def _connect(scope: contextlib.ExitStack, spec: str, fcd: Path, quiet: bool) -> 
     blind = workers_missing_path(session.client, str(fcd))
     if blind:
         raise BadInput(
-            f"--scheduler {spec}: {len(blind)} Dask worker(s) cannot read --feature_cache_dir "
-            f"{fcd} ({', '.join(blind[:3])}{', ...' if len(blind) > 3 else ''}); the feature "
-            "cache and its knncache stores must be on a filesystem every worker mounts at the "
-            "same path"
+            f"--scheduler {spec}: {len(blind)} Dask worker(s) cannot read the knncache stores' "
+            f"folder {fcd} ({', '.join(blind[:3])}{', ...' if len(blind) > 3 else ''}); the "
+            "feature cache and its knncache stores must be on a filesystem every worker mounts "
+            "at the same path"
         )
     how = "started for this run" if session.local else "connected"
     _say(
@@ -853,7 +1047,7 @@ def _execute(
             if not missing:
                 continue
             d, eval_mask, fp = data[name]
-            prepared = _prepare(run_scope, cfg, name, d, eval_mask, k_max, args.knn_lock)
+            prepared = _prepare(run_scope, cfg, name, d, eval_mask, k_max, args.knn_lock, quiet)
             searches += prepared.searches
             hits += prepared.hits
             knn[name] = {
@@ -935,10 +1129,41 @@ def _prepare(
     eval_mask: Any,
     k_max: int,
     lock: str,
+    quiet: bool,
 ) -> Prepared:
-    """Shared inputs of one superclass, in its persistent store (or the fallback)."""
-    store = PersistentStore(Path(cfg.feature_cache_dir) / name / "knn_cache", lock=lock)
-    prepared = prepare_with_fallback(
+    """Shared inputs of one superclass, in its persistent store (or the fallback).
+
+    The store is opened read-only by itself when its folder cannot be written (a read-only
+    feature cache): a warm store serves every hit without a warning; a cold one falls back
+    to a temporary store with one warning line (put the stores elsewhere with
+    --knn_cache_dir).
+    """
+    store = PersistentStore(_store_root(cfg, name), lock=lock, max_bytes=cfg.knn_max_bytes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = _prepare_in(run_scope, store, cfg, name, d, eval_mask, k_max, quiet)
+    for w in caught:  # one line each, not Python's warning format with a source line
+        _warn_line(str(w.message))
+    if prepared.temporary:
+        _warn_line(
+            f"the neighbour graph of {name!r} will be searched again next run; keep the "
+            f"stores in a writable folder with --knn_cache_dir DIR (or ${ENV_KNN_CACHE_DIR})"
+        )
+    hold(run_scope, prepared)
+    return prepared
+
+
+def _prepare_in(
+    run_scope: contextlib.ExitStack,
+    store: PersistentStore,
+    cfg: RunConfig,
+    name: str,
+    d: Any,
+    eval_mask: Any,
+    k_max: int,
+    quiet: bool,
+) -> Prepared:
+    return prepare_with_fallback(
         store,
         run_scope,
         lambda into: prepare_inputs(
@@ -951,11 +1176,11 @@ def _prepare(
             k_max=k_max,
             plan=cfg.plan,
             pin_into=run_scope,
+            metric=cfg.metric,
+            report=lambda line: _say(f"{name}: {line}", quiet),
         ),
         what=f"the knncache store of {name!r}",
     )
-    hold(run_scope, prepared)
-    return prepared
 
 
 # ---- 5. finish --------------------------------------------------------------------------
@@ -999,15 +1224,16 @@ def _finish(
                 cfg.k_values,
                 cfg.density_values,
                 _cell(sel.get("selected")),
-                _cell(sel.get("oracle_best_by_test_accuracy")),
+                _cell(oracle_entry(sel)),
                 eval_split=cfg.eval_split,
                 formats=plot_formats,
             )
             _write_report(run_dir, cfg, name, ordered, sel, invocation, model_path)
     except OSError as exc:
         raise _IOFailure() from exc
-    if not quiet:
-        print(format_summary(summary, run_dir), flush=True)
+    _record_finish(cfg, run_dir)
+    # Always on stdout, even with --quiet: the table is the run's answer.
+    print(format_summary(summary, run_dir), flush=True)
     return EXIT_FAILED if summary["failed_configurations"] else EXIT_OK
 
 
@@ -1035,6 +1261,65 @@ def _write_report(
         failed=[(r.k, r.density_percentile) for r in rows if not r.ok],
     )
     write_text_report(run_dir / name / f"{name}.txt", text)
+
+
+def _record_finish(cfg: RunConfig, run_dir: Path) -> None:
+    """Rewrite config.json with this invocation's end time (the rest is as it was)."""
+    import json
+
+    path = run_dir / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        env = raw.setdefault("environment", {})
+        if env.get("finished") is not None:  # a resumed run: keep each invocation's end
+            env.setdefault("earlier_finishes", []).append(env["finished"])
+        env["finished"] = now()
+        write_json(path, raw)
+    except (OSError, ValueError, AttributeError) as exc:
+        raise _IOFailure() from exc
+
+
+# ---- --show -----------------------------------------------------------------------------
+
+
+def _show(run_dir: Path) -> int:
+    """``--show RUN_DIR``: re-print a run's table from its files (nothing is written)."""
+    import json
+
+    try:
+        cfg = RunConfig.read(run_dir)
+        rows = ResultsJournal(run_dir / "results.csv").read(repair=False)
+    except SsddbcError as exc:
+        print(f"{PROG}: error: --show: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    latest = {r.cell: r for r in rows}  # a retried configuration: its last row counts
+    ordered = [latest[c] for c in cfg.cells() if c in latest]
+    invocation = None
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        invocation = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))[
+            "this_invocation"
+        ]
+    summary = summarise(
+        superclasses=cfg.superclasses,
+        k_values=cfg.k_values,
+        density_values=cfg.density_values,
+        eval_split=cfg.eval_split,
+        results=ordered,
+        knn=_previous_knn(run_dir),
+        invocation=invocation or {},
+    )
+    print(f"run folder: {run_dir.resolve()}")
+    print(format_summary(summary, run_dir), flush=True)
+    total = len(cfg.cells())
+    done = sum(r.ok for r in ordered)
+    missing = total - len(ordered)
+    if missing:
+        print(
+            f"interrupted: {missing} of {total} configurations missing ({done} done); "
+            f"resume with: {PROG} --resume {run_dir}",
+            flush=True,
+        )
+    return EXIT_OK if missing == 0 and done == total else EXIT_FAILED
 
 
 def _cell(entry: dict[str, Any] | None) -> tuple[int, int] | None:

@@ -4,10 +4,13 @@ A :class:`RunConfig` is everything that defines a run; ``--resume`` reads it bac
 the command line. Its :attr:`RunConfig.identity` records a fingerprint of every input that
 determines the rows of ``results.csv``: per superclass the features (knncache's content
 fingerprint), targets, known and labelled masks, train size and evaluation mask; for the
-run the grid, the algorithm parameters, the search plan, the evaluation split and the
-algorithm's version. ``--resume`` recomputes it from the files as they are now and refuses,
-naming the first component that differs, whenever anything changed: rows computed from
-different inputs are never mixed in one journal.
+run the grid, the algorithm parameters, the metric, the search plan, the evaluation split and
+the algorithm's version. Where the knncache stores live (``knn_cache_dir``, ``knn_max_bytes``)
+and the environment (package versions, Python, host, start and end time) are recorded too,
+but are not part of the identity: they never change a row. ``--resume`` recomputes the
+identity from the files as they are now and refuses, naming the first component that
+differs, whenever anything changed: rows computed from different inputs are never mixed in
+one journal.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import xxhash
 
 from ssddbc import __version__
 from ssddbc._errors import RunFolderError, SsddbcError
+from ssddbc._metric import METRICS
 from ssddbc.grid_search._plan import SearchPlan
 from ssddbc.ssddbc._params import AlgorithmParams
 
@@ -34,7 +38,49 @@ __all__ = [
     "compute_identity",
     "describe",
     "difference",
+    "environment",
+    "now",
 ]
+
+#: Packages whose versions config.json records (module names; absent ones are skipped).
+_PACKAGES = ("knncache", "ssddbc", "numpy", "faiss", "sklearn", "scipy")
+
+
+def now() -> str:
+    """The current time as an ISO 8601 string with the UTC offset (seconds)."""
+    import datetime
+
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def environment() -> dict[str, Any]:
+    """What ran the search: package versions, Python, host and the start time.
+
+    ``finished`` is filled in (and rewritten on every resumed invocation) when a run ends.
+    """
+    import importlib
+    import os
+    import platform
+    import socket
+
+    uts = os.uname()
+    versions: dict[str, str | None] = {}
+    for module in _PACKAGES:
+        try:
+            versions[module] = str(getattr(importlib.import_module(module), "__version__", "?"))
+        except ImportError:
+            versions[module] = None
+    return {
+        "packages": versions,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        # os.uname, not platform.platform(): that one starts a `uname -p` child process.
+        "platform": f"{uts.sysname} {uts.release} {uts.machine}",
+        "host": socket.gethostname(),
+        "started": now(),
+        "finished": None,
+    }
+
 
 #: Format of config.json. Version 1 (before run identities) cannot be resumed.
 CONFIG_VERSION = 2
@@ -67,6 +113,14 @@ class RunConfig:
     allow_pickle : bool
     identity : dict
         See :func:`compute_identity` (empty until the inputs were loaded).
+    metric : {"euclidean", "cosine"}
+    knn_cache_dir : str or None
+        Where the per-superclass stores live (None: ``<superclass>/knn_cache/`` in the
+        feature cache).
+    knn_max_bytes : int or None
+        Size cap of each store (LRU eviction); None: no limit.
+    environment : dict
+        Package versions, Python, host, start and end time (:func:`environment`).
     """
 
     feature_cache_dir: str
@@ -78,6 +132,10 @@ class RunConfig:
     eval_split: str
     allow_pickle: bool
     identity: dict[str, Any] = field(default_factory=dict)
+    metric: str = "euclidean"
+    knn_cache_dir: str | None = None
+    knn_max_bytes: int | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
 
     def cells(self) -> list[tuple[str, int, int]]:
         """Every (superclass, k, density percentile) in grid order."""
@@ -99,8 +157,12 @@ class RunConfig:
             "params": self.params.as_dict(),
             "plan": self.plan.as_dict(),
             "eval_split": self.eval_split,
+            "metric": self.metric,
             "allow_pickle": self.allow_pickle,
+            "knn_cache_dir": self.knn_cache_dir,
+            "knn_max_bytes": self.knn_max_bytes,
             "identity": self.identity,
+            "environment": self.environment,
             "command": command,
         }
 
@@ -161,6 +223,23 @@ class RunConfig:
         identity = raw.get("identity")
         if not isinstance(identity, dict) or not identity:
             raise bad("identity", "is missing or empty")
+        # Runs from before the metric was a choice were all Euclidean.
+        metric = raw.get("metric", "euclidean")
+        if metric not in METRICS:
+            raise bad("metric", f"must be one of {list(METRICS)!r}, got {metric!r}")
+        if "metric" not in raw:
+            identity = {**identity, "metric": "euclidean"}
+        knn_dir = raw.get("knn_cache_dir")
+        if knn_dir is not None and (not isinstance(knn_dir, str) or not knn_dir):
+            raise bad("knn_cache_dir", f"must be a path or null, got {knn_dir!r}")
+        cap = raw.get("knn_max_bytes")
+        if cap is not None and (
+            isinstance(cap, bool) or not isinstance(cap, numbers.Integral) or cap < 0
+        ):
+            raise bad("knn_max_bytes", f"must be a byte count or null, got {cap!r}")
+        env = raw.get("environment", {})
+        if not isinstance(env, dict):
+            raise bad("environment", f"must be an object, got {env!r}")
         try:
             params = AlgorithmParams.from_dict(raw.get("params"))
         except SsddbcError as exc:
@@ -182,6 +261,10 @@ class RunConfig:
             eval_split=raw["eval_split"],
             allow_pickle=raw["allow_pickle"],
             identity=identity,
+            metric=metric,
+            knn_cache_dir=knn_dir,
+            knn_max_bytes=None if cap is None else int(cap),
+            environment=env,
         )
 
     @classmethod
@@ -223,6 +306,7 @@ def compute_identity(cfg: RunConfig, data: Mapping[str, tuple[Any, Any, str]]) -
         "params": cfg.params.as_dict(),
         "plan": cfg.plan.as_dict(),
         "eval_split": cfg.eval_split,
+        "metric": cfg.metric,
         "superclasses": per,
     }
 
@@ -254,5 +338,6 @@ def describe(component: str) -> str:
         "params": "the algorithm parameters",
         "plan": "the search plan",
         "eval_split": "the evaluation split",
+        "metric": "the metric",
     }
     return names.get(parts[0], component)

@@ -13,6 +13,7 @@ be written must not kill a long search, so the inputs are prepared in a private
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +34,12 @@ from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 
 __all__ = [
     "PAIRWISE_ARRAY",
+    "PAIRWISE_COSINE_ARRAY",
     "Prepared",
     "SharedInputs",
     "hold",
+    "metric_rows",
+    "pairwise_array",
     "prepare_inputs",
     "prepare_with_fallback",
     "sample_arrays",
@@ -46,6 +50,9 @@ __all__ = [
 #: Name of the shared pairwise-distance array inside a knncache entry. The suffix is bumped
 #: whenever :func:`ssddbc._distances.pairwise_euclidean` changes its numbers.
 PAIRWISE_ARRAY = "pairwise_euclidean_v1"
+#: Under ``metric="cosine"``: the Euclidean distances of the L2-normalised features
+#: (:mod:`ssddbc._metric`), under a name of its own so it is never read as the other.
+PAIRWISE_COSINE_ARRAY = "pairwise_euclidean_l2normalized_v1"
 
 # Rows of the shared split array (one int64 (4, N) array, so one file and one checksum).
 TARGETS, KNOWN, LABELED, EVAL = range(4)
@@ -91,6 +98,32 @@ class SharedInputs:
     silhouette_seed: int = 0
 
 
+def metric_rows(features: Any, metric: str) -> np.ndarray[Any, Any]:
+    """The rows every distance after the neighbour graph is measured between.
+
+    The features themselves for ``"euclidean"``; their L2-normalised rows for ``"cosine"``
+    (:func:`ssddbc._metric.l2_normalize`, the rows knncache searched). The pairwise matrix,
+    the sampled silhouette rows and the silhouette over ``X`` all use these rows.
+    """
+    if metric == "cosine":
+        from ssddbc._metric import l2_normalize
+
+        return l2_normalize(features, "features")
+    return np.asarray(features)
+
+
+def pairwise_array(metric: str) -> str:
+    """The entry array name of the shared pairwise matrix under ``metric``."""
+    return PAIRWISE_COSINE_ARRAY if metric == "cosine" else PAIRWISE_ARRAY
+
+
+def pairwise_matrix(features: Any, metric: str) -> np.ndarray[Any, Any]:
+    """The shared pairwise matrix: Euclidean distances of :func:`metric_rows`."""
+    from ssddbc._distances import pairwise_euclidean
+
+    return pairwise_euclidean(metric_rows(features, metric))
+
+
 def split_array(
     targets: Any, known_mask: Any, labeled_mask: Any, eval_mask: Any
 ) -> np.ndarray[Any, Any]:
@@ -111,19 +144,21 @@ def split_name(split: np.ndarray[Any, Any]) -> str:
     return f"split_{digest}"
 
 
-def _sample_names(split: str, size: int, seed: int) -> tuple[str, str]:
+def _sample_names(split: str, size: int, seed: int, metric: str) -> tuple[str, str]:
     tag = f"s{size}_seed{seed}_{split.removeprefix('split_')}"
+    if metric != "euclidean":
+        tag += f"_{metric}"
     return f"silhouette_index_{tag}", f"silhouette_rows_{tag}"
 
 
 def sample_arrays(
-    features: Any, labeled_mask: Any, size: int, seed: int
+    features: Any, labeled_mask: Any, size: int, seed: int, metric: str = "euclidean"
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """The silhouette sample's indices and their distance rows to every sample."""
+    """The silhouette sample's indices and their distance rows (between :func:`metric_rows`)."""
     from ssddbc.evaluation import silhouette_rows, silhouette_sample_indices
 
     index = silhouette_sample_indices(np.asarray(labeled_mask, dtype=bool), size, seed)
-    return index, silhouette_rows(features, index)
+    return index, silhouette_rows(metric_rows(features, metric), index)
 
 
 def prepare_inputs(
@@ -137,6 +172,8 @@ def prepare_inputs(
     k_max: int,
     plan: SearchPlan = DEFAULT_PLAN,
     pin_into: contextlib.ExitStack | None = None,
+    metric: str = "euclidean",
+    report: Callable[[str], None] | None = None,
 ) -> SharedInputs:
     """Ensure everything the configurations of one feature matrix share, once.
 
@@ -161,6 +198,11 @@ def prepare_inputs(
         ensured and stays pinned until the scope ends, so a ``clear``/``gc`` or an eviction in
         another process can neither break this preparation nor remove the entry while
         workers read it.
+    metric : {"euclidean", "cosine"}
+        Part of the entry's key (knncache's fingerprint); under cosine the shared distances
+        are those of the L2-normalised rows (:func:`metric_rows`).
+    report : callable or None
+        Called with one line per preparation step (what runs, then its timing or "cached").
 
     Returns
     -------
@@ -174,39 +216,69 @@ def prepare_inputs(
     n = int(features.shape[0])
     route = plan.route(n, k_max)
     if pin_into is not None:
-        pin_into.enter_context(store.pin(fingerprint(features)))
-    searches_before = store.stats["searches"]
-    ref = store.ensure(features, route.graph_width, store_features=True)
-    searched = store.stats["searches"] > searches_before
+        # The entry's key includes the metric: pin the entry this call ensures.
+        pin_into.enter_context(store.pin(fingerprint(features, metric)))
+    say = report or (lambda _line: None)
+
+    def step(what: str, run: Callable[[], Any], ran: Callable[[], bool]) -> Any:
+        say(f"{what} ...")
+        start = time.perf_counter()
+        out = run()
+        took = time.perf_counter() - start
+        say(f"{what}: {'done in ' + format(took, '.1f') + 's' if ran() else 'cached'}")
+        return out
+
+    before = dict(store.stats)
+
+    def grew(key: str) -> Callable[[], bool]:
+        return lambda: store.stats.get(key, 0) > before.get(key, 0)
+
+    ref = step(
+        f"neighbour graph (N={n}, k={route.graph_width}, {metric})",
+        lambda: store.ensure(features, route.graph_width, metric, store_features=True),
+        grew("searches"),
+    )
+    searched = store.stats["searches"] > before.get("searches", 0)
 
     split = split_array(targets, known_mask, labeled_mask, eval_mask)
     name = split_name(split)
     store.ensure_array(ref, name, lambda _features: split)
 
     if route.pairwise:
-        from ssddbc._distances import pairwise_euclidean
-
-        store.ensure_array(ref, PAIRWISE_ARRAY, pairwise_euclidean)
+        before = dict(store.stats)
+        step(
+            f"distance matrix ({n} x {n})",
+            lambda: store.ensure_array(
+                ref, pairwise_array(metric), lambda f: pairwise_matrix(f, metric)
+            ),
+            grew("array_computes"),
+        )
         return SharedInputs(ref=ref, split_array=name, has_pairwise=True, searched=searched)
 
     labeled = np.asarray(labeled_mask, dtype=bool)
     request, seed = route.silhouette_sample_size, route.silhouette_seed
     size = min(request, int(np.count_nonzero(~labeled)))
-    index_name, rows_name = _sample_names(name, request, seed)
+    index_name, rows_name = _sample_names(name, request, seed, metric)
     if size:
         computed: dict[str, np.ndarray[Any, Any]] = {}
 
         def sample_index(feats: Any) -> np.ndarray[Any, Any]:
-            index, rows = sample_arrays(feats, labeled, request, seed)
+            index, rows = sample_arrays(feats, labeled, request, seed, metric)
             computed["rows"] = rows
             return index
 
         def sample_rows(feats: Any) -> np.ndarray[Any, Any]:
             rows = computed.pop("rows", None)
-            return sample_arrays(feats, labeled, request, seed)[1] if rows is None else rows
+            if rows is None:
+                return sample_arrays(feats, labeled, request, seed, metric)[1]
+            return rows
 
-        store.ensure_array(ref, index_name, sample_index)
-        store.ensure_array(ref, rows_name, sample_rows)
+        def ensure_sample() -> None:
+            store.ensure_array(ref, index_name, sample_index)
+            store.ensure_array(ref, rows_name, sample_rows)
+
+        before = dict(store.stats)
+        step(f"silhouette sample rows ({size} x {n})", ensure_sample, grew("array_computes"))
         computed.clear()
     return SharedInputs(
         ref=ref,

@@ -14,7 +14,23 @@ from typing import Any
 
 from ssddbc.grid_search._tasks import ConfigResult
 
-__all__ = ["format_summary", "select_best", "summarise"]
+__all__ = ["format_summary", "oracle_entry", "oracle_key", "select_best", "summarise"]
+
+#: The summary's accuracy columns (All/Old/New, accuracy v2 on the evaluation split).
+_ACC = ("all_acc", "old_acc", "new_acc")
+
+
+def oracle_key(eval_split: str) -> str:
+    """The summary field of the oracle choice: it names the split it peeked at."""
+    return f"oracle_best_by_{eval_split}_accuracy"
+
+
+def oracle_entry(entry: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A superclass's oracle choice, whatever split its name says (older runs included)."""
+    for key, value in entry.items():
+        if key.startswith("oracle_best_by_") and isinstance(value, dict):
+            return value
+    return None
 
 
 def select_best(results: Iterable[ConfigResult], order: Sequence[tuple[int, int]]) -> ConfigResult:
@@ -86,15 +102,16 @@ def summarise(
             else "exact: mean over all unlabelled points"
         )
         if ok:
-            entry["selected"] = _describe(
-                select_best(ok, order), "label-only score (-L1 + 3*silhouette)"
-            )
+            best = select_best(ok, order)
+            entry["selected"] = _describe(best, "label-only score (-L1 + 3*silhouette)")
+            entry["ties_at_best_score"] = sum(r.score == best.score for r in ok)
             oracle = min(
                 ok, key=lambda r: (-_nan_low(r.all_acc), order.index((r.k, r.density_percentile)))
             )
-            entry["oracle_best_by_test_accuracy"] = _describe(
+            entry[oracle_key(eval_split)] = _describe(
                 oracle, "ORACLE: uses ground truth of the evaluated samples; for reference only"
             )
+            entry["oracle_gap"] = {a: getattr(oracle, a) - getattr(best, a) for a in _ACC}
         if name in knn:
             entry["knn"] = knn[name]
         entry["errors"] = {f"k={r.k},dp={r.density_percentile}": r.error for r in rs if not r.ok}
@@ -103,6 +120,7 @@ def summarise(
         "selection": "label-only score = -L1 + 3.0 * silhouette (no ground truth beyond the "
         "labelled samples)",
         "evaluated_on": eval_split,
+        "mean": _mean(per),
         "k_values": list(k_values),
         "density_values": list(density_values),
         "superclasses": per,
@@ -112,44 +130,101 @@ def summarise(
     }
 
 
+def _mean(per: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Means over the superclasses with a selection (how GCD papers report superclasses)."""
+    chosen = [e for e in per.values() if "selected" in e]
+    oracles = [o for o in (oracle_entry(e) for e in chosen) if o is not None]
+    out: dict[str, Any] = {"superclasses": len(chosen)}
+    for label, rows in (("selected", [e["selected"] for e in chosen]), ("oracle", oracles)):
+        out[label] = {a: _average([r[a] for r in rows]) for a in ("score", *_ACC)}
+    out["oracle_gap"] = {a: _average([e["oracle_gap"][a] for e in chosen]) for a in _ACC}
+    return out
+
+
+def _average(values: Sequence[float]) -> float:
+    finite = [float(v) for v in values if not math.isnan(float(v))]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
 def _fmt(x: float | None) -> str:
     return "   n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:6.4f}"
 
 
-def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
-    """The table ``ssddbc-search`` prints at the end of a run."""
+def _gap(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:+.4f}"
+
+
+def _row(label: str, r: Mapping[str, Any], tail: str = "") -> str:
+    k = f"{r['k']:>3}" if "k" in r else "   "
+    dp = f"{r['density_percentile']:>3}" if "density_percentile" in r else "   "
+    clusters = f"{r['n_clusters']:>4}" if "n_clusters" in r else "    "
+    score = r["score"]
+    shown = "    n/a" if isinstance(score, float) and math.isnan(score) else f"{score:7.4f}"
+    return (
+        f"{label:<20} {k} {dp} {shown} {_fmt(r['all_acc'])} {_fmt(r['old_acc'])} "
+        f"{_fmt(r['new_acc'])} {clusters}{tail}"
+    ).rstrip()
+
+
+def format_summary(summary: Mapping[str, Any], run_dir: Any) -> str:
+    """The table ``ssddbc-search`` prints at the end of a run (and ``--show`` re-prints).
+
+    Per superclass the label-only selection (with how many cells tie at its score) and the
+    oracle best (with its All/Old/New gap over the selection); with several superclasses, a
+    mean row of each.
+    """
+    split = summary["evaluated_on"]
     lines = [
         "",
         f"{'superclass':<20} {'k':>3} {'dp':>3} {'score':>7} {'All':>6} {'Old':>6} "
-        f"{'New':>6} {'clus':>4}   (selected by label-only score; accuracy v2 on "
-        f"{summary['evaluated_on']} split)",
+        f"{'New':>6} {'clus':>4} {'ties':>4}   (label-only selection; ties: cells at its "
+        f"score; accuracy v2 on the {split} split)",
     ]
     for name, e in summary["superclasses"].items():
         s = e.get("selected")
         if s is None:
             lines.append(f"{name:<20} no successful configuration")
             continue
-        lines.append(
-            f"{name:<20} {s['k']:>3} {s['density_percentile']:>3} {s['score']:7.4f} "
-            f"{_fmt(s['all_acc'])} {_fmt(s['old_acc'])} {_fmt(s['new_acc'])} "
-            f"{s['n_clusters']:>4}"
-        )
+        ties = e.get("ties_at_best_score")
+        lines.append(_row(name, s, f" {ties:>4}" if ties else ""))
         if e["silhouette"].startswith("sampled"):
             lines.append(f"{'':<20} silhouette {e['silhouette']}")
-        o = e["oracle_best_by_test_accuracy"]
+        o = oracle_entry(e)
+        if o is not None:
+            gap = e.get("oracle_gap") or {a: o[a] - s[a] for a in _ACC}
+            lines.append(
+                _row(
+                    "  (oracle best)",
+                    o,
+                    f"        gap All {_gap(gap['all_acc'])} Old {_gap(gap['old_acc'])} "
+                    f"New {_gap(gap['new_acc'])}",
+                )
+            )
+    mean = summary.get("mean")
+    if mean and mean["superclasses"] > 1:
+        gap = mean["oracle_gap"]
+        lines.append(_row(f"mean of {mean['superclasses']}", mean["selected"]))
         lines.append(
-            f"{'  (oracle best)':<20} {o['k']:>3} {o['density_percentile']:>3} "
-            f"{o['score']:7.4f} {_fmt(o['all_acc'])} {_fmt(o['old_acc'])} "
-            f"{_fmt(o['new_acc'])} {o['n_clusters']:>4}"
+            _row(
+                "  (oracle mean)",
+                mean["oracle"],
+                f"        gap All {_gap(gap['all_acc'])} Old {_gap(gap['old_acc'])} "
+                f"New {_gap(gap['new_acc'])}",
+            )
         )
-    inv = summary["this_invocation"]
-    lines.append("")
     lines.append(
-        f"knn: {inv['knn_searches']} neighbour search(es) run, {inv['knn_cache_hits']} "
-        f"cache hit(s); {summary['failed_configurations']} configuration(s) failed; "
-        f"{summary['knn_fallback_configurations']} recomputed the graph in a worker; "
-        f"{inv['seconds']:.1f}s with {inv['workers']} worker(s)"
+        f"(oracle: the best All accuracy on the {split} split; it uses ground truth, for "
+        "reference only)"
     )
+    inv = summary.get("this_invocation")
+    lines.append("")
+    if inv:
+        lines.append(
+            f"knn: {inv['knn_searches']} neighbour search(es) run, {inv['knn_cache_hits']} "
+            f"cache hit(s); {summary['failed_configurations']} configuration(s) failed; "
+            f"{summary['knn_fallback_configurations']} recomputed the graph in a worker; "
+            f"{inv['seconds']:.1f}s with {inv['workers']} worker(s)"
+        )
     formats = list(dict.fromkeys(n.rsplit(".", 1)[-1] for n in summary.get("heatmaps", ["x.png"])))
     ext = formats[0] if len(formats) == 1 else "{" + ",".join(formats) + "}"
     lines.append(

@@ -28,9 +28,11 @@ from ssddbc.grid_search._inputs import (
     EVAL,
     KNOWN,
     LABELED,
-    PAIRWISE_ARRAY,
     TARGETS,
     SharedInputs,
+    metric_rows,
+    pairwise_array,
+    pairwise_matrix,
     prepare_inputs,
     sample_arrays,
     split_array,
@@ -148,7 +150,8 @@ class ConfigResult:
 
 @dataclass
 class _Resources:
-    features: np.ndarray[Any, Any]
+    features: np.ndarray[Any, Any]  # as stored; the algorithm applies the metric itself
+    rows: np.ndarray[Any, Any]  # what the silhouette measures: ``metric_rows(features)``
     neighbors: np.ndarray[Any, Any]
     distances: np.ndarray[Any, Any]
     pairwise: np.ndarray[Any, Any] | None
@@ -192,11 +195,14 @@ def _load_resources(task: ConfigTask) -> _Resources:
     shared = task.shared
     try:
         graph = shared.ref.load()
+        features = shared.ref.features()
+        metric = shared.ref.metric
         res = _Resources(
-            features=shared.ref.features(),
+            features=features,
+            rows=metric_rows(features, metric),
             neighbors=graph.neighbors,
             distances=graph.distances,
-            pairwise=shared.ref.array(PAIRWISE_ARRAY) if shared.has_pairwise else None,
+            pairwise=shared.ref.array(pairwise_array(metric)) if shared.has_pairwise else None,
             split=shared.ref.array(shared.split_array),
             fallback=False,
         )
@@ -250,14 +256,12 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
             f"the knncache entry vanished and the split in {source!r} changed since the run "
             "started; rerun the search",
         )
-    graph = compute_knn(data.features, shared.ref.k, shared.ref.metric)
-    pairwise = None
-    if shared.has_pairwise:
-        from ssddbc._distances import pairwise_euclidean
-
-        pairwise = pairwise_euclidean(data.features)
+    metric = shared.ref.metric
+    graph = compute_knn(data.features, shared.ref.k, metric)
+    pairwise = pairwise_matrix(data.features, metric) if shared.has_pairwise else None
     res = _Resources(
         features=data.features,
+        rows=metric_rows(data.features, metric),
         neighbors=graph.neighbors,
         distances=graph.distances,
         pairwise=pairwise,
@@ -266,7 +270,11 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
     )
     if shared.silhouette_rows_array:
         res.sample_index, res.sample_rows = sample_arrays(
-            data.features, data.labeled_mask, shared.silhouette_request, shared.silhouette_seed
+            data.features,
+            data.labeled_mask,
+            shared.silhouette_request,
+            shared.silhouette_seed,
+            metric,
         )
     return res
 
@@ -300,6 +308,7 @@ def run_configuration(task: ConfigTask) -> tuple[ClusteringResult, _Resources]:
                 else (res.neighbors, res.distances)
             ),
             pairwise_distances=res.pairwise,
+            metric=task.shared.ref.metric,
         )
     return ClusteringResult(*out), res
 
@@ -338,7 +347,7 @@ def evaluate_config(task: ConfigTask) -> ConfigResult:
             targets,
             labeled,
             pairwise_distances=res.pairwise,
-            X=None if res.pairwise is not None else res.features,
+            X=None if res.pairwise is not None else res.rows,
             silhouette_rows=rows,
         )
         all_acc, old_acc, new_acc = split_cluster_acc_v2(

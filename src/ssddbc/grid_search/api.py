@@ -23,6 +23,7 @@ import numpy as np
 
 from knncache import EphemeralStore, KnnStore
 from ssddbc._errors import SearchConfigError, SsddbcError
+from ssddbc._metric import check_metric, check_nonzero_rows
 from ssddbc.grid_search._execution import Engine, ProgressReporter, make_engine, run_tasks
 from ssddbc.grid_search._inputs import (
     SharedInputs,
@@ -128,6 +129,7 @@ def run_clustering_search_on_features(
     eval_mask: Sequence[bool] | np.ndarray | None = None,
     params: AlgorithmParams | None = None,
     plan: SearchPlan | None = None,
+    metric: str = "euclidean",
 ) -> ClusteringSearchResult:
     """Grid-search SS-DDBC's ``k`` and density percentile on in-memory features.
 
@@ -173,6 +175,10 @@ def run_clustering_search_on_features(
     plan : SearchPlan or None
         Route thresholds (pairwise matrix or candidate graph; default
         :data:`~ssddbc.grid_search._plan.DEFAULT_PLAN`).
+    metric : {"euclidean", "cosine"}
+        ``"cosine"`` runs SS-DDBC on the L2-normalised rows (see :mod:`ssddbc._metric`): the
+        rows equal a ``"euclidean"`` search of ``l2_normalize(features)``. Part of the
+        store's key, so graphs of the two metrics never mix.
 
     Returns
     -------
@@ -181,7 +187,8 @@ def run_clustering_search_on_features(
     Raises
     ------
     InvalidInputError
-        Bad features, targets or masks (raised before any work).
+        Bad features, targets or masks, an unknown ``metric``, or under cosine an all-zero
+        feature row (raised before any work).
     SearchConfigError
         Empty or invalid ``k_range`` / ``density_range``.
     SearchFailedError
@@ -195,6 +202,9 @@ def run_clustering_search_on_features(
     elif not isinstance(params, AlgorithmParams):
         raise SearchConfigError("params", f"expected an AlgorithmParams, got {params!r}")
     plan = plan or DEFAULT_PLAN
+    metric = check_metric(metric)
+    if metric == "cosine":
+        check_nonzero_rows(inputs.features, "features")
     n_workers = 1 if executor is not None else resolve_n_jobs(max_workers, name="max_workers")
 
     with contextlib.ExitStack() as scope:
@@ -216,6 +226,7 @@ def run_clustering_search_on_features(
                 k_max=max(ks),
                 plan=plan,
                 pin_into=scope,
+                metric=metric,
             ),
             what=f"knncache store {store.root}",
         )

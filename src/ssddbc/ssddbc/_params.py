@@ -23,13 +23,32 @@ __all__ = ["PARAMETERS", "AlgorithmParams", "ParamSpec", "add_algorithm_argument
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One algorithm option: its flag type, default, allowed values and help text."""
+    """One algorithm option: its flag type, default, allowed values and help text.
+
+    ``names`` gives each of ``choices`` a name (same order): the flags and
+    :class:`AlgorithmParams` accept either (``--dense_method median`` is
+    ``--dense_method 1``); the number is what is stored.
+    """
 
     name: str
     type: type
     default: Any
     help: str
     choices: tuple[int, ...] | None = None
+    names: tuple[str, ...] | None = None
+
+    def by_name(self) -> dict[str, int]:
+        """``{name: number}`` of the named choices (empty when unnamed)."""
+        return dict(zip(self.names or (), self.choices or (), strict=True))
+
+    def shown_default(self) -> str:
+        """The default as the help shows it (its name when it has one)."""
+        if self.default is None:
+            return "none"
+        for name, number in self.by_name().items():
+            if number == self.default:
+                return f"{name} ({number})"
+        return str(self.default)
 
 
 #: The table. ``adaptive_density_clustering``'s keyword defaults equal these (tested).
@@ -40,22 +59,25 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         1,
         "density: 0 mean, 1 median, 2 normalised, 3 exponential",
         (0, 1, 2, 3),
+        ("mean", "median", "normalised", "exponential"),
     ),
     ParamSpec(
         "co_mode",
         int,
         2,
-        "cutoff distance: 1 --co_manual, 2 mean k-NN distance, 3 per-point relative",
+        "cutoff distance: 1 manual (--co_manual), 2 mean k-NN distance, 3 per-point relative",
         (1, 2, 3),
+        ("manual", "mean", "relative"),
     ),
     ParamSpec("co_manual", float, None, "cutoff for --co_mode 1 (finite, >= 0)"),
     ParamSpec(
         "assign_model",
         int,
         3,
-        "sparse-point assignment: 1 nearest cluster mean, 2 vote of --voting_k core points, "
-        "3 mean distance to each cluster's 3 nearest members",
+        "sparse-point assignment: 1 centroid (nearest cluster mean), 2 vote (of --voting_k "
+        "core points), 3 nearest3 (mean distance to each cluster's 3 nearest members)",
         (1, 2, 3),
+        ("centroid", "vote", "nearest3"),
     ),
     ParamSpec("voting_k", int, 5, "voters for --assign_model 2 (>= 1)"),
 )
@@ -76,7 +98,8 @@ class AlgorithmParams:
     Parameters
     ----------
     dense_method : {0, 1, 2, 3}
-        Density estimate (see :data:`PARAMETERS`).
+        Density estimate (see :data:`PARAMETERS`). Every option with named choices also
+        takes the name (``dense_method="median"``); the number is stored.
     co_mode : {1, 2, 3}
         Cutoff distance mode.
     co_manual : float or None
@@ -101,15 +124,16 @@ class AlgorithmParams:
     def __post_init__(self) -> None:
         for spec in PARAMETERS:
             value = getattr(self, spec.name)
+            if isinstance(value, str) and value in spec.by_name():
+                value = spec.by_name()[value]
             if spec.choices is not None:
                 if (
                     isinstance(value, bool)
                     or not isinstance(value, numbers.Integral)
                     or value not in spec.choices
                 ):
-                    raise InvalidInputError(
-                        spec.name, f"expected one of {list(spec.choices)}, got {value!r}"
-                    )
+                    allowed = [*spec.choices, *spec.by_name()]
+                    raise InvalidInputError(spec.name, f"expected one of {allowed}, got {value!r}")
                 object.__setattr__(self, spec.name, int(value))
         _check_int("voting_k", self.voting_k, 1)
         object.__setattr__(self, "voting_k", int(self.voting_k))
@@ -167,13 +191,32 @@ def add_algorithm_arguments(parser: argparse.ArgumentParser) -> list[str]:
     """
     group = parser.add_argument_group("algorithm options")
     for spec in PARAMETERS:
-        shown = "none" if spec.default is None else spec.default
         kwargs: dict[str, Any] = {
-            "type": spec.type,
+            "type": spec.type if spec.choices is None else _choice_type(spec),
             "default": None,
-            "help": f"{spec.help} [{shown}]",
+            "help": f"{spec.help} (default: {spec.shown_default()})",
         }
         if spec.choices is not None:
             kwargs["choices"] = spec.choices
+            kwargs["metavar"] = "{" + ",".join([*spec.by_name(), *map(str, spec.choices)]) + "}"
         group.add_argument(f"--{spec.name}", **kwargs)
     return [p.name for p in PARAMETERS]
+
+
+def _choice_type(spec: ParamSpec) -> Any:
+    """argparse ``type=`` of a choice flag: a name of the table or the number itself."""
+
+    def convert(text: str) -> int:
+        named = spec.by_name()
+        if text in named:
+            return named[text]
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid choice: {text!r} (choose from {', '.join(named)} or "
+                f"{', '.join(map(str, spec.choices or ()))})"
+            ) from None
+
+    convert.__name__ = spec.name
+    return convert

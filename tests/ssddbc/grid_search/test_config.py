@@ -166,3 +166,37 @@ def test_identity_records_the_algorithm_version(data: dict[str, Any]) -> None:
     recorded = compute_identity(cfg, data)
     assert recorded["algorithm"].startswith("ssddbc ")
     assert difference({**recorded, "algorithm": "ssddbc 0.0.1"}, recorded) == "algorithm"
+
+
+def test_metric_placement_and_environment_round_trip(tmp_path: Path, data: dict[str, Any]) -> None:
+    from ssddbc.grid_search._config import environment
+
+    cfg = _cfg(metric="cosine", knn_cache_dir="/stores", knn_max_bytes=2**30)
+    cfg = replace(cfg, identity=compute_identity(cfg, data), environment=environment())
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_json(["ssddbc-search"])))
+    back = RunConfig.read(tmp_path)
+    assert back == cfg
+    assert back.identity["metric"] == "cosine"
+    assert difference(back.identity, compute_identity(replace(back, metric="euclidean"), data))
+    # Placement is not identity: moving the stores never changes a row.
+    moved = replace(back, knn_cache_dir=None, knn_max_bytes=None)
+    assert difference(back.identity, compute_identity(moved, data)) is None
+
+
+def test_a_config_from_before_the_metric_reads_as_euclidean(
+    tmp_path: Path, data: dict[str, Any]
+) -> None:
+    cfg = _cfg()
+    cfg = replace(cfg, identity=compute_identity(cfg, data))
+    raw = cfg.to_json(["ssddbc-search"])
+    for key in ("metric", "knn_cache_dir", "knn_max_bytes", "environment"):
+        del raw[key]
+    del raw["identity"]["metric"]
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    back = RunConfig.read(tmp_path)
+    assert back.metric == "euclidean"
+    assert difference(back.identity, compute_identity(back, data)) is None  # still resumable
+    raw["metric"] = "manhattan"
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    with pytest.raises(RunFolderError, match="'metric'"):
+        RunConfig.read(tmp_path)

@@ -73,7 +73,7 @@ def test_the_run_prints_the_resolved_grid_and_records_the_lists(
 ) -> None:
     out = tmp_path / "out"
     assert _run(cache, out, "--superclasses", "digits_low", *TINY) == 0
-    assert "grid: k 10..11 (2) × density 40 (1) = 2 configurations" in capsys.readouterr().out
+    assert "grid: k 10..11 (2) × density 40 (1) = 2 configurations" in capsys.readouterr().err
     (run,) = out.iterdir()
     config = json.loads((run / "config.json").read_text(encoding="utf-8"))
     assert config["k_values"] == [10, 11] and config["density_values"] == [40]
