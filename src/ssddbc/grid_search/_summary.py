@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ssddbc.grid_search._inputs import describe_graph
 from ssddbc.grid_search._tasks import ConfigResult
 
 __all__ = ["format_summary", "select_best", "summarise"]
@@ -136,6 +137,9 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
         )
         if e["silhouette"].startswith("sampled"):
             lines.append(f"{'':<20} silhouette {e['silhouette']}")
+        knn = e.get("knn", {})
+        if knn.get("method", "exact") != "exact":
+            lines.append(f"{'':<20} neighbour graph: {describe_graph(knn)}")
         o = e["oracle_best_by_test_accuracy"]
         lines.append(
             f"{'  (oracle best)':<20} {o['k']:>3} {o['density_percentile']:>3} "

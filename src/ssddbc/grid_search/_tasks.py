@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from knncache import EntryNotFoundError, KnnCacheWarning, compute_knn, fingerprint
+from knncache import EntryNotFoundError, KnnCacheWarning, compute_knn, entry_key
 from ssddbc._errors import SsddbcWarning
 from ssddbc.grid_search._inputs import (
     EVAL,
@@ -223,7 +223,10 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
 
     source = os.path.abspath(task.feature_source)
     data = load_superclass(os.path.dirname(os.path.dirname(source)), task.group)
-    if fingerprint(data.features, shared.ref.metric) != shared.ref.fingerprint:
+    engine = shared.graph  # rebuilt by the engine that built it: the same key, the same graph
+    params = dict(engine.params)
+    key = entry_key(data.features, shared.ref.metric, method=engine.method, params=params)
+    if key != shared.ref.fingerprint:
         raise EntryNotFoundError(
             str(shared.ref.path),
             shared.ref.fingerprint,
@@ -250,7 +253,9 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
             f"the knncache entry vanished and the split in {source!r} changed since the run "
             "started; rerun the search",
         )
-    graph = compute_knn(data.features, shared.ref.k, shared.ref.metric)
+    graph = compute_knn(
+        data.features, shared.ref.k, shared.ref.metric, method=engine.method, **params
+    )
     pairwise = None
     if shared.has_pairwise:
         from ssddbc._distances import pairwise_euclidean

@@ -26,6 +26,8 @@ from ssddbc._errors import SearchConfigError, SsddbcError
 from ssddbc.grid_search._execution import Engine, ProgressReporter, make_engine, run_tasks
 from ssddbc.grid_search._inputs import (
     SharedInputs,
+    check_knn,
+    check_knn_for,
     hold,
     prepare_inputs,
     prepare_with_fallback,
@@ -93,6 +95,15 @@ class ClusteringSearchResult:
         ``(k, density_percentile)`` → error text for configurations that raised.
     knn_searches : int
         Neighbour searches this call ran (0 when the store already held the graph).
+    knn_method : str
+        The engine that built the neighbour graph: ``"exact"`` unless asked otherwise. With
+        ``"hnsw"`` or ``"ivf"`` the graph may miss true neighbours, so the partitions are not
+        guaranteed to equal the exact search's.
+    knn_params : dict
+        The approximate engine's resolved parameters (empty for exact).
+    knn_recall : float
+        Recall@k of the graph, measured by knncache on 1,000 seeded queries against the exact
+        search when it was built; 1.0 for the exact graph.
     """
 
     labels: np.ndarray
@@ -104,6 +115,9 @@ class ClusteringSearchResult:
     results_grid: dict[tuple[int, int], dict[str, Any]] | None = None
     errors: dict[tuple[int, int], str] = field(default_factory=dict)
     knn_searches: int = 0
+    knn_method: str = "exact"
+    knn_params: dict[str, Any] = field(default_factory=dict)
+    knn_recall: float = 1.0
 
     @property
     def loss(self) -> float:
@@ -128,6 +142,8 @@ def run_clustering_search_on_features(
     eval_mask: Sequence[bool] | np.ndarray | None = None,
     params: AlgorithmParams | None = None,
     plan: SearchPlan | None = None,
+    knn_method: str = "exact",
+    knn_params: dict[str, Any] | None = None,
 ) -> ClusteringSearchResult:
     """Grid-search SS-DDBC's ``k`` and density percentile on in-memory features.
 
@@ -173,6 +189,16 @@ def run_clustering_search_on_features(
     plan : SearchPlan or None
         Route thresholds (pairwise matrix or candidate graph; default
         :data:`~ssddbc.grid_search._plan.DEFAULT_PLAN`).
+    knn_method : {"exact", "hnsw", "ivf"}
+        The neighbour-graph engine (knncache's). Default exact: the partitions are the
+        original's. ``"hnsw"`` or ``"ivf"`` only when asked: faster at large N, but a true
+        neighbour may be missing, so the partitions may differ; the result's ``knn_method``
+        and ``knn_recall`` say so. On the candidate route (large N) the graph's extra
+        columns then serve as approximate candidates too (the code runs the same; only the
+        exactness argument of :mod:`ssddbc.ssddbc._candidates` no longer holds).
+    knn_params : dict or None
+        The engine's parameters (:data:`knncache.ENGINE_DEFAULTS`), e.g. ``{"efSearch":
+        128}``; none for exact.
 
     Returns
     -------
@@ -183,7 +209,8 @@ def run_clustering_search_on_features(
     InvalidInputError
         Bad features, targets or masks (raised before any work).
     SearchConfigError
-        Empty or invalid ``k_range`` / ``density_range``.
+        Empty or invalid ``k_range`` / ``density_range``, or a bad ``knn_method`` /
+        ``knn_params`` (raised before any work).
     SearchFailedError
         Every configuration raised.
     """
@@ -195,6 +222,9 @@ def run_clustering_search_on_features(
     elif not isinstance(params, AlgorithmParams):
         raise SearchConfigError("params", f"expected an AlgorithmParams, got {params!r}")
     plan = plan or DEFAULT_PLAN
+    knn_method, knn_params = check_knn(knn_method, knn_params)
+    if knn_method != "exact":
+        check_knn_for(inputs.features, knn_method, knn_params)
     n_workers = 1 if executor is not None else resolve_n_jobs(max_workers, name="max_workers")
 
     with contextlib.ExitStack() as scope:
@@ -216,6 +246,8 @@ def run_clustering_search_on_features(
                 k_max=max(ks),
                 plan=plan,
                 pin_into=scope,
+                knn_method=knn_method,
+                knn_params=knn_params,
             ),
             what=f"knncache store {store.root}",
         )
@@ -276,4 +308,7 @@ def _search(
         results_grid=grid,
         errors=errors,
         knn_searches=searches,
+        knn_method=shared.graph.method,
+        knn_params=dict(shared.graph.params),
+        knn_recall=shared.graph.recall,
     )
