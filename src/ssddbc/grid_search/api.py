@@ -102,8 +102,8 @@ class ClusteringSearchResult:
     knn_params : dict
         The approximate engine's resolved parameters (empty for exact).
     knn_recall : float
-        Recall@k of the graph, measured by knncache on 1,000 seeded queries against the exact
-        search when it was built; 1.0 for the exact graph.
+        Recall@k of the graph, measured by knncache on up to 1,000 seeded queries against the
+        exact search when it was built; 1.0 for the exact graph.
     """
 
     labels: np.ndarray
