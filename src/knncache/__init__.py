@@ -18,7 +18,7 @@ purpose derives from :class:`KnnCacheError`.
 from __future__ import annotations
 
 from knncache._atomic import atomic_write
-from knncache._engines import ENGINE_DEFAULTS, recall_at_k
+from knncache._engines import ENGINE_DEFAULTS, entry_key, recall_at_k
 from knncache._ephemeral import EphemeralStore
 from knncache._errors import (
     ArrayNotFoundError,
@@ -77,6 +77,7 @@ __all__ = [
     "__version__",
     "atomic_write",
     "compute_knn",
+    "entry_key",
     "fingerprint",
     "recall_at_k",
     "umap_knn",

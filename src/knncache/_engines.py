@@ -89,6 +89,7 @@ __all__ = [
     "SHIP_TEMP_RE",
     "Engine",
     "engine_meta",
+    "entry_key",
     "make_engine",
     "recall_at_k",
     "run_engine",
@@ -301,6 +302,31 @@ def make_engine(
         )
     resolved = _resolve(method, dict(params or {}), n, executor)  # type: ignore[arg-type]
     return Engine(str(method), MappingProxyType(resolved), executor)
+
+
+def entry_key(
+    X: Any,
+    metric: str = "euclidean",
+    *,
+    method: str = "exact",
+    params: Mapping[str, Any] | None = None,
+) -> str:
+    """The store key of the graph ``KnnStore.ensure(X, k, metric, method=, params=)`` keeps.
+
+    For the exact method this is :func:`knncache.fingerprint` of ``X``; an approximate
+    method and its resolved parameters give their own key (see :meth:`Engine.key`). Pass it
+    to ``store.pin`` before ``ensure`` to pin an approximate entry, or to ``store.get``.
+
+    Raises
+    ------
+    InvalidFeaturesError, UnknownMetricError, InvalidParameterError
+        Bad ``X``, ``metric``, ``method`` or ``params`` (the checks of ``ensure``).
+    """
+    from knncache._fingerprint import fingerprint
+
+    validate_metric(metric)
+    arr = validate_features(X, metric)
+    return make_engine(method, params, arr.shape[0]).key(fingerprint(arr, metric))
 
 
 def run_engine(

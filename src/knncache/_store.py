@@ -124,6 +124,11 @@ class EntryInfo:
         Names of the extra arrays (``ensure_array``).
     method : str
         The search engine that built the graph (``"exact"``, ``"hnsw"``, ``"ivf"``).
+    params : dict
+        The approximate engine's keyed parameters (empty for exact).
+    recall : dict or None
+        The recall measured when the graph was built (``{"k", "value", "sample", "seed"}``,
+        see :func:`knncache.recall_at_k`); None for an exact graph.
     """
 
     fingerprint: str
@@ -137,6 +142,8 @@ class EntryInfo:
     has_features: bool
     arrays: tuple[str, ...]
     method: str = "exact"
+    params: dict[str, Any] = field(default_factory=dict)
+    recall: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1113,32 +1120,60 @@ class KnnStore(abc.ABC):
         self._check_open()
         out = []
         for entry in self._entry_dirs():
-            fp = entry.name
             try:
-                with self._entry_fd(fp) as dfd:
-                    meta = read_meta(dfd, fp)
-                    arrays, _ = read_arrays(dfd, fp)
-                    mtime = os.stat(META_FILE, dir_fd=dfd, follow_symlinks=False).st_mtime
-                    size = _entry_bytes(dfd)
+                out.append(self._entry_info(entry.name))
             except (OSError, CorruptEntryError):
                 continue
-            out.append(
-                EntryInfo(
-                    fingerprint=fp,
-                    n=meta["n"],
-                    d=meta["d"],
-                    k=meta["k"],
-                    metric=meta["metric"],
-                    bytes=size,
-                    created=float(meta["created"]),
-                    last_used=max(float(meta["last_used"]), mtime),
-                    has_features=FEATURES_FILE in meta["files"],
-                    arrays=tuple(sorted(arrays)),
-                    method=str(meta.get("method", "exact")),
-                )
-            )
         out.sort(key=lambda e: (-e.last_used, e.fingerprint))
         return out
+
+    def _entry_info(self, fp: str) -> EntryInfo:
+        with self._entry_fd(fp) as dfd:
+            meta = read_meta(dfd, fp)
+            arrays, _ = read_arrays(dfd, fp)
+            mtime = os.stat(META_FILE, dir_fd=dfd, follow_symlinks=False).st_mtime
+            size = _entry_bytes(dfd)
+        return EntryInfo(
+            fingerprint=fp,
+            n=meta["n"],
+            d=meta["d"],
+            k=meta["k"],
+            metric=meta["metric"],
+            bytes=size,
+            created=float(meta["created"]),
+            last_used=max(float(meta["last_used"]), mtime),
+            has_features=FEATURES_FILE in meta["files"],
+            arrays=tuple(sorted(arrays)),
+            method=str(meta.get("method", "exact")),
+            params=dict(meta.get("params", {})),
+            recall=dict(meta["recall"]) if "recall" in meta else None,
+        )
+
+    def info(self, ref: KnnRef | str) -> EntryInfo:
+        """The summary of one committed entry (a ref into this store, or its key).
+
+        Reads its ``meta.json`` (checksums are not verified): the engine that built the
+        graph, its parameters and the recall measured at build time among the rest.
+
+        Raises
+        ------
+        InvalidNameError
+            A malformed key.
+        EntryNotFoundError
+            No committed entry of that key, or a ref into another store.
+        CorruptEntryError
+            Its ``meta.json`` is unreadable or inconsistent.
+        StoreClosedError
+            The store is closed.
+        """
+        self._check_open()
+        fp = validate_fingerprint(ref if isinstance(ref, str) else ref.fingerprint)
+        if isinstance(ref, KnnRef) and Path(ref.root).absolute() != self._root:
+            raise EntryNotFoundError(str(self._entry(fp)), fp, "the ref points into another store")
+        try:
+            return self._entry_info(fp)
+        except FileNotFoundError:
+            raise EntryNotFoundError(str(self._entry(fp)), fp) from None
 
     # ------------------------------------------------------------------ housekeeping
     def _stale_entries(self) -> list[str]:

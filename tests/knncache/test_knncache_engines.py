@@ -16,9 +16,11 @@ import pytest
 from knncache import (
     ENGINE_DEFAULTS,
     CorruptEntryError,
+    EntryNotFoundError,
     InvalidParameterError,
     PersistentStore,
     compute_knn,
+    entry_key,
     fingerprint,
     recall_at_k,
 )
@@ -214,3 +216,33 @@ def test_store_keys_meta_and_cli_info(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "engine       exact\n" in capsys.readouterr().out
     assert cli_main(["info", "--json", str(store.root), ivf.fingerprint]) == 0
     assert json.loads(capsys.readouterr().out)["recall"]["k"] == 15
+
+
+def test_entry_key_and_info_name_the_entry_ensure_keeps(tmp_path: Path) -> None:
+    X = latent_mixture(1200, 8, seed=11)
+    store = PersistentStore(tmp_path / "s")
+    # The key is known before the entry exists (to pin it first), and is ensure's key.
+    key = entry_key(X, method="hnsw", params={"efSearch": 50})
+    assert key != entry_key(X) == fingerprint(X)
+    assert entry_key(X, method="hnsw", params=dict(ENGINE_DEFAULTS["hnsw"])) == entry_key(
+        X, method="hnsw"
+    )
+    with pytest.raises(EntryNotFoundError):
+        store.info(key)
+    with store.pin(key):
+        ref = store.ensure(X, 6, method="hnsw", params={"efSearch": 50})
+    assert ref.fingerprint == key
+    assert entry_key(X, method="ivf") == store.ensure(X, 6, method="ivf").fingerprint
+
+    info = store.info(ref)
+    assert info.method == "hnsw" and info.params == {"M": 32, "efConstruction": 80, "efSearch": 50}
+    meta = json.loads((ref.path / "meta.json").read_text())
+    assert info.recall == meta["recall"] and 0.0 < info.recall["value"] <= 1.0
+    exact = store.info(store.ensure(X, 6))
+    assert exact.method == "exact" and exact.params == {} and exact.recall is None
+    assert {e.fingerprint: e.recall for e in store.entries()}[key] == info.recall
+
+    with pytest.raises(InvalidParameterError, match="efSearch"):
+        entry_key(X, method="hnsw", params={"efSearch": 0})
+    with pytest.raises(InvalidParameterError, match="method"):
+        entry_key(X, method="annoy")

@@ -62,7 +62,15 @@ from ssddbc.grid_search._execution import (
     run_tasks,
 )
 from ssddbc.grid_search._files import new_run_dir, sweep_temporaries, write_json
-from ssddbc.grid_search._inputs import Prepared, hold, prepare_inputs, prepare_with_fallback
+from ssddbc.grid_search._inputs import (
+    KNN_METHODS,
+    Prepared,
+    check_knn,
+    check_knn_for,
+    hold,
+    prepare_inputs,
+    prepare_with_fallback,
+)
 from ssddbc.grid_search._journal import ResultsJournal
 from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 from ssddbc.grid_search._plots import parse_plot_formats, plot_heatmap
@@ -256,6 +264,23 @@ def build_parser() -> argparse.ArgumentParser:
         "racing may both search)",
     )
     p.add_argument(
+        "--knn_method",
+        choices=KNN_METHODS,
+        default=None,
+        help="the neighbour-graph engine: exact (the default; the original's partitions) or "
+        "an approximate faiss index, hnsw or ivf (faster at large N; the partitions may "
+        "differ from the exact search, and the outputs say so with the measured recall) "
+        "[exact]",
+    )
+    p.add_argument(
+        "--knn_params",
+        type=_knn_params,
+        default=None,
+        metavar="KEY=VALUE,...",
+        help="the approximate engine's parameters, e.g. M=32,efSearch=128 (hnsw: M, "
+        "efConstruction, efSearch; ivf: nlist, nprobe); defaults: knncache.ENGINE_DEFAULTS",
+    )
+    p.add_argument(
         "--output_dir", default=str(DEFAULT_OUTPUT_DIR), help="where run folders are created"
     )
     p.add_argument(
@@ -311,6 +336,19 @@ def _plot_formats(text: str) -> tuple[str, ...]:
         return parse_plot_formats(text)
     except SearchConfigError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _knn_params(text: str) -> dict[str, Any]:
+    """``KEY=VALUE,...`` to a dict (integer values as int); names are checked later."""
+    out: dict[str, Any] = {}
+    for item in text.split(","):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not name or not value:
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE,..., got {text!r}")
+        if name in out:
+            raise argparse.ArgumentTypeError(f"{name!r} given twice in {text!r}")
+        out[name] = int(value) if value.lstrip("+-").isdigit() else value
+    return out
 
 
 def _add_original_flags(p: argparse.ArgumentParser) -> None:
@@ -425,6 +463,8 @@ _RUN_FLAGS = (
     *GRID_DEFAULTS,
     "eval_split",
     "metric",
+    "knn_method",
+    "knn_params",
     *(p.name for p in PARAMETERS),
     "superclass_file",
 )
@@ -636,6 +676,12 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
     from ssddbc.data import SUPERCLASSES, list_superclasses
 
     params = AlgorithmParams.from_namespace(args)
+    if args.knn_params is not None and args.knn_method in (None, "exact"):
+        raise BadInput("--knn_params applies only with --knn_method hnsw or ivf")
+    try:
+        knn_method, knn_params = check_knn(args.knn_method or "exact", args.knn_params)
+    except SearchConfigError as exc:
+        raise BadInput(f"--{exc.option}: {exc.message}") from None
     d = {name: getattr(args, name) for name in GRID_DEFAULTS}
     d = {name: GRID_DEFAULTS[name] if v is None else v for name, v in d.items()}
     ks = _half_open(d["k_min"], d["k_max"], 1, "--k_min/--k_max")
@@ -675,6 +721,8 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
         knn_cache_dir=_knn_cache_dir(args),
         knn_max_bytes=args.knn_max_bytes,
         environment=environment(),
+        knn_method=knn_method,
+        knn_params=knn_params,
     )
 
 
@@ -779,6 +827,11 @@ def _load_inputs(cfg: RunConfig) -> dict[str, tuple[Any, Any, str]]:
             from ssddbc._metric import check_nonzero_rows
 
             check_nonzero_rows(d.features, f"{d.source} (--metric cosine)")
+        if cfg.knn_method != "exact":
+            try:
+                check_knn_for(d.features, cfg.knn_method, cfg.knn_params, cfg.metric)  # nlist <= N
+            except SearchConfigError as exc:
+                raise BadInput(f"--knn_params for {d.source}: {exc.message}") from None
         data[name] = (d, mask, fingerprint(d.features))
     validate_grid(cfg.k_values, cfg.density_values, n_samples=[d.n for d, _, _ in data.values()])
     return data
@@ -1056,12 +1109,15 @@ def _execute(
                 "store": str(prepared.store.root),
                 "fingerprint": fp,
                 "temporary_store": prepared.temporary,
+                "entry": prepared.shared.ref.fingerprint,  # the features' or the engine's key
+                **prepared.shared.graph.as_dict(),
             }
             shared = prepared.shared
             how = "searched" if shared.searched else "cache hit"
+            engine_name = f"{shared.graph.method} " if shared.graph.approximate else ""
             _say(
-                f"{name}: N={d.n}, d={d.features.shape[1]}, knn {how} (graph stored at "
-                f"k={shared.ref.k}), {len(missing)} configurations to run",
+                f"{name}: N={d.n}, d={d.features.shape[1]}, knn {how} ({engine_name}graph "
+                f"stored at k={shared.ref.k}), {len(missing)} configurations to run",
                 quiet,
             )
             tasks += [
@@ -1178,6 +1234,8 @@ def _prepare_in(
             pin_into=run_scope,
             metric=cfg.metric,
             report=lambda line: _say(f"{name}: {line}", quiet),
+            knn_method=cfg.knn_method,
+            knn_params=cfg.knn_params,
         ),
         what=f"the knncache store of {name!r}",
     )

@@ -4,13 +4,13 @@ A :class:`RunConfig` is everything that defines a run; ``--resume`` reads it bac
 the command line. Its :attr:`RunConfig.identity` records a fingerprint of every input that
 determines the rows of ``results.csv``: per superclass the features (knncache's content
 fingerprint), targets, known and labelled masks, train size and evaluation mask; for the
-run the grid, the algorithm parameters, the metric, the search plan, the evaluation split and
-the algorithm's version. Where the knncache stores live (``knn_cache_dir``, ``knn_max_bytes``)
-and the environment (package versions, Python, host, start and end time) are recorded too,
-but are not part of the identity: they never change a row. ``--resume`` recomputes the
-identity from the files as they are now and refuses, naming the first component that
-differs, whenever anything changed: rows computed from different inputs are never mixed in
-one journal.
+run the grid, the algorithm parameters, the metric, the search plan, the neighbour-graph
+engine (``knn``: method and parameters), the evaluation split and the algorithm's version.
+Where the knncache stores live (``knn_cache_dir``, ``knn_max_bytes``) and the environment
+(package versions, Python, host, start and end time) are recorded too, but are not part of
+the identity: they never change a row. ``--resume`` recomputes the identity from the files as
+they are now and refuses, naming the first component that differs, whenever anything changed:
+rows computed from different inputs are never mixed in one journal.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import xxhash
 from ssddbc import __version__
 from ssddbc._errors import RunFolderError, SsddbcError
 from ssddbc._metric import METRICS
+from ssddbc.grid_search._inputs import check_knn
 from ssddbc.grid_search._plan import SearchPlan
 from ssddbc.ssddbc._params import AlgorithmParams
 
@@ -111,6 +112,10 @@ class RunConfig:
     plan : SearchPlan
     eval_split : {"test", "unlabelled"}
     allow_pickle : bool
+    knn_method : str
+        The neighbour-graph engine (``"exact"``, the default, or ``"hnsw"``/``"ivf"``).
+    knn_params : dict
+        The engine's parameters as given (empty for exact).
     identity : dict
         See :func:`compute_identity` (empty until the inputs were loaded).
     metric : {"euclidean", "cosine"}
@@ -136,6 +141,12 @@ class RunConfig:
     knn_cache_dir: str | None = None
     knn_max_bytes: int | None = None
     environment: dict[str, Any] = field(default_factory=dict)
+    knn_method: str = "exact"
+    knn_params: dict[str, Any] = field(default_factory=dict)
+
+    def knn(self) -> dict[str, Any]:
+        """The neighbour-graph engine as recorded in ``config.json`` and the identity."""
+        return {"method": self.knn_method, "params": dict(self.knn_params)}
 
     def cells(self) -> list[tuple[str, int, int]]:
         """Every (superclass, k, density percentile) in grid order."""
@@ -161,6 +172,7 @@ class RunConfig:
             "allow_pickle": self.allow_pickle,
             "knn_cache_dir": self.knn_cache_dir,
             "knn_max_bytes": self.knn_max_bytes,
+            "knn": self.knn(),
             "identity": self.identity,
             "environment": self.environment,
             "command": command,
@@ -251,6 +263,13 @@ class RunConfig:
             plan = SearchPlan(**plan_raw)
         except (TypeError, SsddbcError) as exc:
             raise bad("plan", f"is invalid ({exc})") from None
+        knn_raw = raw.get("knn", {"method": "exact", "params": {}})
+        try:
+            if not isinstance(knn_raw, dict) or set(knn_raw) != {"method", "params"}:
+                raise TypeError(f"expected {{'method': ..., 'params': ...}}, got {knn_raw!r}")
+            knn_method, knn_params = check_knn(knn_raw["method"], knn_raw["params"])
+        except (TypeError, SsddbcError) as exc:
+            raise bad("knn", f"is invalid ({exc})") from None
         return cls(
             feature_cache_dir=fcd,
             superclasses=strings("superclasses"),
@@ -265,6 +284,8 @@ class RunConfig:
             knn_cache_dir=knn_dir,
             knn_max_bytes=None if cap is None else int(cap),
             environment=env,
+            knn_method=knn_method,
+            knn_params=knn_params,
         )
 
     @classmethod
@@ -305,6 +326,7 @@ def compute_identity(cfg: RunConfig, data: Mapping[str, tuple[Any, Any, str]]) -
         "grid": {"k_values": list(cfg.k_values), "density_values": list(cfg.density_values)},
         "params": cfg.params.as_dict(),
         "plan": cfg.plan.as_dict(),
+        "knn": cfg.knn(),
         "eval_split": cfg.eval_split,
         "metric": cfg.metric,
         "superclasses": per,
@@ -337,6 +359,7 @@ def describe(component: str) -> str:
         "grid": "the grid",
         "params": "the algorithm parameters",
         "plan": "the search plan",
+        "knn": "the neighbour-graph method (--knn_method/--knn_params)",
         "eval_split": "the evaluation split",
         "metric": "the metric",
     }

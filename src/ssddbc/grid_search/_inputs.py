@@ -13,9 +13,10 @@ be written must not kill a long search, so the inputs are prepared in a private
 from __future__ import annotations
 
 import contextlib
+import numbers
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,20 +24,29 @@ import numpy as np
 import xxhash
 
 from knncache import (
+    ENGINE_DEFAULTS,
     EphemeralStore,
+    InvalidParameterError,
     KnnCacheWarning,
     KnnRef,
     KnnStore,
     StoreWriteError,
-    fingerprint,
+    entry_key,
 )
+from ssddbc._errors import SearchConfigError
 from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 
 __all__ = [
+    "APPROXIMATE_NOTE",
+    "KNN_METHODS",
     "PAIRWISE_ARRAY",
     "PAIRWISE_COSINE_ARRAY",
+    "GraphEngine",
     "Prepared",
     "SharedInputs",
+    "check_knn",
+    "check_knn_for",
+    "describe_graph",
     "hold",
     "metric_rows",
     "pairwise_array",
@@ -56,6 +66,125 @@ PAIRWISE_COSINE_ARRAY = "pairwise_euclidean_l2normalized_v1"
 
 # Rows of the shared split array (one int64 (4, N) array, so one file and one checksum).
 TARGETS, KNOWN, LABELED, EVAL = range(4)
+
+
+#: The neighbour-graph engines a search may use (knncache's); ``"exact"`` is the default.
+KNN_METHODS: tuple[str, ...] = tuple(ENGINE_DEFAULTS)
+
+#: Said wherever a search used an approximate graph.
+APPROXIMATE_NOTE = "approximate: partitions may differ from the exact search"
+
+
+def check_knn(method: object, params: object) -> tuple[str, dict[str, Any]]:
+    """Validate a neighbour-graph method and its parameters (what needs no data).
+
+    ``"exact"`` takes no parameters; ``"hnsw"`` and ``"ivf"`` take some of knncache's
+    (:data:`knncache.ENGINE_DEFAULTS`), each a positive integer (ivf's ``nlist`` also
+    ``"auto"``). What depends on N (``nlist <= N``) is checked by :func:`check_knn_for`.
+
+    Raises
+    ------
+    SearchConfigError
+        Naming ``knn_method`` or ``knn_params`` and the bad value.
+    """
+    if not isinstance(method, str) or method not in KNN_METHODS:
+        raise SearchConfigError("knn_method", f"expected one of {KNN_METHODS!r}, got {method!r}")
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise SearchConfigError(
+            "knn_params", f"expected a mapping of names to values, got {params!r}"
+        )
+    out = dict(params)
+    if method == "exact":
+        if out:
+            raise SearchConfigError(
+                "knn_params", f"the exact graph takes no parameters, got {out!r}"
+            )
+        return method, out
+    known = sorted(ENGINE_DEFAULTS[method])
+    for name, value in out.items():
+        if name not in known:
+            raise SearchConfigError(
+                "knn_params", f"unknown {method} parameter {name!r}; expected some of {known!r}"
+            )
+        if name == "nlist" and value == "auto":
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
+            raise SearchConfigError(
+                "knn_params", f"{method} parameter {name} must be a positive integer, got {value!r}"
+            )
+        out[name] = int(value)
+    return method, out
+
+
+def check_knn_for(
+    features: Any, method: str, params: Mapping[str, Any], metric: str = "euclidean"
+) -> str:
+    """The store key of ``features``' graph by ``method``; its N-dependent checks as ours.
+
+    Raises
+    ------
+    SearchConfigError
+        A parameter out of range for these features (ivf ``nlist`` above N).
+    """
+    try:
+        return entry_key(features, metric, method=method, params=params)
+    except InvalidParameterError as exc:
+        raise SearchConfigError("knn_params", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class GraphEngine:
+    """Which engine built the neighbour graph a search used, and its measured recall.
+
+    Attributes
+    ----------
+    method : str
+        ``"exact"``, ``"hnsw"`` or ``"ivf"``.
+    params : tuple of (str, value)
+        The engine's resolved parameters, sorted by name (empty for exact).
+    recall : float
+        Recall@``recall_k`` measured by knncache on ``recall_sample`` seeded queries against
+        the exact search when the graph was built; 1.0 for the exact graph (by construction).
+    recall_k, recall_sample : int
+        0 for the exact graph.
+    """
+
+    method: str = "exact"
+    params: tuple[tuple[str, Any], ...] = ()
+    recall: float = 1.0
+    recall_k: int = 0
+    recall_sample: int = 0
+
+    @property
+    def approximate(self) -> bool:
+        """Whether the graph may miss true neighbours."""
+        return self.method != "exact"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields a ``summary.json`` knn block gets."""
+        out: dict[str, Any] = {"method": self.method, "params": dict(self.params)}
+        if self.approximate:
+            out["recall"] = {"k": self.recall_k, "value": self.recall, "sample": self.recall_sample}
+            out["note"] = APPROXIMATE_NOTE
+        return out
+
+    def describe(self) -> str:
+        """One line: ``hnsw (M=32, ...), recall@k 0.998 on 1000 sampled queries — ...``."""
+        return describe_graph(self.as_dict())
+
+
+def describe_graph(block: Mapping[str, Any]) -> str:
+    """The line a knn block (:meth:`GraphEngine.as_dict`) is printed as."""
+    if block.get("method", "exact") == "exact":
+        return "exact"
+    names = ", ".join(f"{k}={v}" for k, v in block["params"].items())
+    recall = block["recall"]
+    return (
+        f"{block['method']} ({names}), recall@{recall['k']} {recall['value']:.3f} on "
+        f"{recall['sample']} sampled queries \u2014 {APPROXIMATE_NOTE}"
+    )
 
 
 @dataclass(frozen=True)
@@ -84,6 +213,8 @@ class SharedInputs:
         Names of the sample's indices and distance rows in the entry ("" when unsampled).
     silhouette_request, silhouette_seed : int
         The plan's sample size and seed (what a worker needs to rebuild the sample).
+    graph : GraphEngine
+        The engine that built the graph (a worker rebuilding a vanished entry uses it).
     """
 
     ref: KnnRef
@@ -96,6 +227,7 @@ class SharedInputs:
     silhouette_rows_array: str = ""
     silhouette_request: int = 0
     silhouette_seed: int = 0
+    graph: GraphEngine = GraphEngine()
 
 
 def metric_rows(features: Any, metric: str) -> np.ndarray[Any, Any]:
@@ -174,6 +306,8 @@ def prepare_inputs(
     pin_into: contextlib.ExitStack | None = None,
     metric: str = "euclidean",
     report: Callable[[str], None] | None = None,
+    knn_method: str = "exact",
+    knn_params: Mapping[str, Any] | None = None,
 ) -> SharedInputs:
     """Ensure everything the configurations of one feature matrix share, once.
 
@@ -203,6 +337,9 @@ def prepare_inputs(
         are those of the L2-normalised rows (:func:`metric_rows`).
     report : callable or None
         Called with one line per preparation step (what runs, then its timing or "cached").
+    knn_method, knn_params : keyword-only
+        The neighbour-graph engine (validated with :func:`check_knn`; default exact). An
+        approximate graph is its own store entry, keyed by the method and its parameters.
 
     Returns
     -------
@@ -215,9 +352,11 @@ def prepare_inputs(
     """
     n = int(features.shape[0])
     route = plan.route(n, k_max)
+    method, params = check_knn(knn_method, knn_params)
     if pin_into is not None:
-        # The entry's key includes the metric: pin the entry this call ensures.
-        pin_into.enter_context(store.pin(fingerprint(features, metric)))
+        # The key the store will use: the features' fingerprint under the metric, or for an
+        # approximate engine the one its method and parameters give.
+        pin_into.enter_context(store.pin(check_knn_for(features, method, params, metric)))
     say = report or (lambda _line: None)
 
     def step(what: str, run: Callable[[], Any], ran: Callable[[], bool]) -> Any:
@@ -233,12 +372,31 @@ def prepare_inputs(
     def grew(key: str) -> Callable[[], bool]:
         return lambda: store.stats.get(key, 0) > before.get(key, 0)
 
+    engine = "" if method == "exact" else f", {method}"
     ref = step(
-        f"neighbour graph (N={n}, k={route.graph_width}, {metric})",
-        lambda: store.ensure(features, route.graph_width, metric, store_features=True),
+        f"neighbour graph (N={n}, k={route.graph_width}, {metric}{engine})",
+        lambda: store.ensure(
+            features,
+            route.graph_width,
+            metric,
+            store_features=True,
+            method=method,
+            params=params,
+        ),
         grew("searches"),
     )
     searched = store.stats["searches"] > before.get("searches", 0)
+    graph = GraphEngine()
+    if method != "exact":
+        info = store.info(ref)
+        assert info.recall is not None  # knncache records it for every approximate entry
+        graph = GraphEngine(
+            method,
+            tuple(sorted(info.params.items())),
+            float(info.recall["value"]),
+            int(info.recall["k"]),
+            int(info.recall["sample"]),
+        )
 
     split = split_array(targets, known_mask, labeled_mask, eval_mask)
     name = split_name(split)
@@ -253,7 +411,9 @@ def prepare_inputs(
             ),
             grew("array_computes"),
         )
-        return SharedInputs(ref=ref, split_array=name, has_pairwise=True, searched=searched)
+        return SharedInputs(
+            ref=ref, split_array=name, has_pairwise=True, searched=searched, graph=graph
+        )
 
     labeled = np.asarray(labeled_mask, dtype=bool)
     request, seed = route.silhouette_sample_size, route.silhouette_seed
@@ -291,6 +451,7 @@ def prepare_inputs(
         silhouette_rows_array=rows_name if size else "",
         silhouette_request=request,
         silhouette_seed=seed,
+        graph=graph,
     )
 
 

@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ssddbc.grid_search._inputs import describe_graph
 from ssddbc.grid_search._tasks import ConfigResult
 
 __all__ = ["format_summary", "oracle_entry", "oracle_key", "select_best", "summarise"]
@@ -189,6 +190,9 @@ def format_summary(summary: Mapping[str, Any], run_dir: Any) -> str:
         lines.append(_row(name, s, f" {ties:>4}" if ties else ""))
         if e["silhouette"].startswith("sampled"):
             lines.append(f"{'':<20} silhouette {e['silhouette']}")
+        knn = e.get("knn", {})
+        if knn.get("method", "exact") != "exact":
+            lines.append(f"{'':<20} neighbour graph: {describe_graph(knn)}")
         o = oracle_entry(e)
         if o is not None:
             gap = e.get("oracle_gap") or {a: o[a] - s[a] for a in _ACC}

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from knncache import EntryNotFoundError, KnnCacheWarning, compute_knn, fingerprint
+from knncache import EntryNotFoundError, KnnCacheWarning, compute_knn, entry_key
 from ssddbc._errors import SsddbcWarning
 from ssddbc.grid_search._inputs import (
     EVAL,
@@ -229,7 +229,10 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
 
     source = os.path.abspath(task.feature_source)
     data = load_superclass(os.path.dirname(os.path.dirname(source)), task.group)
-    if fingerprint(data.features, shared.ref.metric) != shared.ref.fingerprint:
+    engine = shared.graph  # rebuilt by the engine that built it: the same key, the same graph
+    params = dict(engine.params)
+    key = entry_key(data.features, shared.ref.metric, method=engine.method, params=params)
+    if key != shared.ref.fingerprint:
         raise EntryNotFoundError(
             str(shared.ref.path),
             shared.ref.fingerprint,
@@ -257,7 +260,7 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
             "started; rerun the search",
         )
     metric = shared.ref.metric
-    graph = compute_knn(data.features, shared.ref.k, metric)
+    graph = compute_knn(data.features, shared.ref.k, metric, method=engine.method, **params)
     pairwise = pairwise_matrix(data.features, metric) if shared.has_pairwise else None
     res = _Resources(
         features=data.features,

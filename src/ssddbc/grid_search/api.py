@@ -27,6 +27,8 @@ from ssddbc._metric import check_metric, check_nonzero_rows
 from ssddbc.grid_search._execution import Engine, ProgressReporter, make_engine, run_tasks
 from ssddbc.grid_search._inputs import (
     SharedInputs,
+    check_knn,
+    check_knn_for,
     hold,
     prepare_inputs,
     prepare_with_fallback,
@@ -94,6 +96,15 @@ class ClusteringSearchResult:
         ``(k, density_percentile)`` → error text for configurations that raised.
     knn_searches : int
         Neighbour searches this call ran (0 when the store already held the graph).
+    knn_method : str
+        The engine that built the neighbour graph: ``"exact"`` unless asked otherwise. With
+        ``"hnsw"`` or ``"ivf"`` the graph may miss true neighbours, so the partitions are not
+        guaranteed to equal the exact search's.
+    knn_params : dict
+        The approximate engine's resolved parameters (empty for exact).
+    knn_recall : float
+        Recall@k of the graph, measured by knncache on up to 1,000 seeded queries against the
+        exact search when it was built; 1.0 for the exact graph.
     """
 
     labels: np.ndarray
@@ -105,6 +116,9 @@ class ClusteringSearchResult:
     results_grid: dict[tuple[int, int], dict[str, Any]] | None = None
     errors: dict[tuple[int, int], str] = field(default_factory=dict)
     knn_searches: int = 0
+    knn_method: str = "exact"
+    knn_params: dict[str, Any] = field(default_factory=dict)
+    knn_recall: float = 1.0
 
     @property
     def loss(self) -> float:
@@ -130,6 +144,8 @@ def run_clustering_search_on_features(
     params: AlgorithmParams | None = None,
     plan: SearchPlan | None = None,
     metric: str = "euclidean",
+    knn_method: str = "exact",
+    knn_params: dict[str, Any] | None = None,
 ) -> ClusteringSearchResult:
     """Grid-search SS-DDBC's ``k`` and density percentile on in-memory features.
 
@@ -179,6 +195,16 @@ def run_clustering_search_on_features(
         ``"cosine"`` runs SS-DDBC on the L2-normalised rows (see :mod:`ssddbc._metric`): the
         rows equal a ``"euclidean"`` search of ``l2_normalize(features)``. Part of the
         store's key, so graphs of the two metrics never mix.
+    knn_method : {"exact", "hnsw", "ivf"}
+        The neighbour-graph engine (knncache's). Default exact: the partitions are the
+        original's. ``"hnsw"`` or ``"ivf"`` only when asked: faster at large N, but a true
+        neighbour may be missing, so the partitions may differ; the result's ``knn_method``
+        and ``knn_recall`` say so. On the candidate route (large N) the graph's extra
+        columns then serve as approximate candidates too (the code runs the same; only the
+        exactness argument of :mod:`ssddbc.ssddbc._candidates` no longer holds).
+    knn_params : dict or None
+        The engine's parameters (:data:`knncache.ENGINE_DEFAULTS`), e.g. ``{"efSearch":
+        128}``; none for exact.
 
     Returns
     -------
@@ -190,7 +216,8 @@ def run_clustering_search_on_features(
         Bad features, targets or masks, an unknown ``metric``, or under cosine an all-zero
         feature row (raised before any work).
     SearchConfigError
-        Empty or invalid ``k_range`` / ``density_range``.
+        Empty or invalid ``k_range`` / ``density_range``, or a bad ``knn_method`` /
+        ``knn_params`` (raised before any work).
     SearchFailedError
         Every configuration raised.
     """
@@ -205,6 +232,9 @@ def run_clustering_search_on_features(
     metric = check_metric(metric)
     if metric == "cosine":
         check_nonzero_rows(inputs.features, "features")
+    knn_method, knn_params = check_knn(knn_method, knn_params)
+    if knn_method != "exact":
+        check_knn_for(inputs.features, knn_method, knn_params, metric)
     n_workers = 1 if executor is not None else resolve_n_jobs(max_workers, name="max_workers")
 
     with contextlib.ExitStack() as scope:
@@ -227,6 +257,8 @@ def run_clustering_search_on_features(
                 plan=plan,
                 pin_into=scope,
                 metric=metric,
+                knn_method=knn_method,
+                knn_params=knn_params,
             ),
             what=f"knncache store {store.root}",
         )
@@ -287,4 +319,7 @@ def _search(
         results_grid=grid,
         errors=errors,
         knn_searches=searches,
+        knn_method=shared.graph.method,
+        knn_params=dict(shared.graph.params),
+        knn_recall=shared.graph.recall,
     )

@@ -67,6 +67,9 @@ def test_round_trip(tmp_path: Path, data: dict[str, Any]) -> None:
         (lambda r: r.update(plan={"pairwise_max_n": "big"}), "'plan'"),
         (lambda r: r.update(eval_split="all"), "'eval_split'"),
         (lambda r: r.pop("identity"), "'identity'"),
+        (lambda r: r.update(knn={"method": "annoy", "params": {}}), "'knn'"),
+        (lambda r: r.update(knn={"method": "hnsw", "params": {"M": -1}}), "'knn'"),
+        (lambda r: r.update(knn="hnsw"), "'knn'"),
         (lambda r: r.update(version=1), "format version 1"),
     ],
 )
@@ -149,6 +152,7 @@ def _flip(a: np.ndarray, i: int) -> np.ndarray:
         (lambda c, d: (replace(c, params=AlgorithmParams(voting_k=8)), d), "params.voting_k"),
         (lambda c, d: (replace(c, plan=SearchPlan()), d), "plan.pairwise_max_n"),
         (lambda c, d: (replace(c, eval_split="unlabelled"), d), "eval_split"),
+        (lambda c, d: (replace(c, knn_method="hnsw"), d), "knn.method"),
     ],
 )
 def test_identity_names_the_component_that_changed(
@@ -200,3 +204,16 @@ def test_a_config_from_before_the_metric_reads_as_euclidean(
     (tmp_path / "config.json").write_text(json.dumps(raw))
     with pytest.raises(RunFolderError, match="'metric'"):
         RunConfig.read(tmp_path)
+
+
+def test_knn_engine_round_trips_and_defaults_to_exact(tmp_path: Path, data: dict[str, Any]) -> None:
+    cfg = _cfg(knn_method="ivf", knn_params={"nprobe": 4})
+    cfg = replace(cfg, identity=compute_identity(cfg, data))
+    raw = cfg.to_json([])
+    assert raw["knn"] == raw["identity"]["knn"] == {"method": "ivf", "params": {"nprobe": 4}}
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    assert RunConfig.read(tmp_path) == cfg
+    del raw["knn"]  # written before the engine was recorded: the exact graph
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    back = RunConfig.read(tmp_path)
+    assert (back.knn_method, back.knn_params) == ("exact", {})
