@@ -7,8 +7,20 @@ insertion (the original's quadratic cost).
 
 One behaviour of the original is kept on purpose: when a cluster P is absorbed, its members
 are enqueued in the iteration order of a Python ``set`` that received exactly the insertions
-and removals the original made. That order decides which later conflicts are seen first, so
-the clusters here are real ``set`` objects driven by the same operations.
+and removals the original made. That order decides which later conflicts are seen first.
+
+The original pays O(|P|) per absorption (every member re-inserted into the current set,
+relabelled and re-enqueued), and a large cluster absorbed by seed after seed makes that
+quadratic (60 million insertions for 30,000 points at N=50,000, k=3). Here an absorption is
+O(1) and gives the same result:
+
+* labels are cluster ids forwarded to their absorber (union-find), so nobody is relabelled;
+* only P's *front* members are enqueued: a member all of whose neighbours were in P when it
+  was last processed (and none of them left P since) finds them all in the current cluster
+  and does nothing when processed again; the others are kept per cluster;
+* no set is kept: each cluster records its history (adds, removes, absorbed clusters), and
+  the set, with the original's exact table layout and iteration order, is rebuilt from it
+  (:func:`_materialise`) only when two or more front members need ordering, which is rare.
 """
 
 from __future__ import annotations
