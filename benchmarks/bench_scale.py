@@ -30,8 +30,9 @@ merge, assignment and scoring, on three routes run interleaved on the same input
                (cluster_percentiles' route), exact silhouette
 
 plus the growth of the previous implementation (tests/ssddbc/grow_reference.py) on the same
-inputs (growth old/new), and per k the 12 percentiles as one cluster_percentiles call versus
-12 adaptive_density_clustering calls. Labels are checked identical across all of them. Times
+inputs (growth old/new), per k the 12 percentiles as one cluster_percentiles call versus 12
+adaptive_density_clustering calls, and the rows the graph leaves to distance blocks per
+stage at several graph widths. Labels are checked identical across all of them. Times
 are medians over --repeats interleaved repeats; the machine may be loaded, so compare ratios
 within one run (the load is printed).
 
@@ -393,7 +394,55 @@ def run_profile(args: argparse.Namespace) -> None:
         print("|---|---|---|---|---|")
         for k, route, single, shared in per_k_rows:
             print(f"| {k} | {route} | {single:.3f} | {shared:.3f} | {shared / single:.2f} |")
+        _print_undecided(ctx, configs, sorted({width, min(n - 1, max(k_max, 32)), k_max}))
     print(f"\nload after: {os.getloadavg()}")
+
+
+def _print_undecided(ctx: dict[str, Any], configs: list[Any], widths: list[int]) -> None:
+    """Rows the candidate graph leaves to distance blocks, per stage and graph width."""
+    import ssddbc.ssddbc._candidates as cand
+    from ssddbc.ssddbc import assignment, clustering, merging
+    from ssddbc.ssddbc._per_k import cluster_percentiles
+
+    counts: dict[str, list[int]] = {}
+    patched = [
+        (clustering, "subset_neighbors", "within-H"),
+        (merging, "three_nearest_choice", "merge"),
+        (assignment, "three_nearest_choice", "assign"),
+    ]
+
+    def counted(stage: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            out = fn(*a, **kw)
+            ok = out[0] if isinstance(out, tuple) else out >= 0
+            cell = counts.setdefault(stage, [0, 0])
+            cell[0] += int(np.count_nonzero(~ok))
+            cell[1] += int(ok.size)
+            return out
+
+        return wrapper
+
+    data, nb, ds = ctx["data"], ctx["nb"], ctx["ds"]
+    print("| graph width | " + " | ".join(f"{s} undecided" for _, _, s in patched) + " |")
+    print("|---" * (len(patched) + 1) + "|")
+    try:
+        for module, name, stage in patched:
+            setattr(module, name, counted(stage, getattr(cand, name)))
+        for width in widths:
+            counts.clear()
+            for k in sorted({k for k, _ in configs}):
+                w = max(width, k)
+                cluster_percentiles(
+                    data.features, data.targets, data.known_mask, data.labeled_mask, k,
+                    list(range(40, 100, 5)), precomputed_knn=(nb[:, :w], ds[:, :w]),
+                    fast_mode=True,
+                )  # fmt: skip
+            cells = [counts.get(stage, [0, 0]) for _, _, stage in patched]
+            text = " | ".join(f"{u}/{t} ({u / max(1, t):.2%})" for u, t in cells)
+            print(f"| {width} | {text} |")
+    finally:
+        for module, name, _ in patched:
+            setattr(module, name, getattr(cand, name))
 
 
 if __name__ == "__main__":
