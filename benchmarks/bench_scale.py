@@ -32,9 +32,10 @@ merge, assignment and scoring, on three routes run interleaved on the same input
 plus the growth of the previous implementation (tests/ssddbc/grow_reference.py) on the same
 inputs (growth old/new), per k the 12 percentiles as one cluster_percentiles call versus 12
 adaptive_density_clustering calls, and the rows the graph leaves to distance blocks per
-stage at several graph widths. Labels are checked identical across all of them. Times
-are medians over --repeats interleaved repeats; the machine may be loaded, so compare ratios
-within one run (the load is printed).
+stage at several graph widths. ``--full-grid`` adds all 216 configurations run serially as
+one cluster_percentiles call per k plus scoring, as a multiple of the one search. Labels are
+checked identical across all of them. Times are medians over --repeats interleaved repeats;
+the machine may be loaded, so compare ratios within one run (the load is printed).
 
 Run:  python benchmarks/bench_scale.py            (full: N = 3,000, 13,800, 50,000; ~15 min)
       python benchmarks/bench_scale.py --quick    (N = 1,000 and 2,000, a 6-configuration grid,
@@ -131,6 +132,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="profile: interleaved repeats")
     parser.add_argument(
         "--matrix-max", type=int, default=20_000, help="profile: largest N given the matrix"
+    )
+    parser.add_argument(
+        "--full-grid", action="store_true", help="profile: also all 216, serially, per k"
     )
     parser.add_argument(
         "--configs",
@@ -395,7 +399,40 @@ def run_profile(args: argparse.Namespace) -> None:
         for k, route, single, shared in per_k_rows:
             print(f"| {k} | {route} | {single:.3f} | {shared:.3f} | {shared / single:.2f} |")
         _print_undecided(ctx, configs, sorted({width, min(n - 1, max(k_max, 32)), k_max}))
+        if args.full_grid:
+            _print_full_grid(ctx, routes, search_s)
     print(f"\nload after: {os.getloadavg()}")
+
+
+def _print_full_grid(ctx: dict[str, Any], routes: list[str], search_s: float) -> None:
+    """All 216 configurations serially, one cluster_percentiles call per k, plus scoring."""
+    from ssddbc.evaluation import selection_score
+    from ssddbc.ssddbc._per_k import cluster_percentiles
+
+    data, nb, ds, pairwise = ctx["data"], ctx["nb"], ctx["ds"], ctx["pairwise"]
+    dps = list(range(40, 100, 5))
+    print("| route (one call per k) | clustering s | scoring s | total / search |")
+    print("|---|---|---|---|")
+    for route in [r for r in routes if r != "matrix"]:
+        matrix = pairwise if route == "cand+matrix" else None
+        cluster_s = score_s = 0.0
+        for k in range(3, 21):
+            t = time.perf_counter()
+            outs = cluster_percentiles(
+                data.features, data.targets, data.known_mask, data.labeled_mask, k, dps,
+                precomputed_knn=(nb, ds), pairwise_distances=matrix,
+            )  # fmt: skip
+            t1 = time.perf_counter()
+            for out in outs:
+                selection_score(
+                    out[0], data.targets, data.labeled_mask, pairwise_distances=matrix,
+                    X=None if matrix is not None else data.features,
+                    silhouette_rows=None if matrix is not None else ctx["sample"],
+                )  # fmt: skip
+            cluster_s += t1 - t
+            score_s += time.perf_counter() - t1
+        ratio = (cluster_s + score_s) / search_s
+        print(f"| {route} | {cluster_s:.2f} | {score_s:.2f} | {ratio:.2f} |")
 
 
 def _print_undecided(ctx: dict[str, Any], configs: list[Any], widths: list[int]) -> None:
