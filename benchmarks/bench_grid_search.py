@@ -46,7 +46,8 @@ from knncache import PersistentStore, compute_knn
 from ssddbc._distances import pairwise_euclidean
 from ssddbc.data import make_synthetic_superclass
 from ssddbc.evaluation import selection_score, split_cluster_acc_v2
-from ssddbc.grid_search._tasks import ConfigTask, evaluate_config, init_worker, prepare_inputs
+from ssddbc.grid_search._tasks import ConfigTask, evaluate_config, prepare_inputs
+from ssddbc.grid_search._workers import init_worker as _init_worker
 from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
 
 WORKERS = 2
@@ -65,7 +66,7 @@ def _cluster_and_score(X, split, k, dp, graph, D):  # type: ignore[no-untyped-de
         precomputed_knn=graph,
         pairwise_distances=D,
     )
-    labels = np.asarray(out[0])
+    labels = np.asarray(out.labels)
     s = selection_score(labels, targets, labeled, pairwise_distances=D, X=X if D is None else None)
     split_cluster_acc_v2(targets[evaluated], labels[evaluated], known[evaluated])
     return float(s.score)
@@ -109,6 +110,11 @@ def task_knncache(task: ConfigTask):  # type: ignore[no-untyped-def]
 
 
 _IDEAL: dict[str, Any] = {}
+
+
+def init_worker(threads: int) -> None:
+    """The grid search's worker initializer, with this worker's parent as the one to die with."""
+    _init_worker(threads, os.getppid())
 
 
 def init_ideal(path: str, threads: int) -> None:

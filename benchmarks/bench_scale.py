@@ -63,7 +63,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_grid_search import TreeMemory
 from knncache import PersistentStore
 from ssddbc.data import make_synthetic_superclass
-from ssddbc.grid_search import _tasks
+from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 from ssddbc.grid_search.api import run_clustering_search_on_features
 from ssddbc.ssddbc.clustering import grow_core_clusters as grow_core_clusters_new
 
@@ -72,10 +72,13 @@ GOAL_SECONDS = 600.0
 GOAL_MB = 4096.0
 
 
-def measure(n: int, ks: list[int], dps: list[int], tmp: Path) -> dict[str, Any]:
+def measure(
+    n: int, ks: list[int], dps: list[int], tmp: Path, plan: SearchPlan = DEFAULT_PLAN
+) -> dict[str, Any]:
     data = make_synthetic_superclass(n=n, d=768, seed=0)
-    large = n > _tasks.PAIRWISE_MAX_N
-    width = min(n - 1, max(max(ks), _tasks.CANDIDATE_WIDTH)) if large else max(ks)
+    route = plan.route(n, max(ks))
+    large = not route.pairwise
+    width = route.graph_width
 
     store = PersistentStore(tmp / f"ensure_{n}")
     with TreeMemory() as mem:
@@ -97,6 +100,7 @@ def measure(n: int, ks: list[int], dps: list[int], tmp: Path) -> dict[str, Any]:
             max_workers=WORKERS,
             store=PersistentStore(tmp / f"search_{n}"),
             return_all=True,
+            plan=plan,
         )
         search_s = time.perf_counter() - start
     grid = result.results_grid or {}
@@ -147,10 +151,11 @@ def main() -> None:
         run_profile(args)
         return
 
+    plan = DEFAULT_PLAN
     if args.quick:
         sizes = [1000, 2000]
         ks, dps = [3, 5, 8], [40, 90]
-        _tasks.PAIRWISE_MAX_N = 1500  # the second size takes the large-N path
+        plan = SearchPlan(pairwise_max_n=1500)  # the second size takes the large-N path
     else:
         sizes = [3000, 13800, 50000]  # 130,000 (ImageNet-100) only with --sizes
         ks, dps = list(range(3, 21)), list(range(40, 100, 5))
@@ -160,7 +165,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
         for n in sizes:
-            row = measure(n, ks, dps, Path(tmp))
+            row = measure(n, ks, dps, Path(tmp), plan)
             rows.append(row)
             print(
                 f"  N={n}: ensure {row['ensure_s']:.1f}s, search {row['search_s']:.1f}s, "
@@ -171,8 +176,8 @@ def main() -> None:
     print()
     print(
         f"Grid: k={ks[0]}..{ks[-1]} × dp={dps[0]}..{dps[-1]} ({len(ks) * len(dps)} "
-        f"configurations), {WORKERS} workers, d=768, PAIRWISE_MAX_N={_tasks.PAIRWISE_MAX_N}, "
-        f"CANDIDATE_WIDTH={_tasks.CANDIDATE_WIDTH}"
+        f"configurations), {WORKERS} workers, d=768, pairwise_max_n={plan.pairwise_max_n}, "
+        f"candidate_width={plan.candidate_width}"
     )
     header = (
         "| N | path | graph width | silhouette sample | (a) ensure s | exp | (a) peak MB "
@@ -237,7 +242,8 @@ def _profile_config(
     inputs = _validate_inputs(
         data.features, data.targets, data.known_mask, data.labeled_mask, k, [dp],
         dense_method=1, co_mode=2, co_manual=None, assign_model=3, voting_k=5,
-        precomputed_knn=knn, pairwise_distances=matrix, eval_dense=False, fast_mode=True,
+        precomputed_knn=knn, pairwise_distances=matrix, eval_dense=False, eval_version="v1",
+        fast_mode=True, metric="euclidean",
     )  # fmt: skip
     per_k = _prepare_k(inputs, candidates_with_matrix=mixed)
     high = np.flatnonzero(identify_high_density_points(per_k.relative, dp))

@@ -17,12 +17,14 @@ purpose derives from :class:`KnnCacheError`.
 
 from __future__ import annotations
 
+from knncache._atomic import atomic_write
 from knncache._ephemeral import EphemeralStore
 from knncache._errors import (
     ArrayNotFoundError,
     CorruptEntryError,
     EntryNotFoundError,
     FeaturesNotStoredError,
+    ForeignObjectError,
     InvalidFeaturesError,
     InvalidKError,
     InvalidNameError,
@@ -39,8 +41,7 @@ from knncache._locks import LockMarker
 from knncache._persistent import PersistentStore
 from knncache._ref import KnnRef
 from knncache._store import CorruptEntry, EntryInfo, KnnStore
-
-__version__ = "0.1.0"
+from knncache._version import __version__
 
 __all__ = [
     "FORMAT_VERSION",
@@ -51,6 +52,7 @@ __all__ = [
     "EntryNotFoundError",
     "EphemeralStore",
     "FeaturesNotStoredError",
+    "ForeignObjectError",
     "InvalidFeaturesError",
     "InvalidKError",
     "InvalidNameError",
@@ -66,6 +68,7 @@ __all__ = [
     "StoreWriteError",
     "UnknownMetricError",
     "__version__",
+    "atomic_write",
     "compute_knn",
     "fingerprint",
 ]

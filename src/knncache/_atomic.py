@@ -1,21 +1,48 @@
-"""The one atomic-write helper used for every file ``knncache`` writes."""
+"""The one atomic-write helper, used for every file ``knncache`` (and ``ssddbc``) writes.
+
+Policy (the one home of it):
+
+* the bytes go to a new temporary file ``.<name>.<random>.tmp`` in the destination's own
+  directory, created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` (never an existing file, never
+  through a link) and mode ``0o666``, so the kernel applies the umask and any default ACL
+  exactly as for ``open(path, "w")``: ``0o644`` under umask 022, ``0o600`` under 077;
+* the file is flushed and fsynced, renamed over the destination with ``os.replace`` (which
+  replaces a link or file *at* that name, never what a link points to), and the directory is
+  fsynced so the rename survives a crash;
+* on any exception, ``KeyboardInterrupt`` included, the temporary file is unlinked and the
+  exception propagates; the previous file, if any, is untouched.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import xxhash
 
-__all__ = ["HashingWriter", "atomic_write", "fsync_dir"]
+__all__ = ["HashingWriter", "atomic_write", "atomic_write_at", "fsync_dir"]
+
+_TMP_FLAGS = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class HashingWriter:
-    """File-like wrapper that hashes (XXH3-128) and counts the bytes written through it."""
+    """Binary file-like wrapper that hashes (XXH3-128) and counts the bytes written through it.
+
+    It is write-only and sequential (``write``, ``flush``, ``tell``; ``read`` and ``seek``
+    raise ``io.UnsupportedOperation``), which ``np.save``, ``np.savez`` (``zipfile``
+    streams without seeking) and ``savefig`` accept.
+    """
 
     def __init__(self, raw: Any) -> None:
         self._raw = raw
@@ -30,6 +57,22 @@ class HashingWriter:
         self.nbytes += view.nbytes
         return view.nbytes
 
+    def tell(self) -> int:
+        """Bytes written so far (the position: writes are sequential)."""
+        return self.nbytes
+
+    def seekable(self) -> bool:
+        """Always ``False``."""
+        return False
+
+    def read(self, *args: object) -> bytes:
+        """Not readable (present so that ``np.savez`` treats this as a file object)."""
+        raise io.UnsupportedOperation("read")
+
+    def flush(self) -> None:
+        """Flush the underlying file (``zipfile`` calls it)."""
+        self._raw.flush()
+
     def hexdigest(self) -> str:
         """XXH3-128 hex digest of everything written so far."""
         return self._hash.hexdigest()
@@ -38,7 +81,7 @@ class HashingWriter:
 def fsync_dir(path: str | os.PathLike[str]) -> None:
     """fsync a directory so that a rename inside it is durable (best effort)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, _DIR_FLAGS)
     except OSError:
         return
     try:
@@ -48,23 +91,53 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
+def atomic_write_at(
+    dir_fd: int, name: str, write: Callable[[HashingWriter], object]
+) -> tuple[str, int]:
+    """:func:`atomic_write` of ``name`` inside the open directory ``dir_fd``.
+
+    The store uses this with a descriptor of an entry directory opened without following
+    links, so that nothing is ever written outside it whatever is planted meanwhile.
+    """
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"name must be a plain file name, got {name!r}")
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, _TMP_FLAGS, 0o666, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            writer = HashingWriter(raw)
+            write(writer)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    with contextlib.suppress(OSError):
+        os.fsync(dir_fd)
+    return writer.hexdigest(), writer.nbytes
+
+
 def atomic_write(
-    path: str | os.PathLike[str], write: Callable[[HashingWriter], None]
+    path: str | os.PathLike[str], write: Callable[[HashingWriter], object]
 ) -> tuple[str, int]:
     """Write a file atomically: readers see the old file or the complete new one, never a part.
 
-    ``write`` receives a file-like object with a ``write`` method (``np.save`` and
-    ``json``-encoded bytes both work). The bytes go to a temporary file in the same directory
-    (``.<name>.<random>.tmp``), which is flushed, fsynced and renamed over ``path`` with
-    ``os.replace``; the directory is fsynced afterwards. On any exception, ``KeyboardInterrupt``
-    included, the temporary file is unlinked and the exception propagates.
+    ``write`` is called once with a binary file-like object that has a ``write`` method
+    (``np.save``, ``np.savez`` and encoded text all work). The bytes go to a temporary file
+    in the same directory, created with mode ``0o666 & ~umask`` (the permissions
+    ``open(path, "w")`` would give), flushed and fsynced, then renamed over ``path``; the
+    directory is fsynced afterwards. On any exception, ``KeyboardInterrupt`` included, the
+    temporary file is removed and the exception propagates; an existing ``path`` is untouched.
 
     Parameters
     ----------
     path : path-like
-        Destination.
+        Destination; its directory must exist. A link *at* ``path`` is replaced, never
+        written through.
     write : callable
-        Called once with the writer.
+        ``write(fileobj) -> None``, writes the whole content.
 
     Returns
     -------
@@ -74,23 +147,21 @@ def atomic_write(
     Raises
     ------
     OSError
-        Whatever the filesystem raised (the caller translates it).
+        Whatever the filesystem raised (the directory is missing or read-only, the disk is
+        full, ``path`` is a directory...).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> digest, nbytes = atomic_write(os.path.join(d, "a.npy"), lambda f: np.save(f, np.arange(3)))
+    >>> nbytes
+    152
     """
-    dest = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    dest = os.fspath(path)
+    parent, name = os.path.split(dest)
+    dir_fd = os.open(parent or ".", _DIR_FLAGS)
     try:
-        with os.fdopen(fd, "wb") as raw:
-            # mkstemp creates 0600; entries are meant to be readable like ordinary files (an
-            # ephemeral store's root is 0700 anyway).
-            os.fchmod(raw.fileno(), 0o644)
-            writer = HashingWriter(raw)
-            write(writer)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(dest.parent)
-    return writer.hexdigest(), writer.nbytes
+        return atomic_write_at(dir_fd, name, write)
+    finally:
+        os.close(dir_fd)

@@ -6,37 +6,50 @@ Layout (names readable by a person)::
     <root>/<fingerprint>/k{K}_distances.npy     float32 (n, K)
     <root>/<fingerprint>/features.npy           (n, d), the caller's dtype (when stored)
     <root>/<fingerprint>/array_{name}.npy       extra arrays (KnnStore.ensure_array)
-    <root>/<fingerprint>/meta.json              written last: the commit marker
+    <root>/<fingerprint>/array_{name}.json      the array's own commit marker (written after it)
+    <root>/<fingerprint>/meta.json              written last: the entry's commit marker
     <root>/<fingerprint>.lock                   the entry's lock file, lock="hard" (not an entry)
     <root>/<fingerprint>.softlock               the entry's lock marker, lock="soft": one JSON
                                                 line (host, pid, acquired, token, ...)
+    <root>/<fingerprint>.pin                    the entry's pin file (shared flock = pinned)
+
+Every read goes through :mod:`knncache._safefs` relative to the entry's directory
+descriptor: no link is followed, no FIFO or device is opened, ``meta.json`` and the array
+markers are read with a size cap. Checks with ``checksum=True`` also check the graph's
+values: every neighbour index in ``[0, n)``, every distance finite and non-negative.
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from knncache._errors import CorruptEntryError, InvalidNameError
-from knncache._fingerprint import FORMAT_VERSION, checksum_file
+from knncache._errors import CorruptEntryError, ForeignObjectError, InvalidNameError
+from knncache._fingerprint import FORMAT_VERSION, checksum_fd
 from knncache._knn import METRICS
+from knncache._safefs import open_regular, read_capped, scan
 
 __all__ = [
     "ARRAY_NAME_PATTERN",
     "FEATURES_FILE",
+    "MAX_MARKER_BYTES",
+    "MAX_META_BYTES",
     "META_FILE",
+    "StaleEntryError",
     "array_file",
+    "array_marker",
     "check_entry",
     "check_file",
     "k_files",
     "parse_meta",
+    "read_arrays",
     "read_meta",
-    "read_npy_header",
+    "read_npy_header_fd",
     "validate_array_name",
 ]
 
@@ -45,6 +58,11 @@ FEATURES_FILE = "features.npy"
 ARRAY_NAME_PATTERN = r"[a-z0-9_]{1,64}"
 _ARRAY_NAME_RE = re.compile(ARRAY_NAME_PATTERN)
 _HEX32 = re.compile(r"[0-9a-f]{32}")
+_MARKER_RE = re.compile(r"array_([a-z0-9_]{1,64})\.json")
+#: Size caps: a meta.json is a few hundred bytes, an array marker about two hundred.
+MAX_META_BYTES = 1 << 20
+MAX_MARKER_BYTES = 1 << 16
+_GRAPH_SUFFIXES = ("_neighbors.npy", "_distances.npy")
 NEIGHBORS_DTYPE = np.dtype(np.int64).str
 DISTANCES_DTYPE = np.dtype(np.float32).str
 
@@ -68,9 +86,26 @@ def array_file(name: str) -> str:
     return f"array_{validate_array_name(name)}.npy"
 
 
-def read_npy_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], str, bool]:
-    """``(shape, dtype.str, fortran_order)`` of a ``.npy`` file, reading only its header."""
-    with open(path, "rb") as f:
+def array_marker(name: str) -> str:
+    """File name of the commit marker of the extra array ``name``."""
+    return f"array_{validate_array_name(name)}.json"
+
+
+class StaleEntryError(CorruptEntryError):
+    """An entry written by an older format version: not corrupt, simply never served.
+
+    Its fingerprint (which hashes the format version) is one no current caller asks for, so
+    it is a miss; housekeeping (``clear``, ``gc``/``evict``) removes it like any entry.
+    """
+
+
+def read_npy_header_fd(fd: int) -> tuple[tuple[int, ...], str, bool, int]:
+    """``(shape, dtype.str, fortran_order, data_offset)`` of the ``.npy`` file open as ``fd``.
+
+    Reads only the header (from offset 0, whatever the descriptor's position).
+    """
+    with os.fdopen(os.dup(fd), "rb") as f:
+        f.seek(0)
         version = np.lib.format.read_magic(f)
         if version == (1, 0):
             shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
@@ -78,7 +113,10 @@ def read_npy_header(path: str | os.PathLike[str]) -> tuple[tuple[int, ...], str,
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise ValueError(f"unsupported .npy version {version}")
-    return tuple(int(s) for s in shape), dtype.str, bool(fortran)
+        offset = f.tell()
+    if dtype.hasobject:
+        raise ValueError("object arrays are never read")
+    return tuple(int(s) for s in shape), dtype.str, bool(fortran), offset
 
 
 def _is_int(x: object) -> bool:
@@ -117,7 +155,10 @@ def parse_meta(raw: bytes, fp: str) -> Meta:
         raise CorruptEntryError(fp, f"meta.json is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise CorruptEntryError(fp, "meta.json is not a JSON object")
-    if meta.get("format_version") != FORMAT_VERSION:
+    version = meta.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and 1 <= version < FORMAT_VERSION:
+        raise StaleEntryError(fp, f"written by format version {version} (now {FORMAT_VERSION})")
+    if version != FORMAT_VERSION:
         raise CorruptEntryError(
             fp,
             f"meta.json format_version {meta.get('format_version')!r}, expected {FORMAT_VERSION}",
@@ -147,70 +188,163 @@ def parse_meta(raw: bytes, fp: str) -> Meta:
         if not isinstance(fdtype, str):
             raise CorruptEntryError(fp, "meta.json has no valid features_dtype")
         _check_file_record(fp, FEATURES_FILE, files[FEATURES_FILE], [n, d], fdtype)
-    arrays = meta.get("arrays", {})
-    if not isinstance(arrays, dict):
-        raise CorruptEntryError(fp, "meta.json 'arrays' is not an object")
-    for name, rec in arrays.items():
-        if not isinstance(name, str) or _ARRAY_NAME_RE.fullmatch(name) is None:
-            raise CorruptEntryError(fp, f"meta.json lists an invalid array name {name!r}")
-        if not isinstance(rec, dict) or not isinstance(rec.get("dtype"), str):
-            raise CorruptEntryError(fp, f"meta.json: array {name!r} has no valid dtype")
-        shape = rec.get("shape")
-        if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
-            raise CorruptEntryError(fp, f"meta.json: array {name!r} has no valid shape")
-        _check_file_record(fp, array_file(name), rec, shape, rec["dtype"])
-    meta["arrays"] = arrays
+    # Extra arrays carry their own commit markers (read_arrays); meta.json never lists them.
+    meta["arrays"] = {}
     return meta
 
 
-def read_meta(entry: Path, fp: str) -> Meta:
-    """Read and validate ``<entry>/meta.json``.
+def parse_marker(raw: bytes, fp: str, name: str) -> dict[str, Any]:
+    """Parse and validate the commit marker of the extra array ``name``.
+
+    Raises
+    ------
+    CorruptEntryError
+        Unparsable, another format version, entry or name, or an invalid record.
+    """
+    fname = array_marker(name)
+    try:
+        rec = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CorruptEntryError(fp, f"{fname} is not valid JSON ({exc})") from None
+    if not isinstance(rec, dict):
+        raise CorruptEntryError(fp, f"{fname} is not a JSON object")
+    if (rec.get("format_version"), rec.get("fingerprint"), rec.get("name")) != (
+        FORMAT_VERSION,
+        fp,
+        name,
+    ):
+        raise CorruptEntryError(fp, f"{fname} names another entry, array or format version")
+    shape = rec.get("shape")
+    if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
+        raise CorruptEntryError(fp, f"{fname}: array {name!r} has no valid shape")
+    if not isinstance(rec.get("dtype"), str):
+        raise CorruptEntryError(fp, f"{fname}: array {name!r} has no valid dtype")
+    _check_file_record(fp, array_file(name), rec, shape, rec["dtype"])
+    return rec
+
+
+def _foreign(fp: str, exc: ForeignObjectError) -> CorruptEntryError:
+    return CorruptEntryError(fp, f"{os.path.basename(exc.path)} is a {exc.kind} (not followed)")
+
+
+def read_meta(dfd: int, fp: str) -> Meta:
+    """Read and validate ``meta.json`` in the entry directory ``dfd`` (capped, no links).
 
     Raises
     ------
     FileNotFoundError
         If there is no ``meta.json`` (the entry does not exist or was never committed).
     CorruptEntryError
-        See :func:`parse_meta`.
+        See :func:`parse_meta`; also a ``meta.json`` that is a link, FIFO, device or
+        directory, or larger than :data:`MAX_META_BYTES`. :class:`StaleEntryError` for an
+        older format version.
     """
-    with open(entry / META_FILE, "rb") as f:
-        raw = f.read()
+    try:
+        raw = read_capped(dfd, META_FILE, MAX_META_BYTES)
+    except ForeignObjectError as exc:
+        raise _foreign(fp, exc) from None
     return parse_meta(raw, fp)
 
 
-def check_file(entry: Path, fp: str, name: str, rec: dict[str, Any], *, checksum: bool) -> None:
-    """Check one file against its meta record: present, size, ``.npy`` header, checksum.
+def read_arrays(dfd: int, fp: str) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The committed extra arrays of an entry: ``({name: record}, [problems])``."""
+    good: dict[str, dict[str, Any]] = {}
+    bad: list[str] = []
+    for child, _ in scan(dfd):
+        m = _MARKER_RE.fullmatch(child)
+        if m is None:
+            continue
+        try:
+            good[m.group(1)] = parse_marker(
+                read_capped(dfd, child, MAX_MARKER_BYTES), fp, m.group(1)
+            )
+        except FileNotFoundError:
+            continue
+        except ForeignObjectError as exc:
+            bad.append(_foreign(fp, exc).reason)
+        except CorruptEntryError as exc:
+            bad.append(exc.reason)
+        except OSError as exc:
+            bad.append(f"{child} unreadable ({exc})")
+    return good, bad
+
+
+def _value_problem(name: str, arr: np.ndarray[Any, Any], n: int) -> str | None:
+    # Returns instead of raising: a traceback would keep a view of the mmap alive.
+    if name.endswith("_neighbors.npy"):
+        bad = ((arr < 0) | (arr >= n)).any(axis=1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            return f"{name} row {row} holds a neighbour index outside [0, {n}) (e.g. -1)"
+    elif name.endswith("_distances.npy"):
+        bad = ~(np.isfinite(arr) & (arr >= 0)).all(axis=1)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            return f"{name} row {row} holds a non-finite or negative distance"
+    return None
+
+
+def check_file(
+    dfd: int,
+    fp: str,
+    name: str,
+    rec: dict[str, Any],
+    *,
+    checksum: bool,
+    n: int | None = None,
+) -> None:
+    """Check one file against its record: a regular file, size, ``.npy`` header, checksum.
+
+    With ``checksum`` and ``n`` given, a graph file's values are checked too (indices in
+    ``[0, n)``, distances finite and non-negative).
 
     Raises
     ------
     CorruptEntryError
-        With the file name and what disagrees.
+        With the file name and what disagrees (a foreign object included).
     """
-    path = entry / name
     try:
-        size = path.stat().st_size
+        fd, st = open_regular(dfd, name)
     except FileNotFoundError:
         raise CorruptEntryError(fp, f"{name} is missing") from None
-    if size != rec["bytes"]:
-        raise CorruptEntryError(
-            fp, f"{name} has {size} bytes, meta.json says {rec['bytes']} (truncated?)"
-        )
+    except ForeignObjectError as exc:
+        raise _foreign(fp, exc) from None
     try:
-        shape, dtype, _ = read_npy_header(path)
-    except (OSError, ValueError) as exc:
-        raise CorruptEntryError(fp, f"{name} has no valid .npy header ({exc})") from None
-    if list(shape) != rec["shape"] or dtype != rec["dtype"]:
-        raise CorruptEntryError(
-            fp,
-            f"{name} holds shape {list(shape)} dtype {dtype}, meta.json says "
-            f"{rec['shape']} {rec['dtype']}",
-        )
-    if checksum and checksum_file(path) != rec["xxh3_128"]:
-        raise CorruptEntryError(fp, f"{name}: checksum mismatch")
+        if st.st_size != rec["bytes"]:
+            raise CorruptEntryError(
+                fp, f"{name} has {st.st_size} bytes, meta.json says {rec['bytes']} (truncated?)"
+            )
+        try:
+            shape, dtype, fortran, offset = read_npy_header_fd(fd)
+        except (OSError, ValueError) as exc:
+            raise CorruptEntryError(fp, f"{name} has no valid .npy header ({exc})") from None
+        if list(shape) != rec["shape"] or dtype != rec["dtype"]:
+            raise CorruptEntryError(
+                fp,
+                f"{name} holds shape {list(shape)} dtype {dtype}, meta.json says "
+                f"{rec['shape']} {rec['dtype']}",
+            )
+        if not checksum:
+            return
+        if checksum_fd(fd) != rec["xxh3_128"]:
+            raise CorruptEntryError(fp, f"{name}: checksum mismatch")
+        if n is not None and name.endswith(_GRAPH_SUFFIXES) and st.st_size > offset:
+            with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
+                flat = np.frombuffer(mm, dtype=np.dtype(dtype), offset=offset)
+                problem = _value_problem(
+                    name, flat.reshape(shape, order="F" if fortran else "C"), n
+                )
+                del flat
+            if problem is not None:
+                raise CorruptEntryError(fp, problem)
+    finally:
+        os.close(fd)
 
 
-def check_entry(entry: Path, fp: str, *, arrays: bool, checksum: bool = True) -> Meta:
-    """Read the meta and check every file it lists (the extra arrays when ``arrays``).
+def check_entry(dfd: int, fp: str, *, arrays: bool, checksum: bool = True) -> Meta:
+    """Read the meta and check every file it lists (and the extra arrays when ``arrays``).
+
+    ``meta["arrays"]`` is filled from the array markers (valid ones only).
 
     Raises
     ------
@@ -219,10 +353,14 @@ def check_entry(entry: Path, fp: str, *, arrays: bool, checksum: bool = True) ->
     CorruptEntryError
         The first problem found.
     """
-    meta = read_meta(entry, fp)
+    meta = read_meta(dfd, fp)
     for name, rec in meta["files"].items():
-        check_file(entry, fp, name, rec, checksum=checksum)
+        check_file(dfd, fp, name, rec, checksum=checksum, n=meta["n"])
+    good, bad = read_arrays(dfd, fp)
+    meta["arrays"] = good
     if arrays:
-        for name, rec in meta["arrays"].items():
-            check_file(entry, fp, array_file(name), rec, checksum=checksum)
+        if bad:
+            raise CorruptEntryError(fp, bad[0])
+        for name, rec in good.items():
+            check_file(dfd, fp, array_file(name), rec, checksum=checksum)
     return meta

@@ -15,6 +15,7 @@ __all__ = [
     "CorruptEntryError",
     "EntryNotFoundError",
     "FeaturesNotStoredError",
+    "ForeignObjectError",
     "InvalidFeaturesError",
     "InvalidKError",
     "InvalidNameError",
@@ -316,3 +317,31 @@ class ArrayNotFoundError(KnnCacheError, KeyError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.fingerprint, self.name))
+
+
+class ForeignObjectError(KnnCacheError, OSError):
+    """Something inside a store is not what the store would have put there.
+
+    A symbolic link, FIFO, device, socket or directory where the store expects a regular file
+    (or a directory), or a file beyond its size cap. The store never follows, reads through or
+    writes through such an object: it reports it (``verify``, ``ls``, a warning) and removes
+    only the object itself when it rebuilds the entry or cleans up.
+
+    Attributes
+    ----------
+    path : str
+        The object.
+    kind : str
+        What was found (``"symbolic link"``, ``"FIFO"``, ``"file of 2000000 bytes"``...).
+    expected : str
+        What the store expected there (``"regular file"``, ``"directory"``, ...).
+    """
+
+    def __init__(self, path: str, kind: str, expected: str) -> None:
+        self.path = str(path)
+        self.kind = kind
+        self.expected = expected
+        super().__init__(f"{self.path!r} is a {kind}, expected a {expected}; not followed")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.kind, self.expected))

@@ -16,14 +16,16 @@ from knncache._knn import validate_metric
 __all__ = [
     "FINGERPRINT_PATTERN",
     "FORMAT_VERSION",
-    "checksum_file",
+    "checksum_fd",
     "fingerprint",
     "validate_fingerprint",
 ]
 
 #: Version of the on-disk entry format and of the fingerprint header. Bumping it makes every
 #: existing key miss (old entries are then neither served nor mistaken for new ones).
-FORMAT_VERSION = 1
+#: Version 2: one commit marker ``array_{name}.json`` per extra array (no longer listed in
+#: ``meta.json``), so that lock-free writers of different arrays never lose each other's.
+FORMAT_VERSION = 2
 
 FINGERPRINT_PATTERN = r"[0-9a-f]{32}"
 _FINGERPRINT_RE = re.compile(FINGERPRINT_PATTERN)
@@ -109,13 +111,14 @@ def fingerprint(X: Any, metric: str = "euclidean") -> str:
     return h.hexdigest()
 
 
-def checksum_file(path: str | os.PathLike[str]) -> str:
-    """``XXH3-128`` hex digest of a file's bytes, read in chunks."""
+def checksum_fd(fd: int) -> str:
+    """``XXH3-128`` hex digest of the bytes of the open file ``fd`` from its start, in chunks."""
     h = xxhash.xxh3_128()
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(_CHUNK_BYTES)
-            if not chunk:
-                break
-            h.update(chunk)
+    offset = 0
+    while True:
+        chunk = os.pread(fd, _CHUNK_BYTES, offset)
+        if not chunk:
+            break
+        h.update(chunk)
+        offset += len(chunk)
     return h.hexdigest()

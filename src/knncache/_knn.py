@@ -12,7 +12,14 @@ import numpy.typing as npt
 
 from knncache._errors import InvalidFeaturesError, InvalidKError, UnknownMetricError
 
-__all__ = ["METRICS", "KnnGraph", "compute_knn", "validate_features", "validate_k"]
+__all__ = [
+    "METRICS",
+    "KnnGraph",
+    "check_graph",
+    "compute_knn",
+    "validate_features",
+    "validate_k",
+]
 
 METRICS: tuple[str, ...] = ("cosine", "euclidean")
 
@@ -20,6 +27,10 @@ METRICS: tuple[str, ...] = ("cosine", "euclidean")
 # cache, which measured ~2x faster than large blocks.
 _BLOCK_VALUES = 250_000
 _EPS32 = float(np.finfo(np.float32).eps)
+_F32_MAX = float(np.finfo(np.float32).max)
+# Below this largest magnitude, squared distances lose precision to float32 underflow in the
+# candidate search: such inputs are rescaled by a power of two (exact) first.
+_TINY = 2.0**-20
 
 
 class KnnGraph(NamedTuple):
@@ -70,11 +81,15 @@ def validate_features(X: Any, metric: str = "euclidean") -> npt.NDArray[Any]:
     numpy.ndarray
         ``X`` as an ndarray.
 
+    Any finite magnitude is accepted (up to the dtype's maximum): :func:`compute_knn`
+    rescales by a power of two where squared norms would overflow, and refuses only a graph
+    whose distances do not fit in float32.
+
     Raises
     ------
     InvalidFeaturesError
         Not 2-D, empty, fewer than 2 rows, non-numeric dtype, a non-finite value (the first
-        offending row is named), a value that overflows float32, or (cosine) a zero row.
+        offending row is named), or (cosine) a zero row.
     UnknownMetricError
         If ``metric`` is unknown.
     """
@@ -100,7 +115,6 @@ def validate_features(X: Any, metric: str = "euclidean") -> npt.NDArray[Any]:
         )
     # Row blocks of ~16 MB, so that checking a large memmap needs no full-size temporary.
     step = max(1, (16 << 20) // max(1, arr.shape[1] * arr.dtype.itemsize))
-    f32_max = float(np.finfo(np.float32).max)
     for start in range(0, arr.shape[0], step):
         block = arr[start : start + step]
         if arr.dtype.kind == "f":
@@ -112,15 +126,6 @@ def validate_features(X: Any, metric: str = "euclidean") -> npt.NDArray[Any]:
                     f"features contain a non-finite value (nan or inf) in row {row}",
                     row=row,
                 )
-            if arr.dtype.itemsize > 4:
-                big = (np.abs(block) > f32_max).any(axis=1)
-                if big.any():
-                    row = start + int(np.flatnonzero(big)[0])
-                    raise InvalidFeaturesError(
-                        "overflow",
-                        f"features row {row} holds a value beyond the float32 range",
-                        row=row,
-                    )
         if metric == "cosine":
             zero = ~(block != 0).any(axis=1)
             if zero.any():
@@ -153,6 +158,47 @@ def validate_k(k: object, n: int, *, exclude_self: bool = True) -> int:
             f"({'self excluded' if exclude_self else 'self included'}), got k={k_int}",
         )
     return k_int
+
+
+def check_graph(graph: KnnGraph, n: int) -> None:
+    """Refuse a graph that must never be written or served.
+
+    Raises
+    ------
+    InvalidFeaturesError
+        ``"overflow"``: a row's distances are not finite (beyond the float32 range), or a
+        neighbour index is outside ``[0, n)``; the first such row is named.
+    """
+    nb, ds = graph
+    bad_ds = np.asarray(~np.isfinite(ds).all(axis=1))
+    bad_nb = ((nb < 0) | (nb >= n)).any(axis=1)
+    bad = bad_ds | bad_nb
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        why = (
+            "its distances exceed the float32 range (about 3.4e38) in which graphs are stored"
+            if bool(bad_ds[row])
+            else "the search found no valid neighbour index for it"
+        )
+        raise InvalidFeaturesError(
+            "overflow", f"cannot build a valid graph for features row {row}: {why}", row=row
+        )
+
+
+def _pow2_scale(max_abs: float, dim: int) -> float:
+    """A power of two ``s`` with ``max_abs * s`` safe for the float32 candidate search.
+
+    1.0 (no scaling, the bit-exact historical path) unless squared norms could overflow
+    float32 (``4 * (dim + 4) * max_abs**2`` beyond its range) or underflow it. Scaling by a
+    power of two is exact, so neighbours and tie order are unchanged.
+    """
+    if max_abs == 0.0:
+        return 1.0
+    safe_max = float(np.sqrt(_F32_MAX / (16.0 * (dim + 4))))
+    if _TINY <= max_abs <= safe_max:
+        return 1.0
+    _, exp = np.frexp(max_abs)  # max_abs = m * 2**exp, 0.5 <= m < 1
+    return float(np.ldexp(1.0, -int(exp)))
 
 
 def _refine_threads() -> int:
@@ -267,14 +313,18 @@ def compute_knn(
     n, dim = arr.shape
     k = validate_k(k, n, exclude_self=bool(exclude_self))
 
-    if metric == "euclidean" and arr.dtype.itemsize <= 4:
+    max_abs = _max_abs(arr)
+    scale = _pow2_scale(max_abs, dim) if metric == "euclidean" else 1.0
+    if metric == "euclidean" and arr.dtype.itemsize <= 4 and scale == 1.0:
         # float64 holds these values exactly: the refinement reads them as they are.
         src: npt.NDArray[Any] = np.ascontiguousarray(arr)
         x32 = np.ascontiguousarray(arr, dtype=np.float32)
     else:
         x64 = np.asarray(arr, dtype=np.float64)
+        if scale != 1.0:
+            x64 = x64 * scale  # exact (a power of two); distances are scaled back below
         if metric == "cosine":
-            x64 = x64 / np.linalg.norm(x64, axis=1, keepdims=True)
+            x64 = _unit_rows(x64)
         src = np.ascontiguousarray(x64)
         x32 = np.ascontiguousarray(src, dtype=np.float32)
 
@@ -348,4 +398,41 @@ def compute_knn(
             still.append(refine(pending[sl], c_all[sl], fsq_all[sl]))
         pending = np.sort(np.concatenate(still))
 
-    return KnnGraph(neighbors, distances)
+    if scale != 1.0:
+        with np.errstate(over="ignore"):
+            distances = (distances.astype(np.float64) / scale).astype(np.float32)
+    graph = KnnGraph(neighbors, distances)
+    check_graph(graph, n)
+    return graph
+
+
+def _max_abs(arr: npt.NDArray[Any]) -> float:
+    """Largest finite magnitude in ``arr``, in row blocks (no full-size temporary)."""
+    step = max(1, (16 << 20) // max(1, arr.shape[1] * arr.dtype.itemsize))
+    out = 0.0
+    for start in range(0, arr.shape[0], step):
+        block = arr[start : start + step]
+        out = max(out, float(np.max(np.abs(block.astype(np.float64, copy=False)))))
+    return out
+
+
+def _unit_rows(x64: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Rows divided by their L2 norm, without overflow or underflow of the norm.
+
+    Rows whose norm float64 can compute directly are divided as they are (the historical,
+    bit-exact path); others are first scaled by a power of two (exact) of their largest
+    magnitude.
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        norm = np.linalg.norm(x64, axis=1, keepdims=True)
+    bad = ~np.isfinite(norm[:, 0]) | (norm[:, 0] < 1e-150)
+    if bad.any():
+        x64 = x64.copy()
+        rows = x64[bad]
+        _, exp = np.frexp(np.max(np.abs(rows), axis=1, keepdims=True))
+        rows = np.ldexp(rows, -exp)
+        x64[bad] = rows
+        norm = norm.copy()
+        norm[bad] = np.linalg.norm(rows, axis=1, keepdims=True)
+    out: npt.NDArray[np.float64] = x64 / norm
+    return out

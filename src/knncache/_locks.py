@@ -37,12 +37,29 @@ stale) cannot happen here. The one remaining race (a live marker displaced and a
 contender taking the path before it is linked back) admits two holders, which costs a
 duplicate search and nothing else.
 
+Hard lock and pins (flock)
+--------------------------
+The hard lock is ``flock(LOCK_EX)`` on ``<root>/<fingerprint>.lock``; a pin is
+``flock(LOCK_SH)`` on ``<root>/<fingerprint>.pin`` (see :meth:`KnnStore.pin`). Both files
+are opened relative to the root's descriptor with ``O_NOFOLLOW`` and must be regular files
+(a planted link is reported, never followed or truncated). Both die with their process. They
+can be deleted without racing a holder: a remover unlinks the file only while it holds it
+exclusively, and every acquirer, once it holds the lock, checks that the path still names
+the inode it locked (else it retries on the new file). Clear, gc and eviction take a pin file
+exclusively and without waiting: an entry pinned by any process is skipped.
+
+On NFS, Linux emulates flock with POSIX byte-range locks through the server's lock manager
+(cross-client only where NFS locking works; ``local_lock=flock`` makes it per client); on
+Lustre it needs the ``flock`` mount option (``localflock`` makes it per client). Where flock
+is refused (``ENOLCK``, ``EOPNOTSUPP``), a pin degrades to this process only, with a warning.
+
 Why not filelock's ``SoftFileLock``/``MarkerSoftFileLock`` (filelock 4.3): their marker
 records pid, host and process start but no acquisition time, and their stale break
 recognises the marker by inode number and mtime (pinned by an open descriptor since the
 fix of GHSA-fq56-3cx3-fjxp, a guarantee of one kernel, not of an NFS server shared by many
-clients); their ``break_lock`` removes by path without checking what it removes. The hard
-lock is filelock's ``FileLock``.
+clients); their ``break_lock`` removes by path without checking what it removes. Nor
+filelock's ``FileLock`` for the hard lock: it opens the lock path following links with
+``O_TRUNC``, so a link planted in a shared store would truncate a file outside it.
 
 Ages compare the holder's clock (``acquired``) with the reader's: hosts sharing a store
 should run NTP. Extra arrays (``ensure_array``) written without an exclusive lock must be
@@ -53,23 +70,34 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import errno
+import fcntl
 import json
 import os
 import secrets
 import socket
+import stat
+import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import filelock
-
-from knncache._errors import LockTimeoutError, StoreWriteError
+from knncache._errors import (
+    ForeignObjectError,
+    KnnCacheWarning,
+    LockTimeoutError,
+    StoreWriteError,
+)
 from knncache._fingerprint import is_fingerprint, validate_fingerprint
+from knncache._safefs import DIR_FLAGS, kind_of
 
 __all__ = [
     "LOCK_MODES",
+    "LOCK_SUFFIX",
+    "PIN_SUFFIX",
     "SOFT_LOCK_SUFFIX",
     "HardLock",
     "LockMarker",
@@ -77,12 +105,19 @@ __all__ = [
     "NoLock",
     "SoftLock",
     "break_soft_locks",
+    "exclusive_pin",
+    "flock_acquire",
+    "flock_release",
+    "held_exclusively_elsewhere",
     "make_lock_strategy",
+    "pin_entry",
     "read_marker",
 ]
 
 LOCK_MODES = ("hard", "soft", "none")
 SOFT_LOCK_SUFFIX = ".softlock"
+LOCK_SUFFIX = ".lock"
+PIN_SUFFIX = ".pin"
 _MARKER_FORMAT = "knncache-softlock/1"
 _MAX_MARKER_BYTES = 4096
 _POLL_MIN, _POLL_MAX = 0.02, 0.5
@@ -241,8 +276,10 @@ def read_marker(path: str | os.PathLike[str]) -> LockMarker | None:
     mtime = time.time()
     try:
         if fd >= 0:
-            mtime = os.fstat(fd).st_mtime
-            raw = os.read(fd, _MAX_MARKER_BYTES)
+            st = os.fstat(fd)
+            mtime = st.st_mtime
+            if stat.S_ISREG(st.st_mode):  # never read a FIFO or a device
+                raw = os.read(fd, _MAX_MARKER_BYTES)
     except OSError:
         pass
     finally:
@@ -287,7 +324,7 @@ def _publish(path: Path, token: str) -> bool:
     """Create the marker with complete content; ``False`` if it already exists."""
     data = _marker_bytes(token)
     tmp = path.with_name(f".{path.name}.{token}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         try:
             os.write(fd, data)
@@ -313,7 +350,7 @@ def _publish(path: Path, token: str) -> bool:
 
 def _publish_exclusive(path: Path, data: bytes) -> bool:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except FileExistsError:
         return False
     try:
@@ -349,6 +386,241 @@ def _remove_if_token(path: Path, token: str | None) -> bool:
             os.unlink(aside)
 
 
+# ---------------------------------------------------------------------- flock files
+_RW_FLAGS = (
+    os.O_RDWR
+    | os.O_CREAT
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+_RO_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _open_lock_file(dir_fd: int, name: str, where: str, *, create: bool = True) -> int:
+    """Open (creating it, mode ``0o666 & ~umask``) the regular file ``name``; no link followed.
+
+    An existing non-regular object is refused before it is opened (a device may act on open).
+    """
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            raise ForeignObjectError(os.path.join(where, name), kind_of(st.st_mode), "lock file")
+    try:
+        fd = os.open(name, _RW_FLAGS if create else _RO_FLAGS, 0o666, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            path = os.path.join(where, name)
+            raise ForeignObjectError(path, "symbolic link", "lock file") from None
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ForeignObjectError(os.path.join(where, name), kind_of(st.st_mode), "lock file")
+    return fd
+
+
+def _names_fd(dir_fd: int, name: str, fd: int) -> bool:
+    """Whether ``name`` in ``dir_fd`` still is the (linked) file open as ``fd``."""
+    fst = os.fstat(fd)
+    if fst.st_nlink == 0:
+        return False
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)
+
+
+def flock_acquire(dir_fd: int, name: str, mode: int, timeout: float, *, where: str) -> int:
+    """Hold ``flock(mode)`` on the file ``name`` in ``dir_fd``; return its descriptor.
+
+    Polls with ``LOCK_NB`` until ``timeout`` (0: one attempt). Retries when the file was
+    removed or replaced while we waited (see the module docstring).
+
+    Raises
+    ------
+    LockTimeoutError
+        Not acquired in time.
+    StoreWriteError
+        The file cannot be created or locked (read-only store, flock unsupported), or is a
+        foreign object (a link, FIFO, device or directory: not followed).
+    """
+    path = os.path.join(where, name)
+    deadline = time.monotonic() + max(0.0, timeout)
+    poll = _POLL_MIN
+    while True:
+        try:
+            fd = _open_lock_file(dir_fd, name, where)
+        except ForeignObjectError as exc:
+            raise StoreWriteError(path, str(exc)) from None
+        except OSError as exc:
+            raise StoreWriteError(path, exc.strerror or str(exc), exc.errno) from None
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise LockTimeoutError(path, timeout) from None
+            time.sleep(min(poll, remaining))
+            poll = min(poll * 1.5, _POLL_MAX)
+            continue
+        except OSError as exc:
+            os.close(fd)
+            raise StoreWriteError(path, exc.strerror or str(exc), exc.errno) from None
+        if _names_fd(dir_fd, name, fd):
+            return fd
+        os.close(fd)  # removed or replaced while we waited: lock the file now there
+
+
+def flock_release(fd: int, dir_fd: int | None = None, remove: str | None = None) -> None:
+    """Let go of a lock from :func:`flock_acquire`; unlink ``remove`` first if it is ours."""
+    try:
+        if remove is not None and dir_fd is not None and _names_fd(dir_fd, remove, fd):
+            with contextlib.suppress(OSError):
+                os.unlink(remove, dir_fd=dir_fd)
+    finally:
+        os.close(fd)
+
+
+def held_exclusively_elsewhere(root: Path, name: str) -> bool:
+    """Whether some open file description holds a lock on ``root/name`` (no file created)."""
+    try:
+        root_fd = os.open(root, DIR_FLAGS)
+    except OSError:
+        return False
+    try:
+        try:
+            fd = _open_lock_file(root_fd, name, str(root), create=False)
+        except OSError:  # absent, foreign (nobody of ours can hold it) or unreadable
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        return False
+    finally:
+        os.close(root_fd)
+
+
+# ---------------------------------------------------------------------- pins
+_PIN_LOCK = threading.Lock()
+#: (root, fingerprint) -> [descriptor of the shared-locked pin file (None: this process
+#: only), nesting count]
+_PINS: dict[tuple[str, str], list[Any]] = {}
+_FLOCK_UNSUPPORTED = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL)
+
+
+@contextlib.contextmanager
+def pin_entry(root: Path, fp: str, timeout: float, *, shared_file: bool) -> Iterator[None]:
+    """Hold a pin on entry ``fp``: re-entrant, shared by every thread of this process.
+
+    The first pin of a (root, fingerprint) in this process takes ``flock(LOCK_SH)`` on
+    ``<root>/<fingerprint>.pin`` (when ``shared_file``; a read-only store pins in this
+    process only); nested pins count; the last one out closes the file.
+
+    Raises
+    ------
+    LockTimeoutError
+        A clear or gc held the pin file exclusively longer than ``timeout``.
+    StoreWriteError
+        The pin file cannot be created, or is a foreign object.
+    """
+    key = (str(root), validate_fingerprint(fp))
+    with _PIN_LOCK:
+        slot = _PINS.get(key)
+        if slot is not None:
+            slot[1] += 1
+    if slot is None:
+        fd = None
+        if shared_file:
+            fd = _acquire_pin_file(root, f"{fp}{PIN_SUFFIX}", timeout)
+        with _PIN_LOCK:
+            slot = _PINS.get(key)
+            if slot is None:
+                _PINS[key] = [fd, 1]
+            else:  # another thread pinned meanwhile: keep one descriptor
+                slot[1] += 1
+                if fd is not None:
+                    if slot[0] is None:
+                        slot[0] = fd
+                    else:
+                        os.close(fd)
+    try:
+        yield
+    finally:
+        with _PIN_LOCK:
+            slot = _PINS[key]
+            slot[1] -= 1
+            if slot[1] == 0:
+                del _PINS[key]
+                if slot[0] is not None:
+                    os.close(slot[0])
+
+
+def _acquire_pin_file(root: Path, name: str, timeout: float) -> int | None:
+    try:
+        root_fd = os.open(root, DIR_FLAGS)
+    except OSError as exc:
+        raise StoreWriteError(str(root), exc.strerror or str(exc), exc.errno) from None
+    try:
+        return flock_acquire(root_fd, name, fcntl.LOCK_SH, timeout, where=str(root))
+    except StoreWriteError as exc:
+        if exc.errno not in _FLOCK_UNSUPPORTED:
+            raise
+        warnings.warn(
+            f"knncache: this filesystem refuses flock on {exc.path!r} ({exc.reason}); the "
+            "entry is pinned against this process's own housekeeping only",
+            KnnCacheWarning,
+            stacklevel=4,
+        )
+        return None
+    finally:
+        os.close(root_fd)
+
+
+def pinned_here(root: Path, fp: str) -> bool:
+    """Whether this process holds a pin on ``fp`` (any thread)."""
+    with _PIN_LOCK:
+        return (str(root), fp) in _PINS
+
+
+@contextlib.contextmanager
+def exclusive_pin(root_fd: int, fp: str, where: str) -> Iterator[bool]:
+    """For clear/gc/evict: ``True`` while no process can pin ``fp``; ``False`` if pinned.
+
+    Takes ``<fingerprint>.pin`` exclusively without waiting (creating it, so a pinner
+    arriving meanwhile waits for us), and removes it on exit. A read-only root, or a
+    filesystem without flock, gives ``True`` only if this process holds no pin itself.
+    """
+    name = f"{validate_fingerprint(fp)}{PIN_SUFFIX}"
+    try:
+        fd = flock_acquire(root_fd, name, fcntl.LOCK_EX, 0, where=where)
+    except LockTimeoutError:
+        yield False
+        return
+    except StoreWriteError:
+        yield not pinned_here(Path(where), fp)
+        return
+    try:
+        yield True
+    finally:
+        flock_release(fd, root_fd, name)
+
+
 # ---------------------------------------------------------------------- strategies
 class LockStrategy(abc.ABC):
     """How a store serialises the writers of one entry."""
@@ -360,8 +632,13 @@ class LockStrategy(abc.ABC):
     exclusive: ClassVar[bool]
 
     @abc.abstractmethod
-    def hold(self, root: Path, fp: str, timeout: float) -> contextlib.AbstractContextManager[None]:
+    def hold(
+        self, root: Path, fp: str, timeout: float, *, remove: bool = False
+    ) -> contextlib.AbstractContextManager[None]:
         """Context manager holding the lock of entry ``fp``.
+
+        With ``remove``, a lock file is deleted before the lock is let go (housekeeping of
+        absent entries; acquirers detect it and retry).
 
         Raises
         ------
@@ -377,36 +654,29 @@ class LockStrategy(abc.ABC):
 
 
 class HardLock(LockStrategy):
-    """filelock's ``FileLock`` (fcntl/flock) on ``<root>/<fingerprint>.lock``."""
+    """``flock(LOCK_EX)`` on ``<root>/<fingerprint>.lock`` (module docstring: how it is removed)."""
 
     name = "hard"
     exclusive = True
 
     @contextlib.contextmanager
-    def hold(self, root: Path, fp: str, timeout: float) -> Iterator[None]:
-        path = root / f"{validate_fingerprint(fp)}.lock"
-        lock = filelock.FileLock(str(path), timeout=timeout)
+    def hold(self, root: Path, fp: str, timeout: float, *, remove: bool = False) -> Iterator[None]:
+        name = f"{validate_fingerprint(fp)}{LOCK_SUFFIX}"
         try:
-            lock.acquire()
-        except filelock.Timeout:
-            raise LockTimeoutError(str(path), timeout) from None
+            root_fd = os.open(root, DIR_FLAGS)
         except OSError as exc:
-            raise StoreWriteError(str(path), exc.strerror or str(exc), exc.errno) from None
+            raise StoreWriteError(str(root), exc.strerror or str(exc), exc.errno) from None
         try:
-            yield
+            fd = flock_acquire(root_fd, name, fcntl.LOCK_EX, timeout, where=str(root))
+            try:
+                yield
+            finally:
+                flock_release(fd, root_fd, name if remove else None)
         finally:
-            lock.release()
+            os.close(root_fd)
 
     def held_by_other(self, root: Path, fp: str) -> bool:
-        if not (root / f"{fp}.lock").exists():
-            return False
-        try:
-            with self.hold(root, fp, 0):
-                return False
-        except LockTimeoutError:
-            return True
-        except StoreWriteError:  # a read-only store: nobody can be writing it
-            return False
+        return held_exclusively_elsewhere(root, f"{fp}{LOCK_SUFFIX}")
 
 
 class SoftLock(LockStrategy):
@@ -416,7 +686,7 @@ class SoftLock(LockStrategy):
     exclusive = False
 
     @contextlib.contextmanager
-    def hold(self, root: Path, fp: str, timeout: float) -> Iterator[None]:
+    def hold(self, root: Path, fp: str, timeout: float, *, remove: bool = False) -> Iterator[None]:
         path = root / f"{validate_fingerprint(fp)}{SOFT_LOCK_SUFFIX}"
         token = self._acquire(path, timeout)
         try:
@@ -461,7 +731,7 @@ class NoLock(LockStrategy):
     exclusive = False
 
     @contextlib.contextmanager
-    def hold(self, root: Path, fp: str, timeout: float) -> Iterator[None]:
+    def hold(self, root: Path, fp: str, timeout: float, *, remove: bool = False) -> Iterator[None]:
         validate_fingerprint(fp)
         yield
 

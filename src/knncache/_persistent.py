@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from knncache._errors import StoreWriteError
-from knncache._locks import LockMarker, break_soft_locks
+from knncache._locks import PIN_SUFFIX, LockMarker, break_soft_locks, held_exclusively_elsewhere
 from knncache._ref import _IN_USE
-from knncache._store import KnnStore
+from knncache._store import KnnStore, _Housekeeping
 
 __all__ = ["PersistentStore"]
 
@@ -22,9 +22,10 @@ class PersistentStore(KnnStore):
         and machines sharing a POSIX filesystem may use it at once.
     max_bytes : int, optional
         Size budget. After each write, least-recently-used entries are evicted until the total
-        size of all entries is within it. Never evicted: the entry just written and every
-        entry this process ensured, got or loaded (until :meth:`KnnStore.release`). Entries
-        locked by another process are skipped. ``None`` (default) means no limit.
+        size of all entries is within it. Never evicted: the entry just written, every
+        entry this process ensured, got or loaded (until :meth:`KnnStore.release`), and
+        every entry pinned by any process (:meth:`KnnStore.pin`). Entries locked by another
+        process are skipped. ``None`` (default) means no limit.
     lock_timeout : float
         Seconds to wait for an entry lock held by another process before
         :class:`~knncache.LockTimeoutError` (default 600: a search at large N takes a while).
@@ -32,16 +33,22 @@ class PersistentStore(KnnStore):
         How concurrent writers of one entry are serialised (every process sharing the store
         should use the same mode; mixing modes is safe but may duplicate searches):
 
-        * ``"hard"`` (default): filelock's ``FileLock`` (fcntl/flock) on
-          ``<fingerprint>.lock``. For local disks and filesystems with reliable POSIX locks.
+        * ``"hard"`` (default): ``flock`` on ``<fingerprint>.lock`` (opened without
+          following links; see :mod:`knncache._locks`). For local disks and filesystems
+          with reliable POSIX locks.
         * ``"soft"``: a marker file ``<fingerprint>.softlock`` recording holder host, pid
           and acquisition time, for NFS/Lustre where fcntl/flock are unreliable. A marker
           whose holder is on this host and dead is broken automatically; one held on
           another host is never broken automatically: the wait ends in
           :class:`~knncache.LockTimeoutError` naming host, pid and age, and
           :meth:`break_locks` (``knncache gc ROOT --break-locks``) removes it.
-        * ``"none"``: no lock. Still correct (racing writers produce one valid entry), but
-          each may run its own search. For tests and read-mostly experiments.
+        * ``"none"``: no lock. Still correct (racing writers produce one valid entry, every
+          array reported written is committed), but each may run its own search.
+    read_only : bool, keyword-only
+        Never write, lock or create anything: hits of graphs and arrays are served, a miss
+        raises :class:`~knncache.StoreWriteError`. A root on a read-only filesystem, or not
+        writable by this process, is treated the same way without asking
+        (:attr:`KnnStore.read_only`).
 
     Raises
     ------
@@ -60,10 +67,11 @@ class PersistentStore(KnnStore):
         max_bytes: int | None = None,
         lock_timeout: float = 600.0,
         lock: str = "hard",
+        read_only: bool = False,
     ) -> None:
         if max_bytes is not None and (isinstance(max_bytes, bool) or int(max_bytes) < 0):
             raise ValueError(f"max_bytes must be a non-negative int or None, got {max_bytes!r}")
-        super().__init__(root, lock_timeout=lock_timeout, lock=lock)
+        super().__init__(root, lock_timeout=lock_timeout, lock=lock, read_only=read_only)
         self.max_bytes = None if max_bytes is None else int(max_bytes)
         if self._root.exists() and not self._root.is_dir():
             raise StoreWriteError(str(self._root), "the store root exists and is not a directory")
@@ -83,8 +91,11 @@ class PersistentStore(KnnStore):
     def evict(self, max_bytes: int | None = None) -> list[str]:
         """Evict least-recently-used entries until the store fits in ``max_bytes``.
 
-        Entries this process uses (see the class docstring) and entries locked by another
-        process are never evicted, so the result may stay above the budget.
+        Entries this process uses (see the class docstring), entries pinned by any process
+        (skipped with a :class:`~knncache.KnnCacheWarning`) and entries locked by another
+        process are never evicted, so the result may stay above the budget. Entries of an
+        older format version (never served) are evicted first, and lock and pin files of
+        absent entries are removed (never one that is held).
 
         Parameters
         ----------
@@ -95,25 +106,47 @@ class PersistentStore(KnnStore):
         -------
         list of str
             The evicted fingerprints, oldest first.
+
+        Raises
+        ------
+        StoreWriteError
+            If the store is read-only and over budget.
         """
+        report = self._evict(max_bytes)
+        self._warn_pinned(report, "evict")
+        return report.removed
+
+    def _evict(self, max_bytes: int | None = None) -> _Housekeeping:
         self._check_open()
+        report = _Housekeeping()
         budget = self.max_bytes if max_bytes is None else int(max_bytes)
         if budget is None:
-            return []
+            return report
+        if self._why_read_only() is None:
+            for fp in self._stale_entries():  # older format: unreachable, always evictable
+                if self._remove_one(fp, report):
+                    self._stats["evictions"] += 1
         infos = self.entries()
         total = sum(e.bytes for e in infos)
-        evicted: list[str] = []
+        if total <= budget:
+            if self._why_read_only() is None:
+                self._housekeep_files(report)
+            return report
+        self._require_writable("eviction cannot remove anything")
         root = str(self._root)
         for info in sorted(infos, key=lambda e: (e.last_used, e.fingerprint)):
             if total <= budget:
                 break
+            if held_exclusively_elsewhere(self._root, f"{info.fingerprint}{PIN_SUFFIX}"):
+                report.pinned.append(info.fingerprint)  # pinned by some process (maybe this)
+                continue
             if (root, info.fingerprint) in _IN_USE:
                 continue
-            if self._remove_if_unlocked(info.fingerprint):
+            if self._remove_one(info.fingerprint, report):
                 total -= info.bytes
-                evicted.append(info.fingerprint)
                 self._stats["evictions"] += 1
-        return evicted
+        self._housekeep_files(report)
+        return report
 
     def break_locks(
         self, older_than: float | None = None, *, dry_run: bool = False

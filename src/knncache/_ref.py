@@ -11,17 +11,29 @@ from typing import Any
 
 import numpy as np
 
-from knncache._entry import FEATURES_FILE, array_file, k_files, read_meta
+from knncache._entry import (
+    FEATURES_FILE,
+    MAX_MARKER_BYTES,
+    META_FILE,
+    array_file,
+    array_marker,
+    k_files,
+    parse_marker,
+    read_meta,
+    read_npy_header_fd,
+)
 from knncache._errors import (
     ArrayNotFoundError,
     CorruptEntryError,
     EntryNotFoundError,
     FeaturesNotStoredError,
+    ForeignObjectError,
     InvalidKError,
     StoreClosedError,
 )
 from knncache._fingerprint import validate_fingerprint
 from knncache._knn import KnnGraph
+from knncache._safefs import DIR_FLAGS, open_dir_at, open_regular, read_capped
 
 __all__ = ["KnnRef"]
 
@@ -38,52 +50,80 @@ _HEADER_RE = re.compile(
 )
 
 
-def _open(path: str) -> np.ndarray[Any, Any]:
-    """Read-only memory map of a ``.npy`` file.
+def _map_fd(fd: int, where: str) -> np.ndarray[Any, Any]:
+    """Read-only memory map of the ``.npy`` file open as ``fd`` (a checked regular file).
 
     ``np.load(path, mmap_mode="r")`` costs ~0.25 ms (it opens the file twice, resolves the
     real path and parses the header with ``ast``); workers call this once per task, so the
     header that ``np.save`` writes is parsed here with one strict regex and the file mapped
-    once. Anything unusual falls back to ``np.load(mmap_mode="r", allow_pickle=False)``.
+    once. Anything unusual is parsed by ``numpy.lib.format`` from the same descriptor.
+
+    Raises
+    ------
+    ValueError
+        The file is truncated or not a plain ``.npy`` file.
+    """
+    head = os.pread(fd, 256, 0)
+    m = None
+    if head[:6] == b"\x93NUMPY" and head[6:8] == b"\x01\x00":
+        hlen = int.from_bytes(head[8:10], "little")
+        offset = 10 + hlen
+        m = _HEADER_RE.fullmatch(head[10:offset]) if offset <= len(head) else None
+    if m is not None:
+        dtype = np.dtype(m.group(1).decode())
+        fortran = m.group(2) == b"True"
+        shape = tuple(int(x) for x in m.group(3).split(b",") if x.strip())
+    else:
+        shape, dtype_str, fortran, offset = read_npy_header_fd(fd)
+        dtype = np.dtype(dtype_str)
+    count = 1
+    for s in shape:
+        count *= s
+    size = os.fstat(fd).st_size
+    if size < offset + count * dtype.itemsize:
+        raise ValueError(
+            f"{where} is truncated: {size} bytes, need {offset + count * dtype.itemsize}"
+        )
+    if count == 0:
+        return np.empty(shape, dtype=dtype)
+    mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+    flat = np.frombuffer(mm, dtype=dtype, count=count, offset=offset)
+    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _open_at(dfd: int, name: str, where: str) -> np.ndarray[Any, Any]:
+    """Map ``name`` in the entry directory ``dfd`` (a regular file; links never followed).
 
     Raises
     ------
     FileNotFoundError
-        The file does not exist.
+        No such file.
+    ForeignObjectError
+        Not a regular file.
     ValueError
-        The file is truncated or not a ``.npy`` file.
+        Truncated or not a ``.npy`` file.
     """
-    fd = os.open(path, os.O_RDONLY)
+    fd, _ = open_regular(dfd, name, where=where)
     try:
-        head = os.read(fd, 256)
-        m = None
-        if head[:6] == b"\x93NUMPY" and head[6:8] == b"\x01\x00":
-            hlen = int.from_bytes(head[8:10], "little")
-            offset = 10 + hlen
-            m = _HEADER_RE.fullmatch(head[10:offset]) if offset <= len(head) else None
-        if m is None:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
-            if not isinstance(arr, np.ndarray):  # pragma: no cover - np.load of a .npz
-                raise ValueError(f"{path} is not a .npy file")
-            return arr
-        dtype = np.dtype(m.group(1).decode())
-        fortran = m.group(2) == b"True"
-        shape = tuple(int(x) for x in m.group(3).split(b",") if x.strip())
-        count = 1
-        for s in shape:
-            count *= s
-        size = os.fstat(fd).st_size
-        if size < offset + count * dtype.itemsize:
-            raise ValueError(
-                f"{path} is truncated: {size} bytes, need {offset + count * dtype.itemsize}"
-            )
-        if count == 0:
-            return np.empty(shape, dtype=dtype)
-        mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        return _map_fd(fd, os.path.join(where, name))
     finally:
         os.close(fd)
-    flat = np.frombuffer(mm, dtype=dtype, count=count, offset=offset)
-    return flat.reshape(shape, order="F" if fortran else "C")
+
+
+def _entry_dir_fd(entry: str) -> int:
+    """Descriptor of a ref's entry directory, opened without following a link.
+
+    Raises
+    ------
+    FileNotFoundError
+        Absent. ForeignObjectError: a link or anything else than a directory.
+    """
+    root, fp = os.path.split(entry)
+    root_fd = os.open(root, DIR_FLAGS)
+    try:
+        return open_dir_at(root_fd, fp, where=root)
+    finally:
+        os.close(root_fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,18 +184,31 @@ class KnnRef:
             return StoreClosedError(self.root)
         return EntryNotFoundError(str(Path(self.root) / self.fingerprint), self.fingerprint)
 
-    def _open_pair(self, entry: str, k_stored: int) -> tuple[np.ndarray[Any, Any], ...]:
-        nb_name, ds_name = k_files(k_stored)
+    def _entry_fd(self) -> int:
+        """The entry directory's descriptor (``_missing()`` if absent, corrupt if foreign)."""
+        entry = str(self.path)
         try:
-            nb = _open(os.path.join(entry, nb_name))
-            ds = _open(os.path.join(entry, ds_name))
+            return _entry_dir_fd(entry)
+        except FileNotFoundError:
+            raise self._missing() from None
+        except ForeignObjectError as exc:
+            raise CorruptEntryError(self.fingerprint, str(exc)) from None
+        except NotADirectoryError:
+            raise self._missing() from None
+
+    def _map(self, dfd: int, name: str) -> np.ndarray[Any, Any]:
+        try:
+            return _open_at(dfd, name, str(self.path))
         except FileNotFoundError:
             raise
         except (OSError, ValueError) as exc:
-            # A truncated file fails the mmap; a garbled header fails the parse.
-            raise CorruptEntryError(
-                self.fingerprint, f"cannot map k{k_stored} files: {exc}"
-            ) from None
+            # A foreign object, a truncated file (fails the mmap), a garbled header.
+            raise CorruptEntryError(self.fingerprint, f"cannot map {name}: {exc}") from None
+
+    def _open_pair(self, dfd: int, k_stored: int) -> tuple[np.ndarray[Any, Any], ...]:
+        nb_name, ds_name = k_files(k_stored)
+        nb = self._map(dfd, nb_name)
+        ds = self._map(dfd, ds_name)
         for name, arr, dtype in ((nb_name, nb, np.int64), (ds_name, ds, np.float32)):
             if arr.dtype != dtype or arr.ndim != 2 or arr.shape != (self.n, k_stored):
                 raise CorruptEntryError(
@@ -169,7 +222,8 @@ class KnnRef:
         """Read-only memory-mapped graph of this entry, sliced to ``k`` neighbours.
 
         If the entry was replaced in the meantime by one with a larger ``k`` (its old files
-        unlinked), the meta is re-read once and the new files are used.
+        unlinked), the meta is re-read once and the new files are used. Files are opened
+        without following links and must be regular files.
 
         Parameters
         ----------
@@ -190,7 +244,7 @@ class KnnRef:
         EntryNotFoundError
             If the entry is gone (evicted, cleared, deleted). A ``FileNotFoundError``.
         CorruptEntryError
-            If a file is truncated or its header disagrees with the ref.
+            If a file is truncated, a foreign object, or its header disagrees with the ref.
         """
         if k is None:
             k = self.k
@@ -200,20 +254,31 @@ class KnnRef:
             )
         k = int(k)
         self._check_open()
-        entry = os.path.join(self.root, validate_fingerprint(self.fingerprint))
+        dfd = self._entry_fd()
         try:
-            nb, ds = self._open_pair(entry, self.k)
-        except FileNotFoundError:
-            # Replaced by a larger k (old files unlinked after the new meta), or gone.
             try:
-                k_now = int(read_meta(Path(entry), self.fingerprint)["k"])
-                if k_now < k:
-                    raise FileNotFoundError(entry)
-                nb, ds = self._open_pair(entry, k_now)
-            except (FileNotFoundError, CorruptEntryError):
-                raise self._missing() from None
+                nb, ds = self._open_pair(dfd, self.k)
+            except FileNotFoundError:
+                # Replaced by a larger k (old files unlinked after the new meta), or gone.
+                try:
+                    k_now = int(read_meta(dfd, self.fingerprint)["k"])
+                    if k_now < k:
+                        raise FileNotFoundError(str(self.path))
+                    nb, ds = self._open_pair(dfd, k_now)
+                except (FileNotFoundError, CorruptEntryError):
+                    raise self._missing() from None
+        finally:
+            os.close(dfd)
         _IN_USE.add((self.root, self.fingerprint))
         return KnnGraph(nb[:, :k], ds[:, :k])
+
+    @staticmethod
+    def _has_meta(dfd: int) -> bool:
+        try:
+            os.stat(META_FILE, dir_fd=dfd, follow_symlinks=False)
+        except OSError:
+            return False
+        return True
 
     def features(self) -> np.ndarray[Any, Any]:
         """Read-only memmap of the features ``(n, d)`` stored with the entry.
@@ -226,15 +291,16 @@ class KnnRef:
             As for :meth:`load`.
         """
         self._check_open()
-        entry = self.path
+        dfd = self._entry_fd()
         try:
-            arr = _open(str(entry / FEATURES_FILE))
-        except FileNotFoundError:
-            if (entry / "meta.json").is_file():
-                raise FeaturesNotStoredError(self.fingerprint) from None
-            raise self._missing() from None
-        except (OSError, ValueError) as exc:
-            raise CorruptEntryError(self.fingerprint, f"cannot map features: {exc}") from None
+            try:
+                arr = self._map(dfd, FEATURES_FILE)
+            except FileNotFoundError:
+                if self._has_meta(dfd):
+                    raise FeaturesNotStoredError(self.fingerprint) from None
+                raise self._missing() from None
+        finally:
+            os.close(dfd)
         if arr.shape != (self.n, self.d):
             raise CorruptEntryError(
                 self.fingerprint, f"features hold shape {arr.shape}, expected ({self.n}, {self.d})"
@@ -245,25 +311,39 @@ class KnnRef:
     def array(self, name: str) -> np.ndarray[Any, Any]:
         """Read-only memmap of the extra array ``name`` (see ``KnnStore.ensure_array``).
 
+        Only a committed array is served (its marker ``array_{name}.json`` exists and its
+        header matches the marker); the checksum is the store's job, as for :meth:`load`.
+
         Raises
         ------
         InvalidNameError
             If ``name`` does not match ``[a-z0-9_]{1,64}``.
         ArrayNotFoundError
-            If the entry holds no such array (a ``KeyError``).
+            If the entry holds no such (committed) array (a ``KeyError``).
         StoreClosedError, EntryNotFoundError, CorruptEntryError
             As for :meth:`load`.
         """
         fname = array_file(name)
         self._check_open()
-        entry = self.path
+        dfd = self._entry_fd()
         try:
-            arr = _open(str(entry / fname))
-        except FileNotFoundError:
-            if (entry / "meta.json").is_file():
-                raise ArrayNotFoundError(self.fingerprint, name) from None
-            raise self._missing() from None
-        except (OSError, ValueError) as exc:
-            raise CorruptEntryError(self.fingerprint, f"cannot map {fname}: {exc}") from None
+            try:
+                raw = read_capped(dfd, array_marker(name), MAX_MARKER_BYTES)
+                rec = parse_marker(raw, self.fingerprint, name)
+                arr = self._map(dfd, fname)
+            except FileNotFoundError:
+                if self._has_meta(dfd):
+                    raise ArrayNotFoundError(self.fingerprint, name) from None
+                raise self._missing() from None
+            except ForeignObjectError as exc:
+                raise CorruptEntryError(self.fingerprint, str(exc)) from None
+        finally:
+            os.close(dfd)
+        if list(arr.shape) != rec["shape"] or arr.dtype.str != rec["dtype"]:
+            raise CorruptEntryError(
+                self.fingerprint,
+                f"{fname} holds shape {list(arr.shape)} dtype {arr.dtype.str}, its marker says "
+                f"{rec['shape']} {rec['dtype']}",
+            )
         _IN_USE.add((self.root, self.fingerprint))
         return arr

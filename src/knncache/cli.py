@@ -9,7 +9,12 @@ Usage::
     knncache gc ROOT --max-bytes SIZE     evict least-recently-used entries down to SIZE
     knncache gc ROOT --break-locks [--older-than SECONDS]
                                           remove stale soft-lock markers (lock="soft")
-    knncache gc --temp [--dir DIR]        remove EphemeralStore dirs of dead processes
+    knncache gc --temp [--dir DIR] [--older-than SECONDS]
+                                          remove EphemeralStore dirs of provably dead owners
+                                          (others only when unused for --older-than)
+
+``ls`` and ``info`` also list problems found without checksums (foreign objects, unreadable
+metas); ``clear`` and ``gc`` report the entries they skipped because a process pins them.
 
 Every command takes ``--json``. Sizes accept ``500M``, ``2G``, ``1.5GiB``, ``4096`` (K, M, G,
 T are powers of 1024). Exit status: 0 success, 1 corrupt entry found / entry not found,
@@ -22,6 +27,7 @@ import argparse
 import contextlib
 import datetime as _dt
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -29,13 +35,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from knncache import __version__
-from knncache._entry import read_meta
-from knncache._ephemeral import DEFAULT_PREFIX, remove_orphaned_temp_dirs
+from knncache._entry import META_FILE, read_arrays, read_meta
+from knncache._ephemeral import DEFAULT_PREFIX, sweep_temp_dirs
 from knncache._errors import CorruptEntryError, KnnCacheError
 from knncache._fingerprint import validate_fingerprint
 from knncache._locks import LockMarker, break_soft_locks
 from knncache._persistent import PersistentStore
-from knncache._store import _dir_bytes
+from knncache._store import CorruptEntry, _entry_bytes, _Housekeeping
 
 __all__ = ["format_size", "main", "parse_size"]
 
@@ -112,9 +118,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--older-than",
         type=str,
-        help="age threshold in seconds for --break-locks (default: the lock timeout, 600)",
+        help="age threshold in seconds for --break-locks (default: the lock timeout, 600), "
+        "or for --temp stores whose owner cannot be probed (another PID namespace or boot)",
     )
-    p.add_argument("--temp", action="store_true", help="remove EphemeralStore dirs of dead pids")
+    p.add_argument(
+        "--temp", action="store_true", help="remove EphemeralStore dirs of provably dead owners"
+    )
     p.add_argument("--dir", help="where to look with --temp (default: the temp directory)")
     p.add_argument("--prefix", default=DEFAULT_PREFIX, help="EphemeralStore prefix (--temp)")
     return parser
@@ -125,6 +134,26 @@ def _store(root: str) -> PersistentStore:
     if not path.is_dir():
         raise _UsageError(f"{root!r} is not a directory (no store there)")
     return PersistentStore(path)
+
+
+def _problem_payload(bad: list[CorruptEntry]) -> list[dict[str, str]]:
+    return [{"fingerprint": b.fingerprint, "path": b.path, "reason": b.reason} for b in bad]
+
+
+def _housekeeping_lines(report: _Housekeeping) -> list[str]:
+    lines = [f"skipped pinned entry {fp} (a process pins it)" for fp in report.pinned]
+    lines += [f"skipped entry {fp} (being written)" for fp in report.busy]
+    lines += [f"removed foreign object {p} (not followed)" for p in report.foreign_removed]
+    return lines
+
+
+def _housekeeping_payload(report: _Housekeeping) -> dict[str, Any]:
+    return {
+        "pinned": report.pinned,
+        "busy": report.busy,
+        "foreign_removed": report.foreign_removed,
+        "lock_files_removed": report.lock_files_removed,
+    }
 
 
 def _emit(args: argparse.Namespace, payload: Any, lines: list[str]) -> None:
@@ -160,7 +189,12 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         for e in infos
     ]
     lines.append(f"{len(infos)} entries, {format_size(sum(e.bytes for e in infos))}")
+    problems = store._problems(checksum=False)
+    lines += [f"PROBLEM {b.fingerprint}: {b.reason}" for b in problems]
     _emit(args, payload, lines)
+    if args.json:  # the JSON stays a list of entries; problems go to stderr (and `info`)
+        for b in problems:
+            print(f"knncache: problem {b.fingerprint}: {b.reason}", file=sys.stderr)
     return 0
 
 
@@ -169,12 +203,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.fingerprint is None:
         infos = store.entries()
         total = sum(e.bytes for e in infos)
-        payload = {"root": str(store.root), "entries": len(infos), "bytes": total}
+        problems = store._problems(checksum=False)
+        payload = {
+            "root": str(store.root),
+            "entries": len(infos),
+            "bytes": total,
+            "read_only": store.read_only,
+            "problems": _problem_payload(problems),
+        }
         lines = [
             f"root     {store.root}",
             f"entries  {len(infos)}",
             f"size     {format_size(total)}",
+            f"problems {len(problems)}",
         ]
+        lines += [f"PROBLEM {b.fingerprint}: {b.reason}" for b in problems]
         _emit(args, payload, lines)
         return 0
     try:
@@ -183,16 +226,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
         raise _UsageError(str(exc)) from None
     entry = store.root / fp
     try:
-        meta = read_meta(entry, fp)
+        with store._entry_fd(fp) as dfd:
+            meta = read_meta(dfd, fp)
+            meta["arrays"] = read_arrays(dfd, fp)[0]
+            size = _entry_bytes(dfd)
+            with contextlib.suppress(OSError):
+                mtime = os.stat(META_FILE, dir_fd=dfd, follow_symlinks=False).st_mtime
+                meta["last_used"] = max(meta["last_used"], mtime)
     except FileNotFoundError:
         print(f"knncache: error: no entry {fp} in {str(store.root)!r}", file=sys.stderr)
         return 1
-    except CorruptEntryError as exc:
-        print(f"knncache: error: {exc}", file=sys.stderr)
+    except (CorruptEntryError, OSError) as exc:
+        print(f"knncache: error: entry {fp}: {exc}", file=sys.stderr)
         return 1
-    size = _dir_bytes(entry)
-    with contextlib.suppress(OSError):
-        meta["last_used"] = max(meta["last_used"], (entry / "meta.json").stat().st_mtime)
     payload = dict(meta, path=str(entry), bytes=size)
     lines = [
         f"fingerprint  {fp}",
@@ -219,13 +265,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     store = _store(args.root)
     bad = store.verify()
     checked = len(store._entry_dirs())
-    payload = {
-        "root": str(store.root),
-        "checked": checked,
-        "corrupt": [
-            {"fingerprint": b.fingerprint, "path": b.path, "reason": b.reason} for b in bad
-        ],
-    }
+    payload = {"root": str(store.root), "checked": checked, "corrupt": _problem_payload(bad)}
     lines = [f"CORRUPT {b.fingerprint}: {b.reason}" for b in bad]
     lines.append(f"{checked} entries checked, {len(bad)} corrupt")
     _emit(args, payload, lines)
@@ -234,8 +274,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_clear(args: argparse.Namespace) -> int:
     store = _store(args.root)
-    removed = store.clear()
-    _emit(args, {"removed": removed}, [f"removed {len(removed)} entries from {store.root}"])
+    report = store._clear()
+    lines = _housekeeping_lines(report)
+    lines.append(
+        f"removed {len(report.removed)} entries from {store.root}"
+        + (f"; skipped {len(report.pinned)} pinned" if report.pinned else "")
+    )
+    _emit(args, {"removed": report.removed, **_housekeeping_payload(report)}, lines)
     return 0
 
 
@@ -245,15 +290,23 @@ def _cmd_gc(args: argparse.Namespace) -> int:
             raise _UsageError("gc --temp takes no ROOT, no --max-bytes and no --break-locks")
         if args.dir is not None and not Path(args.dir).is_dir():
             raise _UsageError(f"--dir {args.dir!r} is not a directory")
-        removed = remove_orphaned_temp_dirs(args.dir, args.prefix)
-        lines = [f"removed {p}" for p in removed]
-        lines.append(f"removed {len(removed)} orphaned temporary stores")
-        _emit(args, {"removed": removed}, lines)
+        older = None if args.older_than is None else _seconds(args.older_than)
+        verdicts = sweep_temp_dirs(args.dir, args.prefix, older_than=older)
+        removed = [v.path for v in verdicts if v.removed]
+        kept = [v for v in verdicts if not v.removed]
+        lines = [f"removed {v.path} ({v.reason})" for v in verdicts if v.removed]
+        lines += [f"kept {v.path} ({v.reason})" for v in kept]
+        lines.append(f"removed {len(removed)} orphaned temporary stores, kept {len(kept)}")
+        payload = {
+            "removed": removed,
+            "kept": [{"path": v.path, "reason": v.reason} for v in kept],
+        }
+        _emit(args, payload, lines)
         return 0
     if args.root is None or (args.max_bytes is None and not args.break_locks):
         raise _UsageError("gc needs ROOT --max-bytes SIZE, ROOT --break-locks, or --temp")
     if args.older_than is not None and not args.break_locks:
-        raise _UsageError("--older-than goes with --break-locks")
+        raise _UsageError("--older-than goes with --break-locks or --temp")
     if args.break_locks:
         if args.max_bytes is not None:
             raise _UsageError("gc --break-locks takes no --max-bytes (run gc twice)")
@@ -264,10 +317,16 @@ def _cmd_gc(args: argparse.Namespace) -> int:
         raise _UsageError(str(exc)) from None
     store = _store(args.root)
     before = store.total_bytes()
-    evicted = store.evict(budget)
+    report = store._evict(budget)
+    evicted = report.removed
     after = store.total_bytes()
-    payload = {"evicted": evicted, "bytes_before": before, "bytes_after": after}
-    lines = [f"evicted {fp}" for fp in evicted]
+    payload = {
+        "evicted": evicted,
+        "bytes_before": before,
+        "bytes_after": after,
+        **_housekeeping_payload(report),
+    }
+    lines = [f"evicted {fp}" for fp in evicted] + _housekeeping_lines(report)
     lines.append(
         f"evicted {len(evicted)} entries: {format_size(before)} -> {format_size(after)} "
         f"(budget {format_size(budget)})"
@@ -282,17 +341,19 @@ def _holder(m: LockMarker) -> str:
     return f"{who} on {host}, age {m.age:.0f} s"
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _UsageError(f"--older-than {text!r} is not a number") from None
+    if not value >= 0:
+        raise _UsageError(f"--older-than must be >= 0 seconds, got {text!r}")
+    return value
+
+
 def _gc_break_locks(args: argparse.Namespace) -> int:
     store = _store(args.root)
-    if args.older_than is None:
-        threshold = store.lock_timeout
-    else:
-        try:
-            threshold = float(args.older_than)
-        except ValueError:
-            raise _UsageError(f"--older-than {args.older_than!r} is not a number") from None
-        if not threshold >= 0:
-            raise _UsageError(f"--older-than must be >= 0 seconds, got {args.older_than!r}")
+    threshold = store.lock_timeout if args.older_than is None else _seconds(args.older_than)
     removed, kept = break_soft_locks(store.root, threshold)
     payload = {
         "older_than": threshold,

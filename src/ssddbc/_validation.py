@@ -8,13 +8,14 @@ dtype, a plain int) so callers use what was checked.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Collection
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ssddbc._errors import InvalidInputError
+from ssddbc._errors import InvalidInputError, SsddbcWarning
 
 __all__ = [
     "as_features",
@@ -26,6 +27,7 @@ __all__ = [
     "check_int",
     "check_percentile",
     "check_same_length",
+    "warn_labeled_outside_known",
 ]
 
 
@@ -241,3 +243,42 @@ def as_pairwise(D: Any, n: int, name: str = "pairwise_distances") -> npt.NDArray
             name, f"expected a ({n}, {n}) float distance matrix, got {_describe(arr)}"
         )
     return arr
+
+
+def warn_labeled_outside_known(
+    known_mask: npt.NDArray[np.bool_],
+    labeled_mask: npt.NDArray[np.bool_],
+    *,
+    stacklevel: int = 3,
+) -> int:
+    """Warn (:class:`~ssddbc._errors.SsddbcWarning`) if labelled samples are not known-class.
+
+    The original research code accepts a ``labeled_mask`` that is not a subset of
+    ``known_mask`` and uses those samples like any other labelled sample: their labels enter
+    the label constraints, the category labels, the small-cluster merge and the L1 loss;
+    ``known_mask`` only decides Old/New in the evaluation. This package does the same, and
+    says so once per call, because such a mask is usually a mistake (a GCD split labels only
+    known-class samples).
+
+    Parameters
+    ----------
+    known_mask, labeled_mask : numpy.ndarray
+        Validated boolean masks of one length.
+    stacklevel : int
+        Passed to :func:`warnings.warn` (3: the caller of the public function).
+
+    Returns
+    -------
+    int
+        The number of labelled samples outside the known classes (0: no warning).
+    """
+    outside = np.flatnonzero(labeled_mask & ~known_mask)
+    if outside.size:
+        warnings.warn(
+            f"labeled_mask: {outside.size} labelled sample(s) are not of a known class "
+            f"(first: index {int(outside[0])}); they are used as labelled samples, as the "
+            "original research code used them",
+            SsddbcWarning,
+            stacklevel=stacklevel,
+        )
+    return int(outside.size)

@@ -65,3 +65,18 @@ def snapshot(root: Path) -> list[tuple[str, int]]:
 def tmp_files(root: Path) -> list[str]:
     """Leftover temporary files of the atomic writer."""
     return [p for p, _ in snapshot(root) if p.endswith(".tmp")]
+
+
+def read_array_marker(root: Path, fp: str, name: str) -> dict[str, Any]:
+    """The commit marker ``array_{name}.json`` of an extra array (read directly)."""
+    with open(root / fp / f"array_{name}.json") as f:
+        return json.load(f)
+
+
+def array_names(root: Path, fp: str) -> set[str]:
+    """Names of the committed extra arrays of an entry (their markers, read directly)."""
+    return {
+        p.name[len("array_") : -len(".json")]
+        for p in (root / fp).iterdir()
+        if p.name.startswith("array_") and p.name.endswith(".json")
+    }

@@ -31,11 +31,11 @@ def write_then_hang_before_meta(
 
     real_replace = os.replace
 
-    def hang(src: Any, dst: Any) -> None:
+    def hang(src: Any, dst: Any, **kwargs: Any) -> None:
         if str(dst).endswith("meta.json"):
             ready.set()
             time.sleep(600)
-        real_replace(src, dst)
+        real_replace(src, dst, **kwargs)
 
     atomic_mod.os.replace = hang  # type: ignore[assignment]  # only in this doomed child
     PersistentStore(root, lock=lock).ensure(np.load(x_path), k)
@@ -72,3 +72,29 @@ def hold_soft_lock(root: str, fp: str, ready: Any) -> None:
     with store._lock(fp):
         ready.set()
         time.sleep(600)
+
+
+def pin_and_read(root: str, fp: str, ready: Any, go: Any, out: Any) -> None:
+    """Pin entry ``fp``, signal, wait for the parent's clear/gc, then read it all."""
+    from knncache import PersistentStore
+
+    store = PersistentStore(root)
+    ref = store.get(fp)
+    assert ref is not None
+    with store.pin(ref):
+        ready.set()
+        go.wait(timeout=120)
+        nb, ds = ref.load()
+        store.ensure_array(ref, "after_clear", lambda f: np.asarray(f).sum(axis=1))
+        out.put((int(nb.sum()), float(ds.sum()), float(ref.array("after_clear").sum())))
+
+
+def ensure_array_none(root: str, x_path: str, name: str, barrier: Any, out: Any) -> None:
+    """``ensure_array`` with ``lock="none"`` at the barrier, each process its own name."""
+    from knncache import PersistentStore
+
+    store = PersistentStore(root, lock="none")
+    ref = store.ensure(np.load(x_path), 5)
+    barrier.wait(timeout=60)
+    store.ensure_array(ref, name, lambda f: np.asarray(f, dtype=np.float64) * len(name))
+    out.put((name, dict(store.stats)))

@@ -307,12 +307,12 @@ def test_none_interleaved_commits_never_unlink_committed_files(
     real_write_meta = KnnStore._write_meta
     state = {"interleaved": False}
 
-    def write_meta(self: KnnStore, entry: Path, meta: dict[str, Any]) -> None:
+    def write_meta(self: KnnStore, dfd: int, meta: dict[str, Any]) -> None:
         if self is a and not state["interleaved"]:
             state["interleaved"] = True
             b.ensure(X, k_b)  # B: inspect (sees k=4), search, sweep, write, commit
             assert b.verify() == []
-        real_write_meta(self, entry, meta)
+        real_write_meta(self, dfd, meta)
 
     monkeypatch.setattr(KnnStore, "_write_meta", write_meta)
     ref_a = a.ensure(X, k_a)

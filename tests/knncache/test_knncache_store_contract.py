@@ -39,7 +39,14 @@ from knncache import (
     compute_knn,
     fingerprint,
 )
-from tests.knncache.kc_reference import entry_dirs, read_meta, snapshot, tmp_files
+from tests.knncache.kc_reference import (
+    array_names,
+    entry_dirs,
+    read_array_marker,
+    read_meta,
+    snapshot,
+    tmp_files,
+)
 
 MakeStore = Callable[..., KnnStore]
 
@@ -405,12 +412,12 @@ class StoreContract:
         assert store.stats["array_computes"] == 1 and store.stats["array_hits"] == 1
         arr = ref.array("pd")
         assert np.array_equal(arr, pdist(X)) and not arr.flags.writeable
-        meta = read_meta(store.root, ref.fingerprint)
-        assert meta["arrays"]["pd"]["shape"] == [60, 60]
+        assert read_array_marker(store.root, ref.fingerprint, "pd")["shape"] == [60, 60]
+        assert "arrays" not in read_meta(store.root, ref.fingerprint)
         # Survives a replacement of the entry at a larger k.
         store.ensure(X, 9)
         assert np.array_equal(ref.array("pd"), pdist(X))
-        assert "pd" in read_meta(store.root, ref.fingerprint)["arrays"]
+        assert "pd" in array_names(store.root, ref.fingerprint)
         info_ = {e.fingerprint: e for e in store.entries()}[ref.fingerprint]
         assert info_.arrays == ("pd",)
         # Counted in the entry size.
@@ -478,10 +485,10 @@ class StoreContract:
         ref = store.ensure(X, 4)
         real_replace = os.replace
 
-        def failing_replace(src: str, dst: Any) -> None:
+        def failing_replace(src: str, dst: Any, **kwargs: Any) -> None:
             if str(dst).endswith("meta.json"):
                 raise OSError(errno.EROFS, "Read-only file system")
-            real_replace(src, dst)
+            real_replace(src, dst, **kwargs)
 
         monkeypatch.setattr(atomic_mod.os, "replace", failing_replace)
         with pytest.raises(StoreWriteError):

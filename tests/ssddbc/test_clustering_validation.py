@@ -45,11 +45,6 @@ CASES: list[tuple[str, Any, str]] = [
     ("labeled_mask 2-D", lambda a: a.update(labeled_mask=np.zeros((N, 1), bool)), "labeled_mask"),
     ("mask with a 2", lambda a: a.update(known_mask=np.full(N, 2)), "known_mask"),
     ("mask of strings", lambda a: a.update(labeled_mask=np.array(["a"] * N)), "labeled_mask"),
-    (
-        "labelled outside known",
-        lambda a: a.update(labeled_mask=np.ones(N, bool), known_mask=np.zeros(N, bool)),
-        "labeled_mask",
-    ),
     ("k = 0", lambda a: a.update(k=0), "k"),
     ("k = N", lambda a: a.update(k=N), "k"),
     ("k float", lambda a: a.update(k=2.5), "k"),
@@ -65,7 +60,11 @@ CASES: list[tuple[str, Any, str]] = [
     ("co_manual negative", lambda a: a.update(co_mode=1, co_manual=-1.0), "co_manual"),
     ("assign_model 4", lambda a: a.update(assign_model=4), "assign_model"),
     ("voting_k 0", lambda a: a.update(voting_k=0), "voting_k"),
-    ("eval_dense", lambda a: a.update(eval_dense=True), "eval_dense"),
+    (
+        "eval_dense with eval_version v3",
+        lambda a: a.update(eval_dense=True, eval_version="v3"),
+        "eval_version",
+    ),
     (
         "knn too narrow",
         lambda a: a.update(precomputed_knn=(np.zeros((N, 2), int), np.zeros((N, 2)))),

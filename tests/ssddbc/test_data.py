@@ -191,14 +191,12 @@ def test_npz_round_trip(tmp_path: Path) -> None:
     assert meta["metadata"]["train_size"] == 9
 
 
-def test_pickle_needs_the_flag_and_converts(tmp_path: Path) -> None:
+def test_original_pickle_reads_without_the_flag_and_converts(tmp_path: Path) -> None:
     data = _small()
     pkl = _write_pkl(tmp_path, "small", _original_dict(data))
-    with pytest.raises(FeatureCacheError) as err:
-        load_superclass(tmp_path, "small")
-    assert err.value.path == str(pkl)
-    assert "convert" in err.value.message and "allow_pickle=True" in err.value.message
+    safe = load_superclass(tmp_path, "small")  # the restricted unpickler: no flag needed
     via_pickle = load_superclass(tmp_path, "small", allow_pickle=True)
+    assert safe.same_content(via_pickle) and safe.source == pkl
     assert via_pickle.source == pkl
     assert np.array_equal(via_pickle.features, data.features)
     assert via_pickle.targets.dtype == np.int64 and via_pickle.known_mask.dtype == bool

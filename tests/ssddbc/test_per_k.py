@@ -200,3 +200,76 @@ def test_matrix_route_uses_the_graph_and_the_matrix(
         data, 5, GRID, precomputed_knn=golden_graph, pairwise_distances=golden_pairwise
     )
     assert counter.decided > counter.undecided > 0, (counter.decided, counter.undecided)
+
+
+def test_cosine_equals_single_calls() -> None:
+    """metric='cosine': own graph, a precomputed cosine graph, with and without the matrix."""
+    from ssddbc._metric import l2_normalize
+
+    data = blobs(7, n=90, d=4)
+    X = data[0] * np.linspace(0.5, 3.0, len(data[0]))[:, None]  # rows of different norms
+    data = (X, *data[1:])
+    graph = knncache.compute_knn(X, 16, "cosine")
+    D = pairwise_euclidean(l2_normalize(X))
+    check_against_single_calls(data, 5, [40, 75, 90], metric="cosine")
+    check_against_single_calls(data, 5, GRID, metric="cosine", precomputed_knn=graph)
+    for graph_candidates in (True, False):
+        check_against_single_calls(
+            data,
+            6,
+            GRID,
+            metric="cosine",
+            precomputed_knn=graph,
+            pairwise_distances=D,
+            graph_candidates=graph_candidates,
+        )
+
+
+def test_bad_metric_is_rejected() -> None:
+    X, y, known, labeled = blobs(8)
+    with pytest.raises(InvalidInputError, match="metric"):
+        cluster_percentiles(X, y, known, labeled, 5, [50], metric="manhattan")
+
+
+def test_eval_dense_equals_single_calls(golden: dict[str, Any], golden_graph: Any) -> None:
+    data = (golden["features"], golden["targets"], golden["known_mask"], golden["labeled_mask"])
+    for version in ("v1", "v2"):
+        got = cluster_percentiles(
+            *data,
+            5,
+            [40, 70, 95],
+            precomputed_knn=golden_graph,
+            eval_dense=True,
+            eval_version=version,
+        )
+        for p, out in zip([40, 70, 95], got, strict=True):
+            ref = adaptive_density_clustering(
+                *data,
+                5,
+                p,
+                precomputed_knn=golden_graph,
+                eval_dense=True,
+                eval_version=version,
+            )
+            assert len(out) == len(ref) == 10
+            np.testing.assert_array_equal(out[0], ref[0])
+            assert out[1:7] == ref[1:7]
+            np.testing.assert_array_equal(out[7], ref[7])
+            np.testing.assert_array_equal(out[9], ref[9])
+
+
+def test_labelled_outside_known_warns_once_at_the_caller() -> None:
+    from ssddbc._errors import SsddbcWarning
+
+    X, y, known, labeled = blobs(9)
+    known = known.copy()
+    known[np.flatnonzero(labeled)[0]] = False
+    with pytest.warns(SsddbcWarning) as record:
+        got = cluster_percentiles(X, y, known, labeled, 5, [40, 80])
+    assert len(record) == 1
+    assert record[0].filename == __file__
+    for p, out in zip([40, 80], got, strict=True):
+        with pytest.warns(SsddbcWarning) as single:
+            ref = adaptive_density_clustering(X, y, known, labeled, 5, p)
+        assert single[0].filename == __file__
+        assert_identical(out, ref)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
+import sys
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,6 +24,7 @@ from ssddbc.grid_search.api import (
 )
 from tests.golden import GOLDEN_DIR
 
+pytestmark = pytest.mark.slow  # worker pools
 GOLDEN = GOLDEN_DIR
 K_SMALL = range(4, 8)
 DP_SMALL = range(40, 100, 25)
@@ -108,7 +113,12 @@ def test_ephemeral_store_is_removed_after_a_call(
 def test_ephemeral_store_is_removed_after_workers_raised(
     golden: dict[str, np.ndarray], private_tmp: Path
 ) -> None:
-    bad = AlgorithmParams(dense_method=99)  # every worker raises on it
+    with pytest.raises(InvalidInputError, match="dense_method"):
+        AlgorithmParams(dense_method=99)  # refused up front, before any work
+    # A value that passes the table but that every worker rejects (bypassing the check the
+    # way a corrupted pickle could), so every configuration raises in a worker.
+    bad = AlgorithmParams()
+    object.__setattr__(bad, "dense_method", 99)
     with pytest.raises(SearchFailedError) as info:
         run_clustering_search_on_features(
             *_args(golden), k_range=K_SMALL, density_range=DP_SMALL, max_workers=2, params=bad
@@ -221,3 +231,45 @@ def test_an_unwritable_store_falls_back_to_a_temporary_one(
         )
     assert res.knn_searches == 1
     assert store.entries() == []
+
+
+class _ClearingExecutor(ThreadPoolExecutor):
+    """Runs a real ``knncache clear`` in another process when the first task is submitted."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(max_workers=1)
+        self.root = root
+        self.report: dict[str, Any] | None = None
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if self.report is None:
+            done = subprocess.run(
+                [sys.executable, "-m", "knncache", "clear", str(self.root), "--json"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
+            )
+            self.report = json.loads(done.stdout)
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_clear_in_another_process_skips_the_entry_of_a_running_search(
+    golden: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    root = tmp_path / "store"
+    kw = dict(k_range=K_SMALL, density_range=DP_SMALL, return_all=True)
+    expected = run_clustering_search_on_features(*_args(golden), max_workers=1, **kw)
+    store = PersistentStore(root)
+    with _ClearingExecutor(root) as executor:
+        got = run_clustering_search_on_features(
+            *_args(golden), store=store, executor=executor, **kw
+        )
+    assert executor.report is not None
+    (fp,) = [e.fingerprint for e in store.entries()]
+    assert executor.report["pinned"] == [fp]  # the run pinned its entry for its whole length
+    assert executor.report["removed"] == []
+    assert got.best_params == expected.best_params
+    np.testing.assert_array_equal(got.labels, expected.labels)
+    # The pin ended with the call: now a clear removes the entry.
+    assert store.clear() == [fp]

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ssddbc.grid_search._results import ResultsJournal
+from ssddbc.grid_search._journal import ResultsJournal
 from tests.system.conftest import SMALL_GRID, run_cli
 
+pytestmark = pytest.mark.slow  # worker pools, CLI subprocesses, killed runs
 TIMING = {"seconds"}
 
 
@@ -309,10 +310,9 @@ def test_worker_recomputes_a_graph_that_vanished_mid_run(digits_cache: Path) -> 
 
 
 def test_summary_says_whether_the_silhouette_was_sampled(
-    digits_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    digits_cache: Path, tmp_path: Path
 ) -> None:
-    from ssddbc import evaluation
-    from ssddbc.grid_search import _tasks
+    from ssddbc.grid_search._plan import SearchPlan
     from ssddbc.grid_search.batch_runner import run_batch
 
     args = [
@@ -336,9 +336,8 @@ def test_summary_says_whether_the_silhouette_was_sampled(
     exact = _summary(_run_dir(tmp_path / "exact"))["superclasses"]["digits_low"]
     assert exact["silhouette"].startswith("exact")
     # Force the large-N path on the 901 digits: sampled silhouette, said so in the summary.
-    monkeypatch.setattr(_tasks, "PAIRWISE_MAX_N", 500)
-    monkeypatch.setattr(evaluation, "SILHOUETTE_SAMPLE_SIZE", 100)
-    assert run_batch([*args, "--output_dir", str(tmp_path / "sampled")]) == 0
+    plan = SearchPlan(pairwise_max_n=500, silhouette_sample_size=100)
+    assert run_batch([*args, "--output_dir", str(tmp_path / "sampled")], plan=plan) == 0
     run_dir = _run_dir(tmp_path / "sampled")
     sampled = _summary(run_dir)["superclasses"]["digits_low"]
     assert sampled["silhouette"].startswith("sampled") and "100" in sampled["silhouette"]

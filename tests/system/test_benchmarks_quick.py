@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -21,6 +23,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
         ("bench_search.py", "fingerprint share of one search"),
         ("bench_transfer.py", "(c) KnnRef + ref.load(k) memmap"),
         ("bench_grid_search.py", "(e) / (f) wall ="),
+        ("bench_scale.py", "| 2,000 | "),
     ],
 )
 def test_quick_mode_prints_its_table(script: str, needle: str, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """The large-N grid-search path (N > PAIRWISE_MAX_N), run end to end on a moderate N.
 
-``PAIRWISE_MAX_N`` is lowered so that a 1,500-point problem takes the path a 50,000-point one
-takes: no N×N array anywhere, the graph ensured at ``CANDIDATE_WIDTH`` columns and used whole
-as exact candidates, the silhouette averaged over a seeded sample of unlabelled points whose
-distance rows are computed once and shared. Labels must equal the full-matrix path's.
+A :class:`SearchPlan` with a low ``pairwise_max_n`` makes a 1,500-point problem take the path
+a 50,000-point one takes: no N×N array anywhere, the graph ensured at the plan's
+``candidate_width`` columns and used whole as exact candidates, the silhouette averaged over
+a seeded sample of unlabelled points whose distance rows are computed once and shared.
+Labels must equal the full-matrix path's.
 """
 
 from __future__ import annotations
@@ -23,13 +24,18 @@ import ssddbc._distances as distances_mod
 import ssddbc.evaluation as evaluation
 from knncache import PersistentStore
 from ssddbc.grid_search import _tasks
+from ssddbc.grid_search._inputs import SharedInputs
+from ssddbc.grid_search._plan import SearchPlan
 from ssddbc.grid_search._tasks import ConfigTask, evaluate_config, prepare_inputs, run_configuration
 from ssddbc.grid_search.api import run_clustering_search_on_features
 
+pytestmark = pytest.mark.slow  # worker pools on the large-N path
 N = 1500
 SAMPLE = 300
 KS = [3, 8, 14]
 DPS = [40, 70, 95]
+#: The large-N route on N=1,500, with a 300-point silhouette sample.
+LARGE = SearchPlan(pairwise_max_n=500, silhouette_sample_size=SAMPLE)
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +52,7 @@ def data() -> tuple[np.ndarray, ...]:
 
 @pytest.fixture
 def large_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make N=1,500 take the large-N path, with a 300-point silhouette sample."""
-    monkeypatch.setattr(_tasks, "PAIRWISE_MAX_N", 500)
-    monkeypatch.setattr(evaluation, "SILHOUETTE_SAMPLE_SIZE", SAMPLE)
+    """Forbid the N×N matrix and any N×N block (the tests pass the ``LARGE`` plan)."""
 
     def forbidden(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("pairwise_euclidean called on the large-N path")
@@ -77,10 +81,17 @@ def test_large_path_labels_equal_the_matrix_path(
 ) -> None:
     X, y, known, labeled, eval_mask = _split(data)
     big = prepare_inputs(
-        PersistentStore(tmp_path / "big"), X, y, known, labeled, eval_mask, k_max=max(KS)
+        PersistentStore(tmp_path / "big"),
+        X,
+        y,
+        known,
+        labeled,
+        eval_mask,
+        k_max=max(KS),
+        plan=LARGE,
     )
     assert not big.has_pairwise
-    assert big.candidate_width == _tasks.CANDIDATE_WIDTH
+    assert big.candidate_width == LARGE.candidate_width
     assert big.silhouette_sample == SAMPLE
     # The entry holds no N×N array: graph, features, split, sample indices and rows only.
     meta = json.loads((big.ref.path / "meta.json").read_text())
@@ -105,17 +116,15 @@ def test_large_path_labels_equal_the_matrix_path(
             assert (r_big.all_acc, r_big.n_clusters) == (r_small.all_acc, r_small.n_clusters)
 
 
-def _matrix_inputs(root: Path, *arrays: np.ndarray) -> _tasks.SharedInputs:
-    """The full-matrix path, with the real pairwise_euclidean (the fixture forbids it)."""
+def _matrix_inputs(root: Path, *arrays: np.ndarray) -> SharedInputs:
+    """The full-matrix path (default plan), with the real pairwise_euclidean (the fixture
+    forbids it)."""
     saved = distances_mod.pairwise_euclidean
     distances_mod.pairwise_euclidean = _REAL_PAIRWISE
-    saved_max = _tasks.PAIRWISE_MAX_N
-    _tasks.PAIRWISE_MAX_N = 20_000
     try:
         return prepare_inputs(PersistentStore(root), *arrays, k_max=max(KS))
     finally:
         distances_mod.pairwise_euclidean = saved
-        _tasks.PAIRWISE_MAX_N = saved_max
 
 
 _REAL_PAIRWISE = distances_mod.pairwise_euclidean
@@ -126,7 +135,7 @@ def test_sampled_silhouette_equals_sklearn_over_the_sample(
 ) -> None:
     X, y, known, labeled, eval_mask = _split(data)
     shared = prepare_inputs(
-        PersistentStore(tmp_path), X, y, known, labeled, eval_mask, k_max=max(KS)
+        PersistentStore(tmp_path), X, y, known, labeled, eval_mask, k_max=max(KS), plan=LARGE
     )
     sample = shared.ref.array(shared.silhouette_index_array)
     np.testing.assert_array_equal(
@@ -150,7 +159,7 @@ def test_large_search_end_to_end_is_deterministic(
     data: tuple[np.ndarray, ...], tmp_path: Path, large_path: None
 ) -> None:
     X, y, known, labeled = data
-    kwargs: dict[str, Any] = dict(k_range=KS, density_range=DPS, return_all=True)
+    kwargs: dict[str, Any] = dict(k_range=KS, density_range=DPS, return_all=True, plan=LARGE)
     first = run_clustering_search_on_features(
         X, y, known, labeled, max_workers=1, store=PersistentStore(tmp_path / "a"), **kwargs
     )
@@ -166,7 +175,7 @@ def test_large_search_end_to_end_is_deterministic(
     # A spawned process (fresh interpreter, no monkeypatch) follows the shared inputs and
     # gets the same numbers: the path is recorded in the task, not in module constants.
     shared = prepare_inputs(
-        PersistentStore(tmp_path / "a"), X, y, known, labeled, ~labeled, k_max=max(KS)
+        PersistentStore(tmp_path / "a"), X, y, known, labeled, ~labeled, k_max=max(KS), plan=LARGE
     )
     tasks = [ConfigTask(shared=shared, k=k, density_percentile=95) for k in (3, 14)]
     ctx = multiprocessing.get_context("spawn")
@@ -178,21 +187,18 @@ def test_large_search_end_to_end_is_deterministic(
         assert got == first.results_grid[(task.k, task.density_percentile)]
 
 
-def test_vanished_entry_is_recomputed_on_the_large_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_vanished_entry_is_recomputed_on_the_large_path(tmp_path: Path) -> None:
     """A worker whose entry vanished rebuilds the wide graph and the sample rows itself."""
     from ssddbc.data import build_digits_feature_cache, load_superclass
     from ssddbc.evaluation import evaluation_mask
 
-    monkeypatch.setattr(_tasks, "PAIRWISE_MAX_N", 100)
-    monkeypatch.setattr(evaluation, "SILHOUETTE_SAMPLE_SIZE", 200)
+    plan = SearchPlan(pairwise_max_n=100, silhouette_sample_size=200)
     build_digits_feature_cache(tmp_path / "fc")
     d = load_superclass(tmp_path / "fc", "digits_low")
     store = PersistentStore(tmp_path / "store")
     mask = evaluation_mask(d.n, train_size=d.train_size, mode="test")
     shared = prepare_inputs(
-        store, d.features, d.targets, d.known_mask, d.labeled_mask, mask, k_max=6
+        store, d.features, d.targets, d.known_mask, d.labeled_mask, mask, k_max=6, plan=plan
     )
     assert not shared.has_pairwise and shared.silhouette_sample == 200
     task = ConfigTask(
@@ -201,9 +207,9 @@ def test_vanished_entry_is_recomputed_on_the_large_path(
     before = evaluate_config(task)
     assert before.ok and not before.knn_fallback
     store.clear()
-    _tasks._RESOURCES.clear()  # this process opened the entry above
+    _tasks.clear_resources()  # this process opened the entry above
     with pytest.warns(Warning, match="vanished"):
         after = evaluate_config(task)
     assert after.ok and after.knn_fallback, after.error
     assert after.metrics() == before.metrics()
-    _tasks._RESOURCES.clear()
+    _tasks.clear_resources()

@@ -9,10 +9,12 @@ Both hold the same keys: ``all_``, ``train_`` and ``test_`` × ``features``, ``t
 ``known_mask``, ``labeled_mask``, ``indices`` (``all`` = train then test). The ``.npz`` adds
 ``metadata_json``, a 0-d string array holding JSON (the original's metadata such as
 ``superclass_name``, ``label_mapping``, ``feat_dim``, sizes and class lists), and is read with
-``allow_pickle=False``: loading it can never run code. A ``.pkl`` is unpickled only when the
-caller passes ``allow_pickle=True``, because unpickling runs whatever code the file names:
-only do it for files you created yourself, and convert them once with
-``python -m ssddbc.data.convert``.
+``allow_pickle=False``: loading it can never run code. A ``.pkl`` is read by a restricted
+unpickler (:mod:`ssddbc.data._safe_pickle`) that rebuilds only numpy arrays, dtypes and builtin
+containers/scalars, which is all an original cache holds; a pickle naming anything else is
+refused with :class:`~ssddbc._errors.UnsafePickleError` before it runs. ``allow_pickle=True``
+reads arbitrary pickles (it runs whatever code the file names: only for files you created
+yourself).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from typing import Any, NoReturn
 import numpy as np
 from numpy.typing import NDArray
 
-from ssddbc._errors import FeatureCacheError, InvalidInputError
-from ssddbc.data._atomic import atomic_write
+from knncache import atomic_write
+from ssddbc._errors import FeatureCacheError, InvalidInputError, UnsafePickleError
+from ssddbc.data._safe_pickle import safe_load
 
 __all__ = [
     "FORMAT_NAME",
@@ -441,11 +444,14 @@ def _read_npz(path: Path) -> dict[str, Any]:
     return content
 
 
-def _read_pkl(path: Path) -> dict[str, Any]:
+def _read_pkl(path: Path, allow_pickle: bool = False) -> dict[str, Any]:
     try:
         with open(path, "rb") as handle:
-            # The caller opted in with allow_pickle=True: this runs code named by the file.
-            obj = pickle.load(handle)
+            # allow_pickle=True is the caller's opt-in to run code named by the file; the
+            # default rebuilds only numpy arrays, dtypes and builtin containers/scalars.
+            obj = pickle.load(handle) if allow_pickle else safe_load(handle, str(path))
+    except UnsafePickleError:
+        raise
     except Exception as exc:
         raise FeatureCacheError(
             str(path), f"cannot unpickle: {type(exc).__name__}: {exc}"
@@ -496,25 +502,15 @@ def list_superclasses(feature_cache_dir: str | Path) -> list[str]:
 
 
 def load_superclass_file(path: str | Path, *, allow_pickle: bool = False) -> SuperclassData:
-    """Read and validate one cache file (``.npz``, or ``.pkl`` with ``allow_pickle=True``).
+    """Read and validate one cache file (``.npz``, or the original's ``.pkl``).
 
-    The superclass name is the file's folder name. See :func:`load_superclass`.
+    A ``.pkl`` is read by the restricted unpickler unless ``allow_pickle=True``. The
+    superclass name is the file's folder name. See :func:`load_superclass`.
     """
     path = Path(path)
     if not path.is_file():
         raise FeatureCacheError(str(path), "no such file")
-    if path.suffix == ".pkl":
-        if not allow_pickle:
-            raise FeatureCacheError(
-                str(path),
-                "is a pickle, and unpickling runs code: convert it once with "
-                f"`python -m ssddbc.data.convert {path.parent.parent}` (reads only your own "
-                "files), or pass allow_pickle=True (--allow_pickle on the command line) if you "
-                "created this file yourself",
-            )
-        content = _read_pkl(path)
-    else:
-        content = _read_npz(path)
+    content = _read_pkl(path, allow_pickle) if path.suffix == ".pkl" else _read_npz(path)
     return superclass_from_dict(content, path.parent.name, source=path, fail=_file_fail(path))
 
 
@@ -524,10 +520,11 @@ def load_superclass(
     """Read one superclass of a feature cache, validating every array.
 
     ``<feature_cache_dir>/<name>/features.npz`` is preferred and read with
-    ``allow_pickle=False``. Otherwise ``features.pkl`` (the original's format) is read, but
-    only with ``allow_pickle=True``: unpickling executes code chosen by whoever wrote the
-    file, so pass it only for files you created yourself, or better convert them once with
-    ``python -m ssddbc.data.convert <feature_cache_dir>``.
+    ``allow_pickle=False``. Otherwise ``features.pkl`` (the original's format) is read by a
+    restricted unpickler (:mod:`ssddbc.data._safe_pickle`) that rebuilds only numpy arrays,
+    dtypes and builtin containers/scalars and refuses any other global before it runs.
+    ``allow_pickle=True`` unpickles without restriction, which executes code chosen by
+    whoever wrote the file: pass it only for files you created yourself.
 
     Parameters
     ----------
@@ -536,7 +533,8 @@ def load_superclass(
     name : str
         Superclass folder name.
     allow_pickle : bool
-        Allow reading ``features.pkl`` when there is no ``features.npz``.
+        Read ``features.pkl`` with an unrestricted :func:`pickle.load` (default False:
+        the restricted unpickler).
 
     Returns
     -------
@@ -546,7 +544,8 @@ def load_superclass(
     ------
     FeatureCacheError
         Naming the folder or file (and the key) on a missing folder or file, a pickle
-        without ``allow_pickle``, an unreadable or malformed file, missing keys, mismatched
+        naming a global outside the allow-list (:class:`~ssddbc._errors.UnsafePickleError`,
+        a subclass, naming the global), an unreadable or malformed file, missing keys, mismatched
         lengths, non-finite features, masks that are neither boolean nor 0/1, labelled
         samples outside the known classes, or train/test arrays disagreeing with ``all_*``.
     InvalidInputError
@@ -634,6 +633,9 @@ def write_superclass(
     arrays = _npz_arrays(data)
     if skip_if_identical and path.is_file() and _same_npz(path, arrays):
         return path
+    # Recent numpy types savez(file, *args, allow_pickle: bool, **kwds), so a dict splatted as
+    # keywords cannot match it; older numpy (1.25) has no such parameter (passing it would
+    # store an array named "allow_pickle"). No array here has dtype object: nothing is pickled.
     atomic_write(path, lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]
     return path
 

@@ -94,13 +94,17 @@ def make_gcd_split(
 
 
 def train_test_permutation(
-    n: int, *, test_fraction_denominator: int = 6, seed: int | np.random.Generator = 0
+    n: int,
+    *,
+    test_fraction_denominator: int = 6,
+    seed: int | np.random.Generator = 0,
+    n_test: int | None = None,
 ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """Split ``range(n)`` into train and test positions, 5:1 by default.
 
-    ``n // test_fraction_denominator`` positions are drawn for the test split from one
-    random permutation (not stratified); both parts are returned in ascending order, which is
-    how the golden digits split was made.
+    ``n // test_fraction_denominator`` positions (or ``n_test``, when given) are drawn for
+    the test split from one random permutation (not stratified); both parts are returned in
+    ascending order, which is how the golden digits split was made.
 
     Parameters
     ----------
@@ -109,6 +113,8 @@ def train_test_permutation(
     test_fraction_denominator : int
         6 gives the original's 5:1 train/test ratio.
     seed : int or numpy.random.Generator
+    n_test : int, optional
+        Test positions to draw, in ``[0, n]``; overrides ``test_fraction_denominator``.
 
     Returns
     -------
@@ -120,6 +126,13 @@ def train_test_permutation(
         raise InvalidInputError(
             "test_fraction_denominator", f"expected an int >= 1, got {test_fraction_denominator}"
         )
+    if n_test is None:
+        n_test = int(n) // test_fraction_denominator
+    elif (
+        isinstance(n_test, bool)
+        or not isinstance(n_test, (int, np.integer))
+        or not (0 <= n_test <= n)
+    ):
+        raise InvalidInputError("n_test", f"expected an int in [0, {n}], got {n_test!r}")
     perm = _rng(seed).permutation(int(n))
-    n_test = int(n) // test_fraction_denominator
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ssddbc.density.density_estimation import (
+    analyze_knn_average_distances,
     compute_density,
     compute_exponential_density,
     compute_mean_density,
@@ -15,6 +16,7 @@ from ssddbc.density.density_estimation import (
 )
 
 __all__ = [
+    "analyze_knn_average_distances",
     "compute_density",
     "compute_exponential_density",
     "compute_mean_density",

@@ -32,6 +32,7 @@ from ssddbc._validation import (
 __all__ = [
     "DENSITY_METHODS",
     "EPS",
+    "analyze_knn_average_distances",
     "compute_density",
     "compute_exponential_density",
     "compute_mean_density",
@@ -107,7 +108,7 @@ def get_knn(
 
 
 def compute_simple_density(
-    X: Any, k: int = 10, precomputed_knn: Any = None, silent: bool = True
+    X: Any, k: int = 10, silent: bool = False, *, precomputed_knn: Any = None
 ) -> DensityResult:
     """Method 0: ``1 / (mean of the k neighbour distances + 1e-8)``.
 
@@ -117,10 +118,10 @@ def compute_simple_density(
         ``(N, d)`` features (``None`` allowed with ``precomputed_knn``).
     k : int
         Number of neighbours.
-    precomputed_knn : tuple, optional
-        ``(neighbors, distances)``, at least ``k`` columns; see :func:`get_knn`.
     silent : bool
-        Accepted for compatibility with the original; nothing is ever printed.
+        The original's third parameter, accepted for compatibility; nothing is printed.
+    precomputed_knn : tuple, optional
+        Keyword-only: ``(neighbors, distances)``, at least ``k`` columns; see :func:`get_knn`.
 
     Returns
     -------
@@ -136,7 +137,7 @@ compute_mean_density = compute_simple_density
 
 
 def compute_median_density(
-    X: Any, k: int = 10, precomputed_knn: Any = None, silent: bool = True
+    X: Any, k: int = 10, silent: bool = False, *, precomputed_knn: Any = None
 ) -> DensityResult:
     """Method 1 (the default of every search): ``1 / (median of the k distances + 1e-8)``.
 
@@ -148,7 +149,7 @@ def compute_median_density(
 
 
 def compute_normalized_inverse_density(
-    X: Any, k: int = 10, precomputed_knn: Any = None, silent: bool = True
+    X: Any, k: int = 10, silent: bool = False, *, precomputed_knn: Any = None
 ) -> DensityResult:
     """Method 2: method 0 min-max scaled to ``[0, 1]`` (``1e-8`` added to the range).
 
@@ -165,7 +166,7 @@ compute_normalized_density = compute_normalized_inverse_density
 
 
 def compute_exponential_density(
-    X: Any, k: int = 10, precomputed_knn: Any = None, silent: bool = True
+    X: Any, k: int = 10, silent: bool = False, *, precomputed_knn: Any = None
 ) -> DensityResult:
     """Method 3: ``exp(-mean of the k neighbour distances)``.
 
@@ -195,11 +196,11 @@ def compute_density(
         Unknown ``dense_method``, or anything :func:`get_knn` refuses.
     """
     method = check_choice(dense_method, "dense_method", _METHOD_FUNCS)
-    return _METHOD_FUNCS[method](X, k, precomputed_knn)
+    return _METHOD_FUNCS[method](X, k, precomputed_knn=precomputed_knn)
 
 
 def compute_relative_density(
-    densities: Any, neighbors: Any, k: int, silent: bool = True
+    densities: Any, neighbors: Any, k: int, silent: bool = False
 ) -> npt.NDArray[np.float64]:
     """Relative density ``rho_i * (k + mean(rho)) / (k + mean of rho over i's k neighbours)``.
 
@@ -232,7 +233,7 @@ def compute_relative_density(
 
 
 def identify_high_density_points(
-    densities: Any, percentile: float = 75, use_relative: bool = False, silent: bool = True
+    densities: Any, percentile: float = 75, use_relative: bool = False, silent: bool = False
 ) -> npt.NDArray[np.bool_]:
     """Mask of the points whose density is at least the ``percentile``-th percentile.
 
@@ -254,3 +255,27 @@ def identify_high_density_points(
     values = np.asarray(densities, dtype=np.float64)
     threshold = np.percentile(values, p)
     return values >= threshold
+
+
+def analyze_knn_average_distances(knn_distances: Any) -> float:
+    """Mean over the samples of each sample's mean k-NN distance (the original's analysis).
+
+    This is the cutoff ``co`` of ``co_mode=2`` (the mean of all k-NN distances, since every
+    row has ``k`` of them). The original also printed the distribution of the per-sample
+    means; this returns the value and prints nothing.
+
+    Parameters
+    ----------
+    knn_distances : array_like
+        ``(N, k)`` distances.
+
+    Returns
+    -------
+    float
+    """
+    d = np.asarray(knn_distances, dtype=np.float64)
+    if d.ndim != 2 or d.size == 0:
+        raise InvalidInputError(
+            "knn_distances", f"expected a non-empty (N, k) array, got shape {d.shape}"
+        )
+    return float(np.mean(np.mean(d, axis=1)))

@@ -27,7 +27,7 @@ from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ssddbc._errors import SearchConfigError
-from ssddbc.grid_search._tasks import cap_threads
+from ssddbc.grid_search._workers import cap_threads
 
 __all__ = [
     "DaskSession",

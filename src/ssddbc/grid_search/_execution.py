@@ -1,38 +1,55 @@
-"""Running grid-search tasks on an executor: a local process pool, serial, or any other.
+"""The one delivery loop: every task's result delivered once, whatever runs the tasks.
 
-The search depends only on :class:`concurrent.futures.Executor`. Without one, a local pool is
-started with the *spawn* method: faiss and OpenMP are not fork-safe once the parent has run
-threads (a forked worker can block forever inside an OpenMP neighbour search), and spawn is
-what the original research code needed but did not get. Each worker caps its BLAS/OpenMP
-threads so that workers × threads never exceeds the cores.
+An :class:`Engine` says where tasks run: :class:`SerialEngine` (this process, the same code
+path a worker takes), :class:`LocalPool` (spawned worker processes, see
+:mod:`ssddbc.grid_search._workers`) or :class:`ExternalExecutor` (any
+:class:`concurrent.futures.Executor`, e.g. a Dask ``Client.get_executor()``).
+:func:`run_tasks` drives all three with the same loop: it keeps at most ``engine.window``
+tasks in flight, delivers each result as it arrives (the journal is written there), and
+handles a worker that dies: the pool is replaced, the configurations that were in flight are
+retried one at a time, and one that kills its worker again is recorded as failed while the
+search goes on.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
 
 from ssddbc._errors import SsddbcError
-from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, evaluate_config, init_worker
+from ssddbc.grid_search._signals import deferred
+from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, cell, evaluate_config
+from ssddbc.grid_search._workers import (
+    WorkerContext,
+    init_worker,
+    usable_cores,
+)
 
 __all__ = [
+    "Engine",
+    "ExternalExecutor",
+    "LocalPool",
+    "ProgressReporter",
+    "SerialEngine",
     "WorkerCrashedError",
-    "default_workers",
     "engine_failure",
-    "local_executor",
+    "make_engine",
     "run_tasks",
 ]
 
+#: How often a configuration whose worker died is run again before it is recorded as failed.
+RETRIES = 1
+
 
 class WorkerCrashedError(SsddbcError, RuntimeError):
-    """A worker process died (killed, out of memory) while configurations were running.
+    """A worker of an executor that cannot be replaced (one the caller passed in) died.
 
     Attributes
     ----------
@@ -54,145 +71,287 @@ class WorkerCrashedError(SsddbcError, RuntimeError):
         return (type(self), (self.completed, self.pending))
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
+class _InlineExecutor(Executor):
+    """Runs each submitted call at once, in this process (the serial engine)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
 
 
-def default_workers(n_tasks: int, max_workers: int | None) -> int:
-    """Number of local workers: ``max_workers`` or the usable cores, never more than tasks."""
-    workers = _cpu_count() if max_workers is None else max_workers
-    return max(1, min(workers, n_tasks))
+class Engine:
+    """Where tasks run. A context manager: entering starts it, leaving ends every worker.
+
+    Attributes
+    ----------
+    workers : int
+        Tasks that can run at once (for the summary).
+    window : int
+        Tasks kept in flight by :func:`run_tasks`.
+    label : str
+        Named in the summary (``"serial"``, ``"local process pool"``, ``"dask ..."``).
+    """
+
+    workers: int = 1
+    window: int = 1
+    label: str = ""
+
+    @property
+    def executor(self) -> Executor:
+        raise NotImplementedError
+
+    def replace(self) -> bool:
+        """After a worker died: start a fresh pool and return True, or False if impossible."""
+        return False
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
 
 
-@contextmanager
-def local_executor(workers: int) -> Iterator[ProcessPoolExecutor]:
-    """A spawn-started process pool whose workers share the cores without oversubscription."""
-    threads = max(1, _cpu_count() // workers)
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=init_worker,
-        initargs=(threads,),
-    )
-    try:
-        yield pool
-    except BaseException:
-        # Ctrl-C or an error in the caller: drop queued work, do not wait for it.
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    else:
-        pool.shutdown(wait=True)
+class SerialEngine(Engine):
+    """Every task in this process, one after the other."""
+
+    label = "serial"
+
+    def __init__(self) -> None:
+        self._executor = _InlineExecutor()
+
+    @property
+    def executor(self) -> Executor:
+        return self._executor
+
+
+class ExternalExecutor(Engine):
+    """An executor the caller owns (Dask, another engine); it is neither replaced nor shut down.
+
+    Parameters
+    ----------
+    executor : Executor
+        Its workers must import ``ssddbc`` and read the store's files at the same path.
+    workers : int
+        Its parallelism (for the summary and the in-flight window).
+    label : str
+        How the summary names it.
+    """
+
+    def __init__(self, executor: Executor, workers: int = 1, label: str = "executor") -> None:
+        self._executor = executor
+        self.workers = max(1, workers)
+        # Everything at once: the engine schedules (and reruns on its own worker deaths).
+        self.window = sys.maxsize
+        self.label = label
+
+    @property
+    def executor(self) -> Executor:
+        return self._executor
+
+
+class LocalPool(Engine):
+    """A pool of spawned worker processes that share the cores without oversubscription.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes (>= 2; use :class:`SerialEngine` for 1).
+    """
+
+    label = "local process pool"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        # A little more than the workers, so none waits for the next task.
+        self.window = 2 * workers
+        self._threads = max(1, usable_cores() // workers)
+        self._pool: ProcessPoolExecutor | None = None
+        self._context = WorkerContext()
+
+    def _start(self) -> ProcessPoolExecutor:
+        self._context = WorkerContext()
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=self._context,
+            initializer=init_worker,
+            initargs=(self._threads, os.getpid()),
+        )
+
+    @property
+    def executor(self) -> Executor:
+        if self._pool is None:
+            self._pool = self._start()
+        return self._pool
+
+    def replace(self) -> bool:
+        self._stop(kill=True)
+        self._pool = self._start()
+        return True
+
+    def _stop(self, *, kill: bool) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if kill:
+            # Interrupted or broken: running configurations are not waited for.
+            self._context.kill_workers()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with deferred():
+            self._stop(kill=kind is not None)
+
+
+def make_engine(
+    n_workers: int, n_tasks: int, executor: Executor | None = None, label: str = ""
+) -> Engine:
+    """The engine for a run: the given executor, else a local pool, else serial."""
+    if executor is not None:
+        return ExternalExecutor(executor, n_workers, label or "executor")
+    workers = max(1, min(n_workers, n_tasks))
+    return SerialEngine() if workers == 1 else LocalPool(workers)
 
 
 def run_tasks(
     tasks: Sequence[ConfigTask],
     *,
-    max_workers: int | None = None,
-    executor: Executor | None = None,
+    engine: Engine,
     on_result: Callable[[ConfigResult], None],
     progress: Callable[[ConfigResult], None] | None = None,
+    on_event: Callable[[str], None] | None = None,
 ) -> None:
-    """Run every task, calling ``on_result`` in the main process as each one finishes.
+    """Run every task on ``engine``, calling ``on_result`` in this process as each finishes.
 
     Parameters
     ----------
     tasks : sequence of ConfigTask
-        What to run.
-    max_workers : int or None
-        Local pool size when ``executor`` is None; 1 runs the tasks in this process, through
-        the same code path as a worker.
-    executor : Executor or None
-        Any ``concurrent.futures`` executor (for example ``dask.distributed`` ``Client
-        .get_executor()``); its workers must be able to import ``ssddbc`` and read the
-        store's files at the same path.
+        What to run; each task's cell must be unique.
+    engine : Engine
+        Where to run them (entered by the caller).
     on_result : callable
-        Called once per task with its :class:`ConfigResult` as soon as it arrives (results
-        are journaled there, so a crash loses nothing finished). A task the executor failed
-        to run (a Dask ``KilledWorker``, a cancelled task) arrives as a failed result with
-        the error, not as an exception.
+        Called exactly once per task with its :class:`ConfigResult` as soon as it arrives
+        (results are journaled there, so a crash loses nothing finished). A task the engine
+        failed to run (a Dask ``KilledWorker``, a cancelled task, a worker that died twice)
+        arrives as a failed result with the error, not as an exception.
     progress : callable or None
-        Called after ``on_result`` (progress bar or log line).
+        Called after ``on_result``.
+    on_event : callable or None
+        Told, in one line, when a worker died and what is retried.
 
     Raises
     ------
     WorkerCrashedError
-        A worker process of the local pool died (the whole pool is then unusable); every
-        result that arrived before has been delivered.
+        A worker of an :class:`ExternalExecutor` that is a local process pool died (it
+        cannot be replaced); every result that arrived before has been delivered.
+
+    Notes
+    -----
+    Exactly once holds for any executor because delivery follows the futures, not the
+    engine's attempts: a ``concurrent.futures.Future`` resolves once, and each is dropped
+    as soon as it is delivered (with Dask this also releases the result on the worker).
+    When a local worker dies, Python's pool fails every task in flight; they are then run
+    again one at a time, so a second death is charged to exactly the configuration that
+    caused it.
     """
+    queue: deque[ConfigTask] = deque(tasks)
+    inflight: dict[Future[ConfigResult], ConfigTask] = {}
+    deaths: Counter[tuple[str, int, int]] = Counter()
+    suspects: set[tuple[str, int, int]] = set()
+    delivered = 0
 
     def deliver(result: ConfigResult) -> None:
+        nonlocal delivered
         on_result(result)
+        delivered += 1
         if progress is not None:
             progress(result)
 
-    if not tasks:
-        return
-    if executor is not None:
-        _drain(executor, tasks, deliver)
-        return
-    workers = default_workers(len(tasks), max_workers)
-    if workers == 1:
-        for task in tasks:
-            deliver(evaluate_config(task))
-        return
-    with local_executor(workers) as pool:
-        _drain(pool, tasks, deliver)
-
-
-def _drain(
-    executor: Executor, tasks: Sequence[ConfigTask], deliver: Callable[[ConfigResult], None]
-) -> None:
-    """Submit every task and deliver each one's result exactly once, as it completes.
-
-    Exactly once holds for any executor because delivery follows the futures, not the
-    engine's attempts: ``as_completed`` yields each future once, and a
-    ``concurrent.futures.Future`` can be resolved only once. When a Dask worker dies, the
-    scheduler reruns its tasks elsewhere, but the client-side future of each task resolves
-    once, with the final outcome, so ``results.csv`` cannot get a configuration twice.
-    Each future is dropped once delivered, so only pending ones are cancelled on an error.
-    """
-    futures: dict[Future[ConfigResult], ConfigTask] = {
-        executor.submit(evaluate_config, t): t for t in tasks
-    }
-    done = 0
     try:
-        for future in as_completed(futures):
-            # Drop our reference as soon as a future is done: with Dask this releases the
-            # result on the worker, so a worker that dies later does not make the cluster
-            # recompute configurations that were already delivered.
-            task = futures.pop(future)
-            try:
-                result = future.result()
-            except BrokenProcessPool:
-                raise WorkerCrashedError(done, len(tasks) - done) from None
-            except Exception as exc:
-                # evaluate_config never raises, so this is the engine failing to run the
-                # task: Dask's KilledWorker after the task's workers died more often than
-                # distributed.scheduler.allowed-failures, a task cancelled on the cluster, a
-                # worker unable to unpickle it. One configuration fails; the search goes on.
-                result = engine_failure(task, exc)
-            else:
-                if (result.group, result.k, result.density_percentile) != _cell(task):
-                    result = engine_failure(
-                        task,
-                        RuntimeError(
-                            f"the executor returned the result of {result.group!r} "
-                            f"k={result.k} dp={result.density_percentile} for this task"
-                        ),
+        while queue or inflight:
+            limit = 1 if suspects else engine.window
+            while queue and len(inflight) < limit:
+                task = queue.popleft()
+                try:
+                    with deferred():
+                        inflight[engine.executor.submit(evaluate_config, task)] = task
+                except BrokenProcessPool:
+                    # A worker died between two submissions: its tasks fail below; with
+                    # none in flight, start a fresh pool now.
+                    queue.appendleft(task)
+                    if inflight:
+                        break
+                    with deferred():
+                        replaced = engine.replace()
+                    if not replaced:
+                        raise WorkerCrashedError(delivered, len(tasks) - delivered) from None
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            lost: list[ConfigTask] = []
+            for future in done:
+                task = inflight.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    lost.append(task)
+                    continue
+                except Exception as exc:
+                    # evaluate_config never raises, so this is the engine failing to run the
+                    # task (Dask's KilledWorker, a cancelled task, an unpicklable task).
+                    result = engine_failure(task, exc)
+                else:
+                    if result.cell != cell(task):
+                        result = engine_failure(
+                            task,
+                            RuntimeError(
+                                f"the executor returned the result of {result.group!r} "
+                                f"k={result.k} dp={result.density_percentile} for this task"
+                            ),
+                        )
+                suspects.discard(cell(task))
+                deliver(result)
+            if not lost:
+                continue
+            # The pool is broken: every other task in flight fails with it.
+            lost += inflight.values()
+            inflight.clear()
+            with deferred():
+                replaced = engine.replace()
+            if not replaced:
+                raise WorkerCrashedError(delivered, len(tasks) - delivered)
+            isolated = len(lost) == 1
+            retry: list[ConfigTask] = []
+            for task in lost:
+                deaths[cell(task)] += 1
+                if isolated and deaths[cell(task)] > RETRIES:
+                    suspects.discard(cell(task))
+                    deliver(
+                        ConfigResult.failed(
+                            task,
+                            f"the worker process running this configuration died "
+                            f"{deaths[cell(task)]} times (killed, or out of memory?)",
+                        )
                     )
-            deliver(result)
-            done += 1
+                else:
+                    suspects.add(cell(task))
+                    retry.append(task)
+            queue.extendleft(reversed(retry))
+            if on_event is not None and retry:
+                on_event(
+                    f"a worker process died; a new pool retries {len(retry)} "
+                    "configuration(s) one at a time"
+                )
     except BaseException:
-        for future in futures:
+        for future in inflight:
             future.cancel()
         raise
-
-
-def _cell(task: ConfigTask) -> tuple[str, int, int]:
-    return task.group, task.k, task.density_percentile
 
 
 def engine_failure(task: ConfigTask, exc: BaseException) -> ConfigResult:
@@ -207,12 +366,8 @@ def engine_failure(task: ConfigTask, exc: BaseException) -> ConfigResult:
             " (every Dask worker that ran this configuration died: look for out-of-memory "
             "kills or crashes in the worker logs; ssddbc-search --resume retries it)"
         )
-    return ConfigResult(
-        group=task.group,
-        k=task.k,
-        density_percentile=task.density_percentile,
-        ok=False,
-        error=f"executor failed to run the configuration: {type(exc).__name__}: {message}{hint}",
+    return ConfigResult.failed(
+        task, f"executor failed to run the configuration: {type(exc).__name__}: {message}{hint}"
     )
 
 

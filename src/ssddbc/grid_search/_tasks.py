@@ -1,27 +1,12 @@
-"""One grid-search configuration as a tiny picklable task, and the worker that runs it.
+"""One grid-search configuration as a tiny picklable task, and the function that runs it.
 
-The main process prepares everything a configuration needs once per feature matrix
-(:func:`prepare_inputs`): the KNN graph at ``k_max``, the features, the pairwise distances
-used by the silhouette and the split arrays all live in one ``knncache`` entry. A
-:class:`ConfigTask` then carries only a :class:`knncache.KnnRef`, the parameters and a few
-strings, so sending it to a worker costs a few hundred bytes whatever N is; the worker opens
-the entry's files as read-only memory maps (:func:`evaluate_config`), once per process.
-
-Serial and parallel searches call the same :func:`evaluate_config`, so switching modes
-changes nothing but speed.
-
-Two paths, chosen by N and recorded in :class:`SharedInputs`:
-
-* N <= :data:`PAIRWISE_MAX_N`: the full ``(N, N)`` distance matrix is shared; every distance
-  a configuration needs is read from it and the silhouette is exact over all unlabelled
-  points.
-* larger N (no N×N array anywhere): the graph is ensured at ``max(k_max,``
-  :data:`CANDIDATE_WIDTH` ``)`` columns and handed whole to the clustering, which answers
-  within-H neighbours, merges and assignments exactly from those candidates (blocks only for
-  the rows they cannot decide); the silhouette is the exact silhouette of a seeded sample of
-  :data:`~ssddbc.evaluation.SILHOUETTE_SAMPLE_SIZE` unlabelled points, from their distance
-  rows computed once and shared (``ConfigResult.silhouette_sample`` says so). Labels are the
-  same as on the matrix path; only the silhouette (hence the score) is an estimate.
+A :class:`ConfigTask` carries only the :class:`~ssddbc.grid_search._inputs.SharedInputs`
+handle (a :class:`knncache.KnnRef` and the route), the parameters and a few strings, so
+sending it to a worker costs a few hundred bytes whatever N is. :func:`evaluate_config` opens
+the entry's files as read-only memory maps once per process (a small per-process cache,
+emptied by :func:`clear_resources` when a run or call ends) and scores the configuration.
+Serial and parallel searches call the same :func:`evaluate_config`, so switching modes changes
+nothing but speed.
 """
 
 from __future__ import annotations
@@ -36,94 +21,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import xxhash
 
-from knncache import (
-    EntryNotFoundError,
-    KnnCacheWarning,
-    KnnRef,
-    KnnStore,
-    compute_knn,
-    fingerprint,
+from knncache import EntryNotFoundError, KnnCacheWarning, compute_knn, fingerprint
+from ssddbc.grid_search._inputs import (
+    EVAL,
+    KNOWN,
+    LABELED,
+    PAIRWISE_ARRAY,
+    TARGETS,
+    SharedInputs,
+    prepare_inputs,
+    sample_arrays,
+    split_array,
+    split_name,
 )
+from ssddbc.ssddbc._params import AlgorithmParams
+from ssddbc.ssddbc._result import ClusteringResult
 
 __all__ = [
-    "CANDIDATE_WIDTH",
-    "PAIRWISE_ARRAY",
-    "PAIRWISE_MAX_N",
     "AlgorithmParams",
     "ConfigResult",
     "ConfigTask",
     "SharedInputs",
-    "cap_threads",
+    "cell",
+    "clear_resources",
     "evaluate_config",
-    "init_worker",
     "prepare_inputs",
+    "run_configuration",
 ]
-
-#: Name of the shared pairwise-distance array inside a knncache entry. The suffix is bumped
-#: whenever :func:`ssddbc._distances.pairwise_euclidean` changes its numbers.
-PAIRWISE_ARRAY = "pairwise_euclidean_v1"
-
-#: Largest N for which the full (N, N) float32 distance matrix is precomputed and shared
-#: (20,000² × 4 bytes = 1.6 GB on disk, paged in on demand). Above it every configuration
-#: works blockwise from the features instead.
-PAIRWISE_MAX_N = 20_000
-
-#: Columns of the neighbour graph ensured for N > PAIRWISE_MAX_N: the clustering uses all of
-#: them as exact candidates (see ssddbc.ssddbc._candidates); wider answers more rows from the
-#: graph at the price of a larger graph.
-CANDIDATE_WIDTH = 64
-
-# Rows of the shared split array (one int64 (4, N) array, so one file and one checksum).
-_TARGETS, _KNOWN, _LABELED, _EVAL = range(4)
-
-
-@dataclass(frozen=True)
-class AlgorithmParams:
-    """The SS-DDBC options that stay fixed across one grid search."""
-
-    dense_method: int = 1
-    co_mode: int = 2
-    co_manual: float | None = None
-    assign_model: int = 3
-    voting_k: int = 5
-
-
-@dataclass(frozen=True)
-class SharedInputs:
-    """What the main process prepared once for one feature matrix.
-
-    Attributes
-    ----------
-    ref : KnnRef
-        The knncache entry holding the graph at ``k_max``, the features, the split array and,
-        for N <= :data:`PAIRWISE_MAX_N`, the pairwise distances.
-    split_array : str
-        Name of the (4, N) int64 array holding targets, known mask, labelled mask and the
-        evaluation mask.
-    has_pairwise : bool
-        Whether the entry holds :data:`PAIRWISE_ARRAY` (the matrix path).
-    searched : bool
-        Whether preparing the entry ran a neighbour search (False on a cache hit).
-    candidate_width : int
-        0 on the matrix path; else the graph's column count, all passed to the clustering as
-        candidates.
-    silhouette_sample : int
-        0 when the silhouette is exact over all unlabelled points; else the size of the
-        seeded sample it is averaged over.
-    silhouette_index_array, silhouette_rows_array : str
-        Names of the sample's indices and distance rows in the entry ("" when unsampled).
-    """
-
-    ref: KnnRef
-    split_array: str
-    has_pairwise: bool
-    searched: bool
-    candidate_width: int = 0
-    silhouette_sample: int = 0
-    silhouette_index_array: str = ""
-    silhouette_rows_array: str = ""
 
 
 @dataclass(frozen=True)
@@ -133,7 +58,7 @@ class ConfigTask:
     Attributes
     ----------
     shared : SharedInputs
-        Handles to the shared, memory-mapped inputs (never arrays).
+        Handles to the shared, memory-mapped inputs (never arrays) and the route.
     k, density_percentile : int
         The configuration.
     params : AlgorithmParams
@@ -156,6 +81,11 @@ class ConfigTask:
     group: str = ""
     feature_source: str | None = None
     eval_split: str = "test"
+
+
+def cell(task: ConfigTask) -> tuple[str, int, int]:
+    """The task's grid cell ``(group, k, density_percentile)``."""
+    return task.group, task.k, task.density_percentile
 
 
 @dataclass
@@ -184,6 +114,11 @@ class ConfigResult:
     error: str = ""
     pid: int = 0
 
+    @property
+    def cell(self) -> tuple[str, int, int]:
+        """``(group, k, density_percentile)``."""
+        return self.group, self.k, self.density_percentile
+
     def metrics(self) -> dict[str, Any]:
         """The metrics as a plain dict (what ``results_grid`` maps a configuration to)."""
         return {
@@ -198,139 +133,48 @@ class ConfigResult:
             "n_unknown_clusters": self.n_unknown_clusters,
         }
 
-
-def _split_name(split: np.ndarray) -> str:
-    digest = xxhash.xxh3_64_hexdigest(np.ascontiguousarray(split).tobytes())
-    return f"split_{digest}"
-
-
-def _sample_names(split_name: str, size: int, seed: int) -> tuple[str, str]:
-    digest = split_name.removeprefix("split_")
-    tag = f"s{size}_seed{seed}_{digest}"
-    return f"silhouette_index_{tag}", f"silhouette_rows_{tag}"
-
-
-def _sample_arrays(
-    features: Any, labeled_mask: np.ndarray, size: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    from ssddbc.evaluation import silhouette_rows, silhouette_sample_indices
-
-    index = silhouette_sample_indices(labeled_mask, size, seed)
-    return index, silhouette_rows(features, index)
-
-
-def prepare_inputs(
-    store: KnnStore,
-    features: np.ndarray,
-    targets: np.ndarray,
-    known_mask: np.ndarray,
-    labeled_mask: np.ndarray,
-    eval_mask: np.ndarray,
-    *,
-    k_max: int,
-) -> SharedInputs:
-    """Ensure everything the configurations of one feature matrix share, once.
-
-    Runs at most one neighbour search and computes the pairwise distances (N <=
-    :data:`PAIRWISE_MAX_N`) or the sampled silhouette rows (larger N) at most once per
-    feature matrix; on a warm store it runs none of them.
-
-    Parameters
-    ----------
-    store : KnnStore
-        Any knncache backend.
-    features : ndarray of shape (N, d)
-        Validated features.
-    targets, known_mask, labeled_mask, eval_mask : ndarray of shape (N,)
-        Validated split arrays.
-    k_max : int
-        The largest k of the grid.
-
-    Returns
-    -------
-    SharedInputs
-    """
-    n = int(features.shape[0])
-    has_pairwise = n <= PAIRWISE_MAX_N
-    width = k_max if has_pairwise else min(n - 1, max(k_max, CANDIDATE_WIDTH))
-    searches_before = store.stats["searches"]
-    ref = store.ensure(features, width, store_features=True)
-    searched = store.stats["searches"] > searches_before
-
-    split = np.stack(
-        [
-            np.asarray(targets, dtype=np.int64),
-            np.asarray(known_mask, dtype=np.int64),
-            np.asarray(labeled_mask, dtype=np.int64),
-            np.asarray(eval_mask, dtype=np.int64),
-        ]
-    )
-    name = _split_name(split)
-    store.ensure_array(ref, name, lambda _features: split)
-
-    if has_pairwise:
-        from ssddbc._distances import pairwise_euclidean
-
-        store.ensure_array(ref, PAIRWISE_ARRAY, pairwise_euclidean)
-        return SharedInputs(ref=ref, split_array=name, has_pairwise=True, searched=searched)
-
-    from ssddbc.evaluation import SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED
-
-    labeled = np.asarray(labeled_mask, dtype=bool)
-    size = min(SILHOUETTE_SAMPLE_SIZE, int(np.count_nonzero(~labeled)))
-    index_name, rows_name = _sample_names(name, SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED)
-    if size:
-        computed: dict[str, np.ndarray] = {}
-
-        def sample_index(feats: Any) -> np.ndarray:
-            index, rows = _sample_arrays(feats, labeled, SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED)
-            computed["rows"] = rows
-            return index
-
-        def sample_rows(feats: Any) -> np.ndarray:
-            rows = computed.pop("rows", None)
-            if rows is None:
-                rows = _sample_arrays(feats, labeled, SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED)[1]
-            return rows
-
-        store.ensure_array(ref, index_name, sample_index)
-        store.ensure_array(ref, rows_name, sample_rows)
-        computed.clear()
-    return SharedInputs(
-        ref=ref,
-        split_array=name,
-        has_pairwise=False,
-        searched=searched,
-        candidate_width=int(ref.k),
-        silhouette_sample=size,
-        silhouette_index_array=index_name if size else "",
-        silhouette_rows_array=rows_name if size else "",
-    )
+    @classmethod
+    def failed(cls, task: ConfigTask, error: str) -> ConfigResult:
+        """A failed result for ``task`` with a one-line ``error``."""
+        return cls(
+            group=task.group,
+            k=task.k,
+            density_percentile=task.density_percentile,
+            ok=False,
+            error=" ".join(error.split()),
+        )
 
 
 @dataclass
 class _Resources:
-    features: np.ndarray
-    neighbors: np.ndarray
-    distances: np.ndarray
-    pairwise: np.ndarray | None
-    split: np.ndarray
+    features: np.ndarray[Any, Any]
+    neighbors: np.ndarray[Any, Any]
+    distances: np.ndarray[Any, Any]
+    pairwise: np.ndarray[Any, Any] | None
+    split: np.ndarray[Any, Any]
     fallback: bool
-    sample_index: np.ndarray | None = None
-    sample_rows: np.ndarray | None = None
+    sample_index: np.ndarray[Any, Any] | None = None
+    sample_rows: np.ndarray[Any, Any] | None = None
 
 
 # Per-process cache of opened memory maps: a worker opens an entry's files once and every
 # later task on the same feature matrix only slices them. Bounded, since a batch run visits
 # one feature matrix after another. Locked: a Dask worker runs tasks in several threads.
+# The main process empties it when its run or call ends (clear_resources), so it maps no
+# file of a store it closed.
 _RESOURCES: OrderedDict[SharedInputs, _Resources] = OrderedDict()
 _RESOURCES_MAX = 2
 _RESOURCES_LOCK = threading.Lock()
 
 
+def clear_resources() -> None:
+    """Drop every memory map this process opened for tasks (call when a store closes)."""
+    with _RESOURCES_LOCK:
+        _RESOURCES.clear()
+
+
 def _open_resources(task: ConfigTask) -> _Resources:
-    shared = task.shared
-    key = shared  # frozen: the entry, the split and which shared arrays are in use
+    key = task.shared  # frozen: the entry, the split and which shared arrays are in use
     with _RESOURCES_LOCK:
         cached = _RESOURCES.get(key)
         if cached is not None:
@@ -368,18 +212,19 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
     shared = task.shared
     if task.feature_source is None:
         raise EntryNotFoundError(
-            shared.ref.path,
+            str(shared.ref.path),
             shared.ref.fingerprint,
             "the knncache entry vanished mid-run and this task has no feature file to "
             "recompute it from",
         )
     from ssddbc.data import load_superclass
+    from ssddbc.evaluation import evaluation_mask
 
     source = os.path.abspath(task.feature_source)
     data = load_superclass(os.path.dirname(os.path.dirname(source)), task.group)
     if fingerprint(data.features, shared.ref.metric) != shared.ref.fingerprint:
         raise EntryNotFoundError(
-            shared.ref.path,
+            str(shared.ref.path),
             shared.ref.fingerprint,
             f"the knncache entry vanished and the features in {source!r} changed since the "
             "run started; rerun the search",
@@ -390,32 +235,26 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
         KnnCacheWarning,
         stacklevel=2,
     )
+    eval_mask = evaluation_mask(
+        data.n,
+        train_size=data.train_size,
+        labeled_mask=data.labeled_mask,
+        mode=task.eval_split,  # type: ignore[arg-type]  # validated there
+    )
+    split = split_array(data.targets, data.known_mask, data.labeled_mask, eval_mask)
+    if split_name(split) != shared.split_array:
+        raise EntryNotFoundError(
+            str(shared.ref.path),
+            shared.ref.fingerprint,
+            f"the knncache entry vanished and the split in {source!r} changed since the run "
+            "started; rerun the search",
+        )
     graph = compute_knn(data.features, shared.ref.k, shared.ref.metric)
     pairwise = None
     if shared.has_pairwise:
         from ssddbc._distances import pairwise_euclidean
 
         pairwise = pairwise_euclidean(data.features)
-    from ssddbc.evaluation import evaluation_mask
-
-    eval_mask = evaluation_mask(
-        data.n, train_size=data.train_size, labeled_mask=data.labeled_mask, mode=task.eval_split
-    )
-    split = np.stack(
-        [
-            data.targets.astype(np.int64),
-            data.known_mask.astype(np.int64),
-            data.labeled_mask.astype(np.int64),
-            np.asarray(eval_mask, dtype=np.int64),
-        ]
-    )
-    if _split_name(split) != shared.split_array:
-        raise EntryNotFoundError(
-            shared.ref.path,
-            shared.ref.fingerprint,
-            f"the knncache entry vanished and the split in {source!r} changed since the run "
-            "started; rerun the search",
-        )
     res = _Resources(
         features=data.features,
         neighbors=graph.neighbors,
@@ -425,35 +264,26 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
         fallback=True,
     )
     if shared.silhouette_rows_array:
-        from ssddbc.evaluation import SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED
-
-        res.sample_index, res.sample_rows = _sample_arrays(
-            data.features, data.labeled_mask, SILHOUETTE_SAMPLE_SIZE, SILHOUETTE_SEED
+        res.sample_index, res.sample_rows = sample_arrays(
+            data.features, data.labeled_mask, shared.silhouette_request, shared.silhouette_seed
         )
     return res
 
 
-def run_configuration(
-    task: ConfigTask,
-) -> tuple[tuple[Any, ...], _Resources]:
-    """Run SS-DDBC for one task; return the algorithm's 8 outputs and the inputs used."""
+def run_configuration(task: ConfigTask) -> tuple[ClusteringResult, _Resources]:
+    """Run SS-DDBC for one task; return the algorithm's result and the inputs used."""
     from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
 
     res = _open_resources(task)
-    p = task.params
     out = adaptive_density_clustering(
         res.features,
-        res.split[_TARGETS],
-        res.split[_KNOWN].astype(bool),
-        res.split[_LABELED].astype(bool),
+        res.split[TARGETS],
+        res.split[KNOWN].astype(bool),
+        res.split[LABELED].astype(bool),
         k=task.k,
         density_percentile=task.density_percentile,
-        dense_method=p.dense_method,
-        co_mode=p.co_mode,
-        co_manual=p.co_manual,
-        assign_model=p.assign_model,
-        voting_k=p.voting_k,
-        # Matrix path: the first k columns. Otherwise the whole graph, whose extra columns
+        **task.params.as_kwargs(),
+        # Matrix route: the first k columns. Otherwise the whole graph, whose extra columns
         # the clustering uses as exact candidates.
         precomputed_knn=(
             (res.neighbors[:, : task.k], res.distances[:, : task.k])
@@ -462,7 +292,7 @@ def run_configuration(
         ),
         pairwise_distances=res.pairwise,
     )
-    return tuple(out), res
+    return ClusteringResult(*out), res
 
 
 def evaluate_config(task: ConfigTask) -> ConfigResult:
@@ -483,19 +313,24 @@ def evaluate_config(task: ConfigTask) -> ConfigResult:
     )
     try:
         out, res = run_configuration(task)
-        labels = np.asarray(out[0])
-        targets = res.split[_TARGETS]
-        labeled = res.split[_LABELED].astype(bool)
-        known = res.split[_KNOWN].astype(bool)
-        evaluated = res.split[_EVAL].astype(bool)
-        sampled = res.sample_rows is not None and res.pairwise is None
+        labels = np.asarray(out.labels)
+        targets = res.split[TARGETS]
+        labeled = res.split[LABELED].astype(bool)
+        known = res.split[KNOWN].astype(bool)
+        evaluated = res.split[EVAL].astype(bool)
+        rows = (
+            (res.sample_index, res.sample_rows)
+            if res.sample_index is not None and res.sample_rows is not None and res.pairwise is None
+            else None
+        )
+        sampled = rows is not None
         score = selection_score(
             labels,
             targets,
             labeled,
             pairwise_distances=res.pairwise,
             X=None if res.pairwise is not None else res.features,
-            silhouette_rows=(res.sample_index, res.sample_rows) if sampled else None,
+            silhouette_rows=rows,
         )
         all_acc, old_acc, new_acc = split_cluster_acc_v2(
             targets[evaluated], labels[evaluated], known[evaluated]
@@ -509,8 +344,8 @@ def evaluate_config(task: ConfigTask) -> ConfigResult:
         result.all_acc = float(all_acc)
         result.old_acc = float(old_acc)
         result.new_acc = float(new_acc)
-        result.n_clusters = int(out[1])
-        result.n_unknown_clusters = len(out[2])
+        result.n_clusters = int(out.n_clusters)
+        result.n_unknown_clusters = len(out.unknown_clusters)
         result.knn_fallback = res.fallback
     except Exception as exc:
         # Recorded, not raised: the search goes on and the exit status reports it.
@@ -519,50 +354,3 @@ def evaluate_config(task: ConfigTask) -> ConfigResult:
         result.error = f"{type(exc).__name__}: {exc}{where}"
     result.seconds = time.perf_counter() - start
     return result
-
-
-def _exit_with_parent(interval: float = 0.5) -> None:
-    """Start a daemon thread that ends this process once its parent is gone."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent:  # re-parented: the main process died
-                os._exit(1)
-
-    threading.Thread(target=watch, name="ssddbc-parent-watch", daemon=True).start()
-
-
-def init_worker(threads: int) -> None:
-    """Process-pool initializer: cap BLAS/OpenMP threads so workers × threads <= cores.
-
-    Workers also ignore SIGINT: Ctrl-C reaches the whole process group, and only the main
-    process should react (journal what finished, cancel the rest, tell how to resume). And
-    they exit when the main process dies (SIGKILL, OOM): a pool worker otherwise waits on
-    its task queue forever.
-    """
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent()
-    cap_threads(threads)
-
-
-def cap_threads(threads: int) -> None:
-    """Cap BLAS (threadpoolctl), OpenMP and faiss threads of this process at ``threads``.
-
-    The environment variables cover libraries loaded later (and their child processes);
-    threadpoolctl and faiss cover the ones already loaded.
-    """
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(threads)
-    except ImportError:  # pragma: no cover - faiss is a hard dependency of knncache
-        pass

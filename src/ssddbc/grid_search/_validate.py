@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -53,10 +55,19 @@ def validate_search_inputs(
 
 
 def _int_list(name: str, values: Iterable[int]) -> list[int]:
+    """The values as ints; a non-integral value (42.5) is refused, never truncated."""
     try:
-        out = [int(v) for v in values]
-    except (TypeError, ValueError):
+        raw = list(values)
+    except TypeError:
         raise SearchConfigError(name, f"expected integers, got {values!r}") from None
+    out: list[int] = []
+    for v in raw:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise SearchConfigError(name, f"expected integers, got {v!r}")
+        if isinstance(v, numbers.Integral) or (math.isfinite(float(v)) and float(v).is_integer()):
+            out.append(int(v))
+        else:
+            raise SearchConfigError(name, f"expected integers, got {v!r} (not truncated)")
     if not out:
         raise SearchConfigError(name, "is empty: nothing to search")
     if len(set(out)) != len(out):

@@ -14,8 +14,6 @@ influences which parameters are chosen.
 from __future__ import annotations
 
 import contextlib
-import math
-import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -23,20 +21,35 @@ from typing import Any
 
 import numpy as np
 
-from knncache import EphemeralStore, KnnCacheWarning, KnnStore, StoreWriteError
-from ssddbc._errors import SsddbcError
-from ssddbc.grid_search._execution import ProgressReporter, run_tasks
+from knncache import EphemeralStore, KnnStore
+from ssddbc._errors import SearchConfigError, SsddbcError
+from ssddbc.grid_search._execution import Engine, ProgressReporter, make_engine, run_tasks
+from ssddbc.grid_search._inputs import (
+    SharedInputs,
+    hold,
+    prepare_inputs,
+    prepare_with_fallback,
+)
+from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
+from ssddbc.grid_search._summary import select_best
 from ssddbc.grid_search._tasks import (
-    AlgorithmParams,
     ConfigResult,
     ConfigTask,
-    SharedInputs,
-    prepare_inputs,
+    clear_resources,
     run_configuration,
 )
 from ssddbc.grid_search._validate import validate_grid, validate_search_inputs
+from ssddbc.grid_search._workers import resolve_n_jobs
+from ssddbc.ssddbc._params import AlgorithmParams
 
-__all__ = ["ClusteringSearchResult", "SearchFailedError", "run_clustering_search_on_features"]
+__all__ = [
+    "AlgorithmParams",
+    "ClusteringSearchResult",
+    "SearchFailedError",
+    "SearchPlan",
+    "run_clustering_search_on_features",
+    "select_best",
+]
 
 
 class SearchFailedError(SsddbcError, RuntimeError):
@@ -98,19 +111,6 @@ class ClusteringSearchResult:
         return self.score
 
 
-def select_best(results: Iterable[ConfigResult], order: Sequence[tuple[int, int]]) -> ConfigResult:
-    """The successful result with the highest score; ties go to the first in grid order.
-
-    The grid order is k outer, density percentile inner, as the original serial search
-    visited it, so parallel and serial searches select the same cell.
-    """
-    rank = {cell: i for i, cell in enumerate(order)}
-    ok = [r for r in results if r.ok and not math.isnan(r.score)]
-    if not ok:
-        raise ValueError("no successful configuration")
-    return min(ok, key=lambda r: (-r.score, rank[(r.k, r.density_percentile)]))
-
-
 def run_clustering_search_on_features(
     features: np.ndarray,
     targets: Sequence[int] | np.ndarray,
@@ -127,6 +127,7 @@ def run_clustering_search_on_features(
     executor: Executor | None = None,
     eval_mask: Sequence[bool] | np.ndarray | None = None,
     params: AlgorithmParams | None = None,
+    plan: SearchPlan | None = None,
 ) -> ClusteringSearchResult:
     """Grid-search SS-DDBC's ``k`` and density percentile on in-memory features.
 
@@ -147,7 +148,9 @@ def run_clustering_search_on_features(
     silent : bool
         False shows a progress bar.
     max_workers : int or None
-        Local worker processes (None: the usable cores; 1: in this process, same code path).
+        Local worker processes, as joblib's ``n_jobs``: None or -1 every usable core, -2
+        all but one, 1 in this process (same code path); more than the usable cores is
+        capped with an :class:`~ssddbc.SsddbcWarning`; 0 is an error.
     return_all : bool
         Also return every configuration's metrics in ``results_grid``.
     store : KnnStore or None
@@ -165,7 +168,11 @@ def run_clustering_search_on_features(
         Samples the reported accuracies are computed on (default: the unlabelled samples,
         the standard GCD protocol). Never used for the selection.
     params : AlgorithmParams or None
-        Fixed algorithm options (default: median density, co mode 2, strategy 3).
+        Fixed algorithm options (default: ``AlgorithmParams()``, the table in
+        :mod:`ssddbc.ssddbc._params`).
+    plan : SearchPlan or None
+        Route thresholds (pairwise matrix or candidate graph; default
+        :data:`~ssddbc.grid_search._plan.DEFAULT_PLAN`).
 
     Returns
     -------
@@ -183,14 +190,23 @@ def run_clustering_search_on_features(
     del random_state  # deterministic algorithm: nothing to seed
     inputs = validate_search_inputs(features, targets, known_mask, labeled_mask, eval_mask)
     ks, dps = validate_grid(k_range, density_range, n_samples=inputs.features.shape[0])
-    params = params or AlgorithmParams()
+    if params is None:
+        params = AlgorithmParams()
+    elif not isinstance(params, AlgorithmParams):
+        raise SearchConfigError("params", f"expected an AlgorithmParams, got {params!r}")
+    plan = plan or DEFAULT_PLAN
+    n_workers = 1 if executor is not None else resolve_n_jobs(max_workers, name="max_workers")
 
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as scope:
+        # This call's scope: the memory maps this process opened (the rerun of the selected
+        # cell) are dropped, and a temporary store removed, when it ends.
         if store is None:
-            store = stack.enter_context(EphemeralStore())
-
-        def prepare(into: KnnStore) -> SharedInputs:
-            return prepare_inputs(
+            store = scope.enter_context(EphemeralStore())
+        scope.callback(clear_resources)
+        prepared = prepare_with_fallback(
+            store,
+            scope,
+            lambda into: prepare_inputs(
                 into,
                 inputs.features,
                 inputs.targets,
@@ -198,60 +214,37 @@ def run_clustering_search_on_features(
                 inputs.labeled_mask,
                 inputs.eval_mask,
                 k_max=max(ks),
-            )
-
-        searches_before = store.stats["searches"]
-        try:
-            shared = prepare(store)
-        except StoreWriteError as exc:
-            # A store that cannot be written must not kill the search: fall back to a
-            # private temporary store, and say so.
-            warnings.warn(
-                f"cannot write to knncache store {store.root}: {exc}; using a temporary "
-                "store for this call",
-                KnnCacheWarning,
-                stacklevel=2,
-            )
-            store = stack.enter_context(EphemeralStore())
-            searches_before = 0
-            shared = prepare(store)
-        searches = store.stats["searches"] - searches_before
-        try:
-            return _search(
-                shared, ks, dps, params, max_workers, executor, silent, return_all, searches
-            )
-        finally:
-            # Let a size-bounded store evict this entry later (a training loop calls us with
-            # new features every few epochs).
-            store.release(shared.ref)
+                plan=plan,
+                pin_into=scope,
+            ),
+            what=f"knncache store {store.root}",
+        )
+        hold(scope, prepared)
+        order = [(k, dp) for k in ks for dp in dps]
+        engine = make_engine(n_workers, len(order), executor)
+        return _search(
+            prepared.shared, order, params, engine, silent, return_all, prepared.searches
+        )
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _search(
     shared: SharedInputs,
-    ks: list[int],
-    dps: list[int],
+    order: list[tuple[int, int]],
     params: AlgorithmParams,
-    max_workers: int | None,
-    executor: Executor | None,
+    engine: Engine,
     silent: bool,
     return_all: bool,
     searches: int,
 ) -> ClusteringSearchResult:
-    order = [(k, dp) for k in ks for dp in dps]
     tasks = [
         ConfigTask(shared=shared, k=k, density_percentile=dp, params=params) for k, dp in order
     ]
     results: list[ConfigResult] = []
     progress = ProgressReporter(len(tasks), "SS-DDBC grid search", enabled=not silent)
     try:
-        run_tasks(
-            tasks,
-            max_workers=max_workers,
-            executor=executor,
-            on_result=results.append,
-            progress=progress,
-        )
+        with engine:
+            run_tasks(tasks, engine=engine, on_result=results.append, progress=progress)
     finally:
         progress.close()
 
@@ -267,19 +260,19 @@ def _search(
         shared=shared, k=best.k, density_percentile=best.density_percentile, params=params
     )
     out, _ = run_configuration(best_task)
-    core_clusters = out[6]
+    core_clusters = out.core_clusters
     core = sorted({int(i) for cluster in core_clusters for i in cluster})
     grid = None
     if return_all:
         by_cell = {(r.k, r.density_percentile): r for r in results}
         grid = {cell: by_cell[cell].metrics() for cell in order if by_cell[cell].ok}
     return ClusteringSearchResult(
-        labels=np.asarray(out[0]).copy(),
+        labels=np.array(out.labels, copy=True),
         core_points=np.asarray(core, dtype=np.int64),
         best_params={"k": best.k, "density_percentile": best.density_percentile},
         score=best.score,
-        n_clusters=int(out[1]),
-        densities=np.asarray(out[7]).copy(),
+        n_clusters=int(out.n_clusters),
+        densities=np.array(out.densities, copy=True),
         results_grid=grid,
         errors=errors,
         knn_searches=searches,

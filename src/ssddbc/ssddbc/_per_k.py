@@ -26,12 +26,8 @@ from typing import Any
 import numpy as np
 
 from ssddbc._errors import InvalidInputError
-from ssddbc.ssddbc.adaptive_clustering import (
-    ClusteringResult,
-    _prepare_k,
-    _run_percentile,
-    _validate_inputs,
-)
+from ssddbc.ssddbc._result import ClusteringResult
+from ssddbc.ssddbc.adaptive_clustering import _prepare_k, _run_percentile, _validate_inputs
 
 __all__ = ["cluster_percentiles"]
 
@@ -59,8 +55,9 @@ def cluster_percentiles(
     silent: bool = True,
     detail_dense: bool = False,
     label_guide: bool = False,
+    metric: str = "euclidean",
     graph_candidates: bool = True,
-) -> list[ClusteringResult]:
+) -> list[ClusteringResult | tuple[Any, ...]]:
     """Run SS-DDBC at one ``k`` for several density percentiles, sharing the per-k work.
 
     Parameters
@@ -72,7 +69,7 @@ def cluster_percentiles(
         allowed.
     dense_method, co_mode, co_manual, assign_model, voting_k, precomputed_knn, \
 pairwise_distances, random_state, train_size, eval_dense, eval_version, fast_mode, silent, \
-detail_dense, label_guide
+detail_dense, label_guide, metric
         As in :func:`~ssddbc.ssddbc.adaptive_clustering.adaptive_density_clustering`, the
         same for every percentile.
     graph_candidates : bool
@@ -115,10 +112,12 @@ detail_dense, label_guide
         precomputed_knn=precomputed_knn,
         pairwise_distances=pairwise_distances,
         eval_dense=eval_dense,
+        eval_version=eval_version,
         fast_mode=fast_mode,
+        metric=metric,
     )
     per_k = _prepare_k(inputs, candidates_with_matrix=graph_candidates)
-    results = []
+    results: list[ClusteringResult | tuple[Any, ...]] = []
     for i, p in enumerate(inputs.percentiles):
         if i:  # every result returns the per-k arrays: give each its own copy
             per_k = replace(

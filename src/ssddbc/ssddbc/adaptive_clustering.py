@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
+from ssddbc._metric import (
+    check_metric,
+    cosine_candidate_graph,
+    cosine_to_euclidean,
+    l2_normalize,
+)
 from ssddbc._validation import (
     as_candidate_graph,
     as_features,
@@ -38,6 +45,7 @@ from ssddbc._validation import (
     check_choice,
     check_int,
     check_percentile,
+    warn_labeled_outside_known,
 )
 from ssddbc.density.density_estimation import (
     DENSITY_METHODS,
@@ -45,10 +53,11 @@ from ssddbc.density.density_estimation import (
     compute_relative_density,
     identify_high_density_points,
 )
+from ssddbc.ssddbc._result import ClusteringResult
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.assignment import ASSIGN_MODELS, assign_sparse_points
 from ssddbc.ssddbc.clustering import (
-    cluster_label_rule,
+    category_labels_of,
     grow_core_clusters,
     high_density_neighbors,
 )
@@ -58,40 +67,58 @@ from ssddbc.ssddbc.unknown import identify_unknown_clusters_from_predictions
 
 __all__ = ["adaptive_density_clustering"]
 
-ClusteringResult = tuple[
-    npt.NDArray[np.int64],
-    int,
-    list[int],
-    list[set[int]],
-    dict[int, int],
-    npt.NDArray[np.int64],
-    list[set[int]],
-    npt.NDArray[np.float64],
-]
-
 
 def _category_labels(
     clusters: list[set[int]], labeled_mask: npt.NDArray[np.bool_], targets: npt.NDArray[np.int64]
 ) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for cid, members in enumerate(clusters):
-        idx = np.fromiter(members, dtype=np.int64, count=len(members))
-        lab = targets[idx[labeled_mask[idx]]]
-        values, counts = np.unique(lab, return_counts=True)
-        label = cluster_label_rule(
-            len(members), int(lab.size), dict(zip(values.tolist(), counts.tolist(), strict=True))
+    labels = category_labels_of(clusters, labeled_mask, targets)
+    return {cid: label for cid, label in labels.items() if label is not None}
+
+
+def _evaluate_dense(
+    core_labels: npt.NDArray[np.int64],
+    targets: npt.NDArray[np.int64],
+    known: npt.NDArray[np.bool_],
+    eval_version: str,
+    neighbors: npt.NDArray[np.int64],
+    densities: npt.NDArray[np.float64],
+) -> tuple[Any, ...]:
+    """The original's ``eval_dense`` return: core labels scored over the clustered points."""
+    from ssddbc.ssddbc.analysis import evaluate_high_density_clustering
+
+    all_acc, old_acc, new_acc, n_core, _ = evaluate_high_density_clustering(
+        core_labels, targets, known, eval_version
+    )
+    return core_labels, n_core, [], all_acc, old_acc, new_acc, None, neighbors, None, densities
+
+
+def _check_cosine_pairwise(pairwise: npt.NDArray[Any], u: npt.NDArray[np.float32]) -> None:
+    """Spot-check a few entries: the matrix must hold distances between the unit rows."""
+    n = u.shape[0]
+    rows = np.arange(min(n, 8), dtype=np.int64)
+    cols = (rows * 7 + 1) % n
+    expected = euclidean_block(u[rows], u[cols]).diagonal()
+    got = np.asarray(pairwise[rows, cols], dtype=np.float64)
+    if not np.allclose(got, expected, rtol=1e-4, atol=1e-6):
+        raise InvalidInputError(
+            "pairwise_distances",
+            "does not hold the Euclidean distances of the L2-normalised features; with "
+            "metric='cosine' pass pairwise_euclidean(ssddbc._metric.l2_normalize(X))",
         )
-        if label is not None:
-            out[cid] = int(label)
-    return out
 
 
 @dataclass(frozen=True)
 class _Inputs:
-    """Validated inputs of one feature matrix and one ``k`` (all percentiles)."""
+    """Validated inputs of one feature matrix and one ``k`` (all percentiles).
+
+    Under ``metric="cosine"``, ``x`` holds the L2-normalised rows ``U`` and ``x_raw`` the
+    features as given (what knncache searches), and ``knn`` (when given) carries the graph's
+    distances already converted to Euclidean distances of unit vectors.
+    """
 
     x: npt.NDArray[Any]
     y: npt.NDArray[np.int64]
+    known: npt.NDArray[np.bool_]
     labeled: npt.NDArray[np.bool_]
     k: int
     percentiles: list[float]
@@ -104,6 +131,10 @@ class _Inputs:
     raw_knn: Any
     pairwise: npt.NDArray[Any] | None
     fast_mode: bool
+    eval_dense: bool
+    eval_version: str
+    metric: str
+    x_raw: npt.NDArray[Any] | None
 
 
 @dataclass(frozen=True)
@@ -133,21 +164,21 @@ def _validate_inputs(
     precomputed_knn: Any,
     pairwise_distances: Any,
     eval_dense: bool,
+    eval_version: str,
     fast_mode: bool,
+    metric: str,
 ) -> _Inputs:
-    """Every check of :func:`adaptive_density_clustering`, in its order, before any work."""
+    """Every check of :func:`adaptive_density_clustering`, in its order, before any work.
+
+    Warns (:class:`~ssddbc._errors.SsddbcWarning`, at the public function's caller) once
+    if labelled samples lie outside the known classes.
+    """
+    metric = check_metric(metric)
     x = as_features(X, "X")
     n = x.shape[0]
     y = as_targets(targets, n, "targets")
     known = as_mask(known_mask, "known_mask", n)
     labeled = as_mask(labeled_mask, "labeled_mask", n)
-    outside = np.flatnonzero(labeled & ~known)
-    if outside.size:
-        raise InvalidInputError(
-            "labeled_mask",
-            f"{outside.size} labelled sample(s) are not of a known class "
-            f"(first: index {int(outside[0])}); labeled_mask must be a subset of known_mask",
-        )
     k = check_int(k, "k", 1, n - 1)
     checked = [check_percentile(p, "density_percentile") for p in percentiles]
     dense_method = check_choice(dense_method, "dense_method", DENSITY_METHODS)
@@ -156,17 +187,25 @@ def _validate_inputs(
     voting_k = check_int(voting_k, "voting_k", 1)
     if co_mode == 1:
         compute_co_value(1, None, None, None, k, co_manual)  # validates co_manual
-    if eval_dense:
-        raise InvalidInputError(
-            "eval_dense",
-            "the high-density-only evaluation mode is not supported; "
-            "evaluate the returned core_clusters instead",
-        )
+    if eval_dense and eval_version not in ("v1", "v2"):
+        raise InvalidInputError("eval_version", f"expected 'v1' or 'v2', got {eval_version!r}")
     knn = None if precomputed_knn is None else as_precomputed_knn(precomputed_knn, n, k)
     pairwise = None if pairwise_distances is None else as_pairwise(pairwise_distances, n)
+    # stacklevel 4: warn_labeled_outside_known <- here <- the public function <- its caller
+    warn_labeled_outside_known(known, labeled, stacklevel=4)
+    x_raw = None
+    if metric == "cosine":
+        # Cosine is Euclidean on the unit rows (ssddbc._metric): the graph's 1 - cos become
+        # sqrt(2 (1 - cos)), and every later distance is measured between rows of U.
+        x_raw, x = x, l2_normalize(x, "X")
+        if knn is not None:
+            knn = (knn[0], cosine_to_euclidean(knn[1]))
+        if pairwise is not None:
+            _check_cosine_pairwise(pairwise, x)
     return _Inputs(
         x=x,
         y=y,
+        known=known,
         labeled=labeled,
         k=k,
         percentiles=checked,
@@ -179,20 +218,33 @@ def _validate_inputs(
         raw_knn=precomputed_knn,
         pairwise=pairwise,
         fast_mode=fast_mode,
+        eval_dense=eval_dense,
+        eval_version=eval_version,
+        metric=metric,
+        x_raw=x_raw,
     )
 
 
 def _prepare_k(inputs: _Inputs, candidates_with_matrix: bool = False) -> _PerK:
     """Densities, relative densities, the cutoff and the distance source of one ``k``.
 
-    With ``candidates_with_matrix``, a float32 ``precomputed_knn`` serves as candidates even
+    With ``candidates_with_matrix``, a float32 neighbour graph (``precomputed_knn`` or the
+    one computed here; under cosine its provably exact columns) serves as candidates even
     when the matrix is given (the matrix then answers only the rows they leave undecided):
     same results, see :mod:`ssddbc.ssddbc._candidates`.
     """
     x, k, n = inputs.x, inputs.k, inputs.x.shape[0]
+    knn = inputs.knn
+    cosine_graph: Any = None
+    if inputs.metric == "cosine" and knn is None:
+        from knncache import compute_knn  # the same search a knncache store runs
+
+        cosine_graph = compute_knn(inputs.x_raw, k, "cosine")
+        nb, dist = as_precomputed_knn(cosine_graph, n, k)
+        knn = (nb, cosine_to_euclidean(dist))
     # ---- 1. densities, relative densities ------------------------------------------------
     densities, knn_dist, neighbors = compute_density(
-        x if inputs.knn is None else None, k, inputs.dense_method, inputs.knn
+        x if knn is None else None, k, inputs.dense_method, knn
     )
     relative = compute_relative_density(densities, neighbors, k)
     # ---- 2. cutoff ------------------------------------------------------------------------
@@ -202,7 +254,12 @@ def _prepare_k(inputs: _Inputs, candidates_with_matrix: bool = False) -> _PerK:
     if inputs.pairwise is None or candidates_with_matrix:
         # The neighbour graph (all its columns) decides most distance questions exactly;
         # blocks are computed (or read from the matrix) only for the rows it cannot decide.
-        if inputs.knn is None:
+        if inputs.metric == "cosine":
+            if cosine_graph is None:
+                cosine_graph = as_candidate_graph(inputs.raw_knn, n, k)
+            if cosine_graph is not None:
+                candidates = cosine_candidate_graph(cosine_graph[0], cosine_graph[1], x)
+        elif inputs.knn is None:
             candidates = (neighbors, knn_dist.astype(np.float32))
         else:
             candidates = as_candidate_graph(inputs.raw_knn, n, k)
@@ -210,14 +267,17 @@ def _prepare_k(inputs: _Inputs, candidates_with_matrix: bool = False) -> _PerK:
     return _PerK(densities, neighbors, relative, co, source)
 
 
-def _run_percentile(inputs: _Inputs, per_k: _PerK, percentile: float) -> ClusteringResult:
+def _run_percentile(
+    inputs: _Inputs, per_k: _PerK, percentile: float
+) -> ClusteringResult | tuple[Any, ...]:
     """Doc sections 1 (the high-density set) and 3-6 for one percentile."""
     x, y, labeled, source = inputs.x, inputs.y, inputs.labeled, per_k.source
+    densities, neighbors = per_k.densities, per_k.neighbors
     high_idx = np.flatnonzero(identify_high_density_points(per_k.relative, percentile))
 
     # ---- 3. core clusters ----------------------------------------------------------------
     nbr_lists = high_density_neighbors(source, high_idx, inputs.k, per_k.co)
-    core_labels, _ = grow_core_clusters(high_idx, nbr_lists, labeled, y, per_k.densities)
+    core_labels, _ = grow_core_clusters(high_idx, nbr_lists, labeled, y, densities)
 
     # ---- 4. small-cluster merge ----------------------------------------------------------
     core_labels = merge_isolated_core_clusters(core_labels, x, y, labeled, source)
@@ -225,6 +285,10 @@ def _run_percentile(inputs: _Inputs, per_k: _PerK, percentile: float) -> Cluster
     order = np.argsort(core_labels, kind="stable")
     bounds = np.searchsorted(core_labels[order], np.arange(-1, n_core + 1))
     core_clusters = [set(order[bounds[c + 1] : bounds[c + 2]].tolist()) for c in range(n_core)]
+    if inputs.eval_dense:
+        return _evaluate_dense(
+            core_labels, y, inputs.known, inputs.eval_version, neighbors, densities
+        )
 
     # ---- 5. assignment -------------------------------------------------------------------
     labels = assign_sparse_points(core_labels, source, inputs.assign_model, inputs.voting_k)
@@ -238,8 +302,9 @@ def _run_percentile(inputs: _Inputs, per_k: _PerK, percentile: float) -> Cluster
         unknown = identify_unknown_clusters_from_predictions(labels, labeled)
         category = _category_labels(clusters, labeled, y)
     n_clusters = int(np.unique(labels).size)
-    densities, neighbors = per_k.densities, per_k.neighbors
-    return labels, n_clusters, unknown, clusters, category, neighbors, core_clusters, densities
+    return ClusteringResult(
+        labels, n_clusters, unknown, clusters, category, neighbors, core_clusters, densities
+    )
 
 
 def adaptive_density_clustering(
@@ -249,23 +314,24 @@ def adaptive_density_clustering(
     labeled_mask: Any,
     k: int = 10,
     density_percentile: float = 75,
-    *,
-    dense_method: int = 1,
-    co_mode: int = 2,
-    co_manual: float | None = None,
-    assign_model: int = 3,
-    voting_k: int = 5,
-    precomputed_knn: Any = None,
-    pairwise_distances: Any = None,
     random_state: int | None = 0,
     train_size: int | None = None,
+    co_mode: int = 2,
+    co_manual: float | None = None,
     eval_dense: bool = False,
     eval_version: str = "v1",
     fast_mode: bool = False,
-    silent: bool = True,
+    dense_method: int = 1,
+    assign_model: int = 3,
+    voting_k: int = 5,
     detail_dense: bool = False,
     label_guide: bool = False,
-) -> ClusteringResult:
+    *,
+    precomputed_knn: Any = None,
+    pairwise_distances: Any = None,
+    silent: bool = True,
+    metric: str = "euclidean",
+) -> ClusteringResult | tuple[Any, ...]:
     """Run SS-DDBC on one feature matrix with one configuration.
 
     Parameters
@@ -278,8 +344,9 @@ def adaptive_density_clustering(
     known_mask : array_like
         ``(N,)`` boolean (or 0/1): the sample's class is a known class.
     labeled_mask : array_like
-        ``(N,)`` boolean (or 0/1): the sample's label may be used; must be a subset of
-        ``known_mask``.
+        ``(N,)`` boolean (or 0/1): the sample's label may be used. Labelled samples outside
+        ``known_mask`` are accepted with an :class:`~ssddbc._errors.SsddbcWarning` and used
+        like any labelled sample, as the original used them.
     k : int
         Neighbours, ``1 <= k < N``.
     density_percentile : float
@@ -299,10 +366,11 @@ def adaptive_density_clustering(
     voting_k : int
         Voters for ``assign_model=2``.
     precomputed_knn : tuple, optional
-        ``(neighbors, distances)`` of the exact Euclidean graph (self excluded, rows in
-        (distance, index) order) with at least ``k`` columns, e.g. a ``knncache.KnnGraph``
-        computed at a larger ``k``; densities and the cutoff use only the first ``k``
-        columns. Computed with ``knncache.compute_knn`` when omitted. Without
+        ``(neighbors, distances)`` of the exact Euclidean graph (the cosine graph under
+        ``metric="cosine"``; self excluded, rows in (distance, index) order) with at least
+        ``k`` columns, e.g. a ``knncache.KnnGraph`` computed at a larger ``k``; densities
+        and the cutoff use only the first ``k`` columns. Computed with
+        ``knncache.compute_knn`` when omitted. Without
         ``pairwise_distances``, all ``M >= k`` columns of a float32 graph (knncache's) also
         serve as candidates: within-H neighbours, the small-cluster merge and assignment
         strategies 2 and 3 are answered exactly from them wherever they decide, and from
@@ -316,10 +384,12 @@ def adaptive_density_clustering(
     train_size : int, optional
         Accepted for compatibility (the original only used it for logging).
     eval_dense : bool
-        The original's high-density-only evaluation mode; not supported here (evaluate the
-        returned ``core_clusters`` with :mod:`ssddbc.evaluation` instead). Must be False.
-    eval_version : str
-        Only meaningful with ``eval_dense``; accepted and ignored.
+        The original's high-density-only evaluation: stop after the small-cluster merge,
+        skip the assignment, and return the core labels with their All/Old/New accuracy
+        over the clustered (high-density) points (see Returns).
+    eval_version : {"v1", "v2"}
+        Accuracy version of the ``eval_dense`` evaluation
+        (:func:`ssddbc.evaluation.split_cluster_acc_v1` / ``_v2``); otherwise unused.
     fast_mode : bool
         As in the original: skip the unknown-cluster ids and the category labels (return
         ``[]`` and ``{}``); labels are unaffected.
@@ -327,9 +397,31 @@ def adaptive_density_clustering(
         Accepted for compatibility; nothing is printed or logged.
     label_guide : bool
         Accepted for compatibility; ignored, as in the original's latest version.
+    metric : {"euclidean", "cosine"}
+        ``"euclidean"`` (default) is the published algorithm. ``"cosine"`` runs it on the
+        L2-normalised rows ``U = ssddbc._metric.l2_normalize(X)`` in Euclidean units: the
+        neighbour graph is knncache's cosine graph of ``X`` (computed with
+        ``knncache.compute_knn(X, k, "cosine")`` when ``precomputed_knn`` is omitted; pass a
+        knncache cosine graph, distances ``1 - cos``, otherwise), its distances ``c`` enter
+        the densities and the cutoff as ``sqrt(2 c)`` (the Euclidean distance of unit
+        vectors), and every other distance is Euclidean between rows of ``U``
+        (``pairwise_distances`` must then be ``pairwise_euclidean(U)``). Without a matrix,
+        the columns of the cosine graph that provably give the exact order in those
+        distances serve as candidates, as a Euclidean graph's do. See :mod:`ssddbc._metric`.
+
+    The parameters up to ``label_guide`` are positional in the original's order, with its
+    defaults except ``dense_method=1`` and ``assign_model=3``: the original's defaults (0 and
+    2) made it raise, since it implemented only these two; here every method of the
+    document is implemented. ``precomputed_knn``, ``pairwise_distances`` and ``silent`` are
+    this package's additions, keyword-only.
 
     Returns
     -------
+    With ``eval_dense=True``, the original's 10-tuple ``(core_labels, n_clusters, [],
+    all_acc, old_acc, new_acc, None, neighbors, None, densities)``: ``core_labels`` is
+    ``-1`` outside the core clusters, ``n_clusters`` and the accuracies are over the
+    clustered points only (``0, 0.0, 0.0, 0.0`` when there is none). Otherwise:
+
     labels : numpy.ndarray
         int64 ``(N,)`` cluster id of every sample, ``0..C-1``.
     n_clusters : int
@@ -354,9 +446,12 @@ def adaptive_density_clustering(
     ------
     InvalidInputError
         Any bad input, before any work: mismatched lengths, masks that are neither boolean
-        nor 0/1, labelled samples outside the known classes, ``k`` out of range, percentile
+        nor 0/1, ``k`` out of range, an ``eval_version`` other than "v1"/"v2", percentile
         outside ``[0, 100]``, NaN/inf features, unknown ``dense_method`` / ``co_mode`` /
-        ``assign_model``, a malformed ``precomputed_knn`` or ``pairwise_distances``.
+        ``assign_model``, a malformed ``precomputed_knn`` or ``pairwise_distances``, an
+        unknown ``metric``; under cosine also an all-zero feature row, a graph with a
+        distance above 2 (not a cosine graph) or a matrix that is not the normalised
+        features' distances.
     """
     inputs = _validate_inputs(
         X,
@@ -373,6 +468,8 @@ def adaptive_density_clustering(
         precomputed_knn=precomputed_knn,
         pairwise_distances=pairwise_distances,
         eval_dense=eval_dense,
+        eval_version=eval_version,
         fast_mode=fast_mode,
+        metric=metric,
     )
     return _run_percentile(inputs, _prepare_k(inputs), inputs.percentiles[0])

@@ -31,7 +31,12 @@ from ssddbc.ssddbc._select import mean_of_smallest_per_group, smallest_per_row
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.clustering import core_point_order
 
-__all__ = ["ASSIGN_MODELS", "assign_sparse_points", "build_prototypes"]
+__all__ = [
+    "ASSIGN_MODELS",
+    "assign_sparse_points",
+    "assign_sparse_points_density_based",
+    "build_prototypes",
+]
 
 ASSIGN_MODELS: dict[int, str] = {
     1: "nearest cluster mean",
@@ -128,4 +133,82 @@ def assign_sparse_points(
             out[todo[sl]] = np.argmin(d, axis=1)
     else:  # validated by the caller; kept as a guard for direct use
         raise InvalidInputError("assign_model", f"expected one of [1, 2, 3], got {assign_model!r}")
+    return out
+
+
+# ---- the original research code's API ---------------------------------------------------
+
+
+def assign_sparse_points_density_based(
+    X: Any,
+    clusters: Any,
+    cluster_labels: Any,
+    densities: Any,
+    neighbors: Any,
+    labeled_mask: Any,
+    targets: Any,
+    label_threshold: float = 0.1,
+    purity_threshold: float = 0.8,
+    train_size: int | None = None,
+    silent: bool = False,
+    voting_k: int = 5,
+    assign_model: int = 3,
+    label_guide: bool = False,
+    *,
+    pairwise_distances: Any = None,
+) -> npt.NDArray[np.int64]:
+    """Assign every point with ``cluster_labels == -1`` to a cluster (the original's step 5).
+
+    :func:`assign_sparse_points` with the original's arguments. Cluster ``i`` is the set
+    ``clusters[i]``; only its members count as its points (empty sets are skipped), and the
+    points already labelled keep their label.
+
+    Parameters
+    ----------
+    X : array_like
+        ``(N, d)`` features.
+    clusters : sequence of sets
+        Core members of each cluster id.
+    cluster_labels : array_like
+        ``(N,)`` ids, ``-1`` for the points to assign.
+    assign_model : {1, 2, 3}
+        As in :func:`~ssddbc.ssddbc.adaptive_clustering.adaptive_density_clustering` (the
+        original implemented only 3, its documented default; its signature said 2, which it
+        refused).
+    voting_k : int
+        Voters for ``assign_model=2``.
+    densities, neighbors, labeled_mask, targets, label_threshold, purity_threshold,
+    train_size, silent, label_guide
+        Accepted for compatibility; the original's strategy 3 did not use them either.
+    pairwise_distances : numpy.ndarray, optional
+        Keyword-only ``(N, N)`` distances of ``X`` (only speed changes).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 ``(N,)`` labels.
+    """
+    from ssddbc._validation import as_features, as_pairwise, as_targets, check_choice, check_int
+
+    x = as_features(X, "X", min_rows=1)
+    n = x.shape[0]
+    given = as_targets(cluster_labels, n, "cluster_labels")
+    model = check_choice(assign_model, "assign_model", ASSIGN_MODELS)
+    kv = check_int(voting_k, "voting_k", 1)
+    pairwise = None if pairwise_distances is None else as_pairwise(pairwise_distances, n)
+    core = np.full(n, -1, dtype=np.int64)
+    ids: list[int] = []
+    for cid, members in enumerate(clusters):
+        idx = np.fromiter((int(i) for i in members), dtype=np.int64)
+        if idx.size:
+            if idx.min() < 0 or idx.max() >= n:
+                raise InvalidInputError("clusters", f"member indices must lie in [0, {n})")
+            core[idx] = len(ids)
+            ids.append(cid)
+    todo = given < 0
+    out: npt.NDArray[np.int64] = given.copy()
+    if not ids or not todo.any():
+        return out
+    assigned = assign_sparse_points(core, DistanceSource(x, pairwise), model, kv)
+    out[todo] = np.asarray(ids, dtype=np.int64)[assigned[todo]]
     return out

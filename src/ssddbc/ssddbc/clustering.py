@@ -39,6 +39,8 @@ from ssddbc.ssddbc._source import DistanceSource
 
 __all__ = [
     "MIN_CLUSTER_SIZE_FOR_LABEL",
+    "build_clusters_ssddbc",
+    "category_labels_of",
     "cluster_label_rule",
     "grow_core_clusters",
     "high_density_neighbors",
@@ -68,6 +70,22 @@ def cluster_label_rule(size: int, n_labeled: int, counts: dict[int, int]) -> int
     label, best = max(counts.items(), key=lambda kv: kv[1])
     # A tie for the maximum can never reach 80%, so max()'s tie order is irrelevant.
     return label if 5 * best >= 4 * n_labeled else None
+
+
+def category_labels_of(
+    clusters: list[set[int]], labeled_mask: npt.NDArray[np.bool_], targets: npt.NDArray[np.int64]
+) -> dict[int, int | None]:
+    """:func:`cluster_label_rule` of every cluster (by position): label or ``None``."""
+    out: dict[int, int | None] = {}
+    for cid, members in enumerate(clusters):
+        idx = np.fromiter(members, dtype=np.int64, count=len(members))
+        lab = targets[idx[labeled_mask[idx]]]
+        values, counts = np.unique(lab, return_counts=True)
+        label = cluster_label_rule(
+            len(members), int(lab.size), dict(zip(values.tolist(), counts.tolist(), strict=True))
+        )
+        out[cid] = None if label is None else int(label)
+    return out
 
 
 def high_density_neighbors(
@@ -391,3 +409,108 @@ def core_point_order(labels: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int6
     sizes = np.bincount(labels[core]) if core.size else np.zeros(0, dtype=np.int64)
     bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     return cols, bounds
+
+
+# ---- the original research code's API ---------------------------------------------------
+
+
+def build_clusters_ssddbc(
+    X: Any,
+    high_density_mask: Any,
+    neighbors: Any,
+    labeled_mask: Any,
+    targets: Any,
+    densities: Any,
+    known_mask: Any,
+    k: int = 10,
+    co: Any = None,
+    silent: bool = False,
+    logger: Any = None,
+    train_size: int | None = None,
+    *,
+    pairwise_distances: Any = None,
+) -> tuple[
+    list[set[int]], npt.NDArray[np.int64], dict[int, npt.NDArray[np.int64]], dict[int, int | None]
+]:
+    """Grow the core clusters over the high-density points (the original's step-3 function).
+
+    :func:`high_density_neighbors` then :func:`grow_core_clusters`, with the original's
+    arguments and return value.
+
+    Parameters
+    ----------
+    X : array_like
+        ``(N, d)`` features.
+    high_density_mask : array_like
+        ``(N,)`` boolean: the high-density set ``H``.
+    neighbors : array_like
+        ``(N, k)`` global neighbour indices; accepted for compatibility (the within-H
+        neighbours are computed within ``H``, as in the original).
+    labeled_mask, targets, densities, known_mask : array_like
+        ``(N,)`` arrays. Labelled samples outside ``known_mask`` are used like any labelled
+        sample (with an :class:`~ssddbc._errors.SsddbcWarning`).
+    k : int
+        Neighbours within ``H``.
+    co : float or array_like
+        Cutoff: a scalar, or ``(N,)`` per point. Required (the original failed without it).
+    silent, logger, train_size
+        Accepted for compatibility; nothing is printed or logged.
+    pairwise_distances : numpy.ndarray, optional
+        Keyword-only: ``(N, N)`` distances of ``X`` (only speed changes).
+
+    Returns
+    -------
+    clusters : list of set of int
+        Members of each non-empty cluster, ids ``0..C-1`` in creation order.
+    cluster_labels : numpy.ndarray
+        int64 ``(N,)``: cluster id, ``-1`` outside ``H``.
+    high_density_neighbors_map : dict
+        Each point of ``H`` -> int64 array of its KNN_co within ``H``.
+    cluster_category_labels : dict
+        Cluster id -> category label or ``None`` (:func:`cluster_label_rule`), every cluster.
+
+    Raises
+    ------
+    InvalidInputError
+        Malformed arrays, ``k`` out of range, or a missing or malformed ``co``.
+    """
+    from ssddbc._errors import InvalidInputError
+    from ssddbc._validation import (
+        as_features,
+        as_mask,
+        as_pairwise,
+        as_targets,
+        check_int,
+        warn_labeled_outside_known,
+    )
+
+    x = as_features(X, "X")
+    n = x.shape[0]
+    high = as_mask(high_density_mask, "high_density_mask", n)
+    lab = as_mask(labeled_mask, "labeled_mask", n)
+    known = as_mask(known_mask, "known_mask", n)
+    y = as_targets(targets, n, "targets")
+    rho = np.asarray(densities, dtype=np.float64)
+    if rho.shape != (n,):
+        raise InvalidInputError("densities", f"expected shape ({n},), got {rho.shape}")
+    k = check_int(k, "k", 1)
+    if co is None:
+        raise InvalidInputError("co", "the cutoff distance is required (a number or (N,) array)")
+    co_arr = np.asarray(co, dtype=np.float64)
+    if co_arr.ndim not in (0, 1) or (co_arr.ndim == 1 and co_arr.shape != (n,)):
+        raise InvalidInputError("co", f"expected a number or shape ({n},), got {co_arr.shape}")
+    pairwise = None if pairwise_distances is None else as_pairwise(pairwise_distances, n)
+    warn_labeled_outside_known(known, lab)
+
+    high_idx = np.flatnonzero(high)
+    if high_idx.size == 0:
+        return [], np.full(n, -1, dtype=np.int64), {}, {}
+    source = DistanceSource(x, pairwise)
+    cut: float | npt.NDArray[np.float64] = float(co_arr) if co_arr.ndim == 0 else co_arr
+    lists = high_density_neighbors(source, high_idx, k, cut) if high_idx.size > 1 else [[]]
+    labels, clusters = grow_core_clusters(high_idx, lists, lab, y, rho)
+    nbr_map = {
+        int(g): np.asarray(lst, dtype=np.int64)
+        for g, lst in zip(high_idx.tolist(), lists, strict=True)
+    }
+    return clusters, labels, nbr_map, category_labels_of(clusters, lab, y)

@@ -10,7 +10,7 @@ import numpy.typing as npt
 from ssddbc._errors import InvalidInputError
 from ssddbc._validation import check_choice
 
-__all__ = ["CO_MODES", "compute_co_value", "get_co_mode_description"]
+__all__ = ["CO_MODES", "apply_co_filter", "compute_co_value", "get_co_mode_description"]
 
 CO_MODES: dict[int, str] = {
     1: "given by the caller (co_manual)",
@@ -31,7 +31,7 @@ def compute_co_value(
     neighbors: Any,
     k: int,
     co_manual: float | None = None,
-    silent: bool = True,
+    silent: bool = False,
 ) -> float | npt.NDArray[np.float64]:
     """Cutoff distance(s) for ``co_mode`` 1, 2 or 3.
 
@@ -86,3 +86,59 @@ def compute_co_value(
     rho_mean = np.mean(rho)
     ratio = (k + rho_mean) / (k + np.mean(np.ascontiguousarray(rho[nb]), axis=1))
     return ratio * co_base
+
+
+def apply_co_filter(
+    X: Any,
+    high_density_indices: Any,
+    co: Any,
+    neighbors: Any,
+    high_density_mask: Any,
+    silent: bool = False,
+) -> dict[int, list[int]]:
+    """Each high-density point's global k-NN that are high-density and within ``co``.
+
+    The original's helper (its pipeline computes the within-H neighbours instead, see
+    :func:`ssddbc.ssddbc.clustering.high_density_neighbors`).
+
+    Parameters
+    ----------
+    X : array_like
+        ``(N, d)`` features.
+    high_density_indices : array_like
+        Indices of the points to filter.
+    co : float or array_like
+        Cutoff, a scalar or ``(N,)`` per point.
+    neighbors : array_like
+        ``(N, k)`` global neighbour indices.
+    high_density_mask : array_like
+        ``(N,)`` boolean.
+    silent : bool
+        Accepted for compatibility.
+
+    Returns
+    -------
+    dict
+        Point index -> neighbour indices, in the order of ``neighbors``.
+    """
+    from ssddbc._validation import as_features, as_mask
+
+    x = as_features(X, "X", min_rows=1)
+    n = x.shape[0]
+    high = as_mask(high_density_mask, "high_density_mask", n)
+    rows = np.asarray(high_density_indices, dtype=np.int64).reshape(-1)
+    nb = np.asarray(neighbors, dtype=np.int64)
+    if nb.ndim != 2 or nb.shape[0] != n:
+        raise InvalidInputError("neighbors", f"expected shape ({n}, k), got {nb.shape}")
+    co_arr = np.asarray(co, dtype=np.float64)
+    out: dict[int, list[int]] = {}
+    if rows.size == 0:
+        return out
+    near = nb[rows]
+    diff = x[near].astype(np.float64) - x[rows][:, None, :].astype(np.float64)
+    dist = np.sqrt(np.einsum("rkd,rkd->rk", diff, diff))
+    cut = co_arr[rows][:, None] if co_arr.ndim else co_arr
+    keep = high[near] & (dist <= cut)
+    for r, row, ok in zip(rows.tolist(), near.tolist(), keep.tolist(), strict=True):
+        out[r] = [j for j, good in zip(row, ok, strict=True) if good]
+    return out

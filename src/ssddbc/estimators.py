@@ -1,0 +1,543 @@
+"""scikit-learn estimators over SS-DDBC: :class:`SSDDBC` and :class:`SSDDBCSearch`.
+
+Both are thin front ends: :class:`SSDDBC` calls
+:func:`ssddbc.ssddbc.adaptive_clustering.adaptive_density_clustering` and
+:class:`SSDDBCSearch` calls :func:`ssddbc.grid_search.api.run_clustering_search_on_features`;
+neither has a second implementation of anything. Their defaults are not restated here: they
+are read from the signature of ``adaptive_density_clustering`` (:data:`ALGORITHM_DEFAULTS`),
+the one table of the algorithm's defaults.
+
+SS-DDBC is semi-supervised: ``fit`` takes the class labels ``y`` and two masks as keyword
+arguments (scikit-learn routes them through ``fit_predict`` too). Which samples are labelled,
+in this order of precedence:
+
+============================  ================================================================
+given                         labelled samples (``known_mask``, if not given, = labelled)
+============================  ================================================================
+``labeled_mask``              those it marks (``y`` of all others is never read)
+only ``known_mask``           all known-class samples (the original's default)
+neither, ``y`` given          ``y != -1`` (scikit-learn's semi-supervised convention)
+neither, no ``y``             none: plain density clustering
+============================  ================================================================
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+)
+
+from ssddbc._errors import InvalidInputError
+from ssddbc._metric import METRICS
+from ssddbc._validation import as_mask
+from ssddbc.density.density_estimation import DENSITY_METHODS
+from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
+from ssddbc.ssddbc.assignment import ASSIGN_MODELS
+from ssddbc.ssddbc.co_calculation import CO_MODES
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+    _sk_validate_data = None
+
+__all__ = ["ALGORITHM_DEFAULTS", "SSDDBC", "EstimatorParameterError", "SSDDBCSearch"]
+
+#: The algorithm options the estimators expose, in this order.
+ALGORITHM_PARAMS: tuple[str, ...] = (
+    "k",
+    "density_percentile",
+    "dense_method",
+    "co_mode",
+    "co_manual",
+    "assign_model",
+    "voting_k",
+    "metric",
+)
+
+#: Their defaults, read from ``adaptive_density_clustering``'s signature (the one table).
+ALGORITHM_DEFAULTS: Mapping[str, Any] = {
+    name: param.default
+    for name, param in inspect.signature(adaptive_density_clustering).parameters.items()
+    if name in ALGORITHM_PARAMS
+}
+_D = ALGORITHM_DEFAULTS
+
+#: Constraints of the algorithm options, scikit-learn style (checked in ``fit``).
+_ALGORITHM_CONSTRAINTS: dict[str, list[Any]] = {
+    "k": [Interval(Integral, 1, None, closed="left")],
+    "density_percentile": [Interval(Real, 0, 100, closed="both")],
+    "dense_method": [Options(Integral, set(DENSITY_METHODS))],
+    "co_mode": [Options(Integral, set(CO_MODES))],
+    "co_manual": [Interval(Real, 0, None, closed="left"), None],
+    "assign_model": [Options(Integral, set(ASSIGN_MODELS))],
+    "voting_k": [Interval(Integral, 1, None, closed="left")],
+    "metric": [StrOptions(set(METRICS))],
+}
+
+
+# scikit-learn ships no type information: its classes are Any to mypy, hence the ignores.
+class EstimatorParameterError(InvalidInputError, InvalidParameterError):  # type: ignore[misc]
+    """A constructor parameter of an estimator is invalid (raised by ``fit``).
+
+    Both an :class:`~ssddbc.InvalidInputError` (``argument`` names the parameter) and
+    scikit-learn's ``InvalidParameterError``, so handlers of either catch it.
+    """
+
+
+def _validate_params(estimator: BaseEstimator, constraints: Mapping[str, list[Any]]) -> None:
+    """scikit-learn's parameter check, one parameter at a time, raising our error."""
+    params = estimator.get_params(deep=False)
+    for name, allowed in constraints.items():
+        try:
+            validate_parameter_constraints(
+                {name: allowed}, {name: params[name]}, caller_name=type(estimator).__name__
+            )
+        except InvalidParameterError as exc:
+            raise EstimatorParameterError(name, str(exc)) from None
+
+
+def _check_X(estimator: BaseEstimator, X: Any, *, reset: bool) -> npt.NDArray[Any]:
+    """scikit-learn's input checks (``n_features_in_``, messages), as our error."""
+    try:
+        if _sk_validate_data is not None:
+            out = _sk_validate_data(
+                estimator, X, reset=reset, dtype="numeric", ensure_min_samples=2
+            )
+        else:  # pragma: no cover - scikit-learn < 1.6
+            out = estimator._validate_data(X, reset=reset, dtype="numeric", ensure_min_samples=2)
+    except ValueError as exc:
+        raise InvalidInputError("X", str(exc)) from None
+    return np.asarray(out)
+
+
+def _resolve_split(
+    y: Any, known_mask: Any, labeled_mask: Any, n: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[Any]]:
+    """Targets (labelled ones encoded, others -1), known and labelled masks, class values.
+
+    See the module docstring for which samples count as labelled. Only the labelled samples'
+    ``y`` values are read; they are encoded in increasing order (``np.unique``), which keeps
+    every comparison the algorithm makes (equality, most common label, ties to the smaller).
+    """
+    labeled = None if labeled_mask is None else as_mask(labeled_mask, "labeled_mask", n)
+    known = None if known_mask is None else as_mask(known_mask, "known_mask", n)
+    y_arr = None
+    if y is not None:
+        y_arr = np.asarray(y)
+        if y_arr.ndim != 1 or y_arr.shape[0] != n:
+            raise InvalidInputError(
+                "y", f"expected a 1-D array of length {n}, got shape {y_arr.shape}"
+            )
+    if labeled is None:
+        if known is not None:
+            labeled = known
+        elif y_arr is not None:
+            # scikit-learn's semi-supervised convention: -1 marks an unlabelled sample.
+            labeled = np.asarray(y_arr != -1) if y_arr.dtype.kind in "iuf" else np.ones(n, bool)
+        else:
+            labeled = np.zeros(n, dtype=bool)
+    if known is None:
+        known = labeled
+    targets = np.full(n, -1, dtype=np.int64)
+    classes: npt.NDArray[Any] = np.empty(0)
+    if labeled.any():
+        if y_arr is None:
+            raise InvalidInputError("y", "labelled samples are marked but no y was given")
+        classes, codes = np.unique(y_arr[labeled], return_inverse=True)
+        targets[labeled] = codes.ravel()
+    return targets, known, labeled, classes
+
+
+class _SemiSupervisedClusterMixin(ClusterMixin):  # type: ignore[misc]
+    """``fit_predict`` that passes ``y`` on (scikit-learn's drops it: clusterers ignore y)."""
+
+    def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> Any:
+        """Fit and return ``labels_`` (``y`` and keyword arguments as ``fit``)."""
+        return self.fit(X, y, **kwargs).labels_
+
+
+class SSDDBC(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[misc]
+    """SS-DDBC, semi-supervised density-based clustering, as a scikit-learn estimator.
+
+    Parameters
+    ----------
+    k : int, default 10
+        Neighbours for the densities, ``1 <= k < n_samples``.
+    density_percentile : float, default 75
+        Points whose relative density reaches this percentile form the core set.
+    dense_method : {0, 1, 2, 3}, default 1
+        Density: 0 mean, 1 median, 2 normalised, 3 exponential.
+    co_mode : {1, 2, 3}, default 2
+        Cutoff: 1 ``co_manual``, 2 mean k-NN distance, 3 per-point relative.
+    co_manual : float or None, default None
+        The cutoff for ``co_mode=1``.
+    assign_model : {1, 2, 3}, default 3
+        Sparse-point assignment: 1 nearest mean, 2 weighted vote, 3 three nearest members.
+    voting_k : int, default 5
+        Voters for ``assign_model=2``.
+    metric : {"euclidean", "cosine"}, default "euclidean"
+        ``"cosine"`` clusters the L2-normalised rows (see :mod:`ssddbc._metric`).
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Cluster id of every sample, ``0 .. n_clusters_ - 1``.
+    n_clusters_ : int
+        Number of clusters.
+    core_sample_indices_ : ndarray of shape (n_core,)
+        Sorted indices of the core samples (high-density points of the core clusters).
+    unknown_clusters_ : ndarray
+        Ids of the clusters with no labelled member (candidate novel classes).
+    cluster_category_labels_ : dict
+        Cluster id -> class (a value of ``y``) for the clusters the label rule names.
+    densities_ : ndarray of shape (n_samples,)
+        Absolute k-NN densities.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+
+    Notes
+    -----
+    The defaults are those of ``adaptive_density_clustering``; the keyword-only options of
+    the function that do nothing (``random_state``, ``silent``, ...) are not exposed.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Any]] = dict(_ALGORITHM_CONSTRAINTS)
+
+    def __init__(
+        self,
+        k: int = _D["k"],
+        density_percentile: float = _D["density_percentile"],
+        *,
+        dense_method: int = _D["dense_method"],
+        co_mode: int = _D["co_mode"],
+        co_manual: float | None = _D["co_manual"],
+        assign_model: int = _D["assign_model"],
+        voting_k: int = _D["voting_k"],
+        metric: str = _D["metric"],
+    ) -> None:
+        self.k = k
+        self.density_percentile = density_percentile
+        self.dense_method = dense_method
+        self.co_mode = co_mode
+        self.co_manual = co_manual
+        self.assign_model = assign_model
+        self.voting_k = voting_k
+        self.metric = metric
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        tags.input_tags.allow_nan = False
+        return tags
+
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        known_mask: Any = None,
+        labeled_mask: Any = None,
+        precomputed_knn: Any = None,
+        pairwise_distances: Any = None,
+    ) -> SSDDBC:
+        """Cluster ``X``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Features (L2-normalise them, or use ``metric="cosine"``, for embeddings).
+        y : array_like of shape (n_samples,), optional
+            Class labels; only the labelled samples' values are read.
+        known_mask, labeled_mask : array_like of shape (n_samples,), optional, keyword-only
+            Known-class samples and samples whose label may be used (boolean or 0/1); see
+            the module docstring for the defaults.
+        precomputed_knn, pairwise_distances : optional, keyword-only
+            Passed to ``adaptive_density_clustering`` (a knncache graph of ``X`` for this
+            ``metric``, the distance matrix); only speed changes.
+
+        Returns
+        -------
+        SSDDBC
+            ``self``, fitted.
+
+        Raises
+        ------
+        EstimatorParameterError
+            A constructor parameter is invalid.
+        InvalidInputError
+            Bad ``X``, ``y`` or masks (anything the algorithm refuses, too).
+        """
+        _validate_params(self, self._parameter_constraints)
+        x = _check_X(self, X, reset=True)
+        targets, known, labeled, classes = _resolve_split(y, known_mask, labeled_mask, len(x))
+        labels, n_clusters, unknown, _, category, _, core_clusters, densities = (
+            adaptive_density_clustering(
+                x,
+                targets,
+                known,
+                labeled,
+                self.k,
+                self.density_percentile,
+                dense_method=self.dense_method,
+                co_mode=self.co_mode,
+                co_manual=self.co_manual,
+                assign_model=self.assign_model,
+                voting_k=self.voting_k,
+                precomputed_knn=precomputed_knn,
+                pairwise_distances=pairwise_distances,
+                metric=self.metric,
+            )
+        )
+        self.labels_ = labels
+        self.n_clusters_ = int(n_clusters)
+        core = sorted(int(i) for members in core_clusters for i in members)
+        self.core_sample_indices_ = np.asarray(core, dtype=np.int64)
+        self.unknown_clusters_ = np.asarray(unknown, dtype=np.int64)
+        self.cluster_category_labels_ = {
+            int(cid): classes[code].item() for cid, code in category.items()
+        }
+        self.densities_ = densities
+        return self
+
+
+class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[misc]
+    """Grid search of SS-DDBC's ``k`` and density percentile, by the label-only score.
+
+    Runs :func:`ssddbc.grid_search.api.run_clustering_search_on_features` and keeps the
+    selected configuration's clustering. Selection never reads ground truth outside the
+    labelled samples (score ``-L1 + 3 * silhouette``); the accuracies in :attr:`results_`
+    are an oracle, for reporting.
+
+    Parameters
+    ----------
+    k_range, density_range : iterable of int
+        The grid, e.g. ``range(3, 21)`` and ``range(40, 100, 5)``.
+    n_jobs : int or None, default None
+        Worker processes (None: the usable cores; 1: in this process).
+    store : knncache.KnnStore or None, default None
+        Where the neighbour graph lives (None: a temporary store for the call).
+    executor : concurrent.futures.Executor or None, default None
+        Run the configurations there (e.g. a Dask ``client.get_executor()``). ``clone``
+        shares ``store`` and ``executor`` with the clone instead of copying them.
+    dense_method, co_mode, co_manual, assign_model, voting_k, metric
+        Fixed algorithm options, as in :class:`SSDDBC`.
+
+    Attributes
+    ----------
+    best_params_ : dict
+        ``{"k": ..., "density_percentile": ...}`` with the highest score (ties: first in
+        grid order).
+    best_score_ : float
+        Its score.
+    best_index_ : int
+        Its row in :attr:`results_`.
+    labels_, n_clusters_, core_sample_indices_, densities_
+        The selected configuration's clustering (as :class:`SSDDBC` gives it).
+    results_ : dict of lists
+        One row per configuration, k outer, percentile inner, in the spirit of
+        ``cv_results_``: ``params``, ``param_k``, ``param_density_percentile``, ``score``
+        (alias ``mean_score``), ``rank_score`` (1 = best; failed cells last), ``l1_loss``,
+        ``silhouette``, ``all_acc``, ``old_acc``, ``new_acc`` (oracle, on the evaluation
+        samples), ``n_clusters``, ``n_unknown_clusters``, ``error`` ("" when it ran).
+    search_result_ : ssddbc.grid_search.api.ClusteringSearchResult
+        What the function returned.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, Any]] = {
+        # The grid and the store are checked by the search itself (one home for each rule).
+        "k_range": "no_validation",
+        "density_range": "no_validation",
+        "n_jobs": [Interval(Integral, None, None, closed="neither"), None],
+        "store": "no_validation",
+        "executor": [Executor, None],
+        **{
+            name: c
+            for name, c in _ALGORITHM_CONSTRAINTS.items()
+            if name not in ("k", "density_percentile")
+        },
+    }
+
+    def __init__(
+        self,
+        k_range: Iterable[int],
+        density_range: Iterable[int],
+        *,
+        n_jobs: int | None = None,
+        store: Any = None,
+        executor: Executor | None = None,
+        dense_method: int = _D["dense_method"],
+        co_mode: int = _D["co_mode"],
+        co_manual: float | None = _D["co_manual"],
+        assign_model: int = _D["assign_model"],
+        voting_k: int = _D["voting_k"],
+        metric: str = _D["metric"],
+    ) -> None:
+        self.k_range = k_range
+        self.density_range = density_range
+        self.n_jobs = n_jobs
+        self.store = store
+        self.executor = executor
+        self.dense_method = dense_method
+        self.co_mode = co_mode
+        self.co_manual = co_manual
+        self.assign_model = assign_model
+        self.voting_k = voting_k
+        self.metric = metric
+
+    def __sklearn_clone__(self) -> SSDDBCSearch:
+        """A clone sharing ``store`` and ``executor``: resources are used, not copied."""
+        from sklearn.base import clone
+
+        params = {
+            name: value if name in ("store", "executor") else clone(value, safe=False)
+            for name, value in self.get_params(deep=False).items()
+        }
+        return type(self)(**params)
+
+    def fit(
+        self,
+        X: Any,
+        y: Any,
+        *,
+        known_mask: Any,
+        labeled_mask: Any = None,
+        eval_mask: Any = None,
+    ) -> SSDDBCSearch:
+        """Search the grid on ``X`` and keep the selected clustering.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+        y : array_like of shape (n_samples,)
+            Class labels. The selection reads only the labelled samples' values; the
+            accuracies reported in :attr:`results_` read those of ``eval_mask``.
+        known_mask : array_like of shape (n_samples,), keyword-only
+        labeled_mask : array_like of shape (n_samples,), optional, keyword-only
+            Default: ``known_mask`` (the original's default).
+        eval_mask : array_like of shape (n_samples,), optional, keyword-only
+            Samples the accuracies are computed on (default: the unlabelled ones).
+
+        Returns
+        -------
+        SSDDBCSearch
+            ``self``, fitted.
+
+        Raises
+        ------
+        EstimatorParameterError
+            A constructor parameter is invalid.
+        InvalidInputError, SearchConfigError, SearchFailedError
+            As :func:`~ssddbc.grid_search.api.run_clustering_search_on_features`.
+        """
+        from ssddbc.grid_search.api import run_clustering_search_on_features
+        from ssddbc.ssddbc._params import AlgorithmParams
+
+        _validate_params(self, self._parameter_constraints)
+        x = _check_X(self, X, reset=True)
+        search = inspect.signature(run_clustering_search_on_features).parameters
+        options: dict[str, Any] = {}
+        if self.metric != "euclidean" or "metric" in search:
+            if "metric" not in search:
+                raise EstimatorParameterError(
+                    "metric",
+                    f"got {self.metric!r}, but this grid search supports only 'euclidean'",
+                )
+            options["metric"] = self.metric
+        if "n_jobs" in search:
+            options["n_jobs"] = self.n_jobs
+        else:
+            options["max_workers"] = _workers(self.n_jobs)
+        result = run_clustering_search_on_features(
+            x,
+            y,
+            known_mask,
+            labeled_mask,
+            k_range=self.k_range,
+            density_range=self.density_range,
+            return_all=True,
+            store=self.store,
+            executor=self.executor,
+            eval_mask=eval_mask,
+            params=AlgorithmParams(
+                dense_method=self.dense_method,
+                co_mode=self.co_mode,
+                co_manual=self.co_manual,
+                assign_model=self.assign_model,
+                voting_k=self.voting_k,
+            ),
+            **options,
+        )
+        self.search_result_ = result
+        self.best_params_ = dict(result.best_params)
+        self.best_score_ = float(result.score)
+        self.labels_ = result.labels
+        self.n_clusters_ = int(result.n_clusters)
+        self.core_sample_indices_ = result.core_points
+        self.densities_ = result.densities
+        self.results_ = _results_table(result.results_grid or {}, result.errors)
+        cell = (self.best_params_["k"], self.best_params_["density_percentile"])
+        self.best_index_ = self.results_["params"].index(
+            {"k": cell[0], "density_percentile": cell[1]}
+        )
+        return self
+
+
+def _workers(n_jobs: int | None) -> int | None:
+    """joblib's meaning of ``n_jobs`` as a worker count (for a search without ``n_jobs``)."""
+    if n_jobs is None or n_jobs > 0:
+        return n_jobs
+    import os
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if n_jobs == 0:
+        raise EstimatorParameterError("n_jobs", "expected a non-zero integer or None, got 0")
+    return max(1, (usable or 1) + 1 + n_jobs)
+
+
+_RESULT_COLUMNS = (
+    "score",
+    "l1_loss",
+    "silhouette",
+    "all_acc",
+    "old_acc",
+    "new_acc",
+    "n_clusters",
+    "n_unknown_clusters",
+)
+
+
+def _results_table(
+    grid: Mapping[tuple[int, int], Mapping[str, Any]], errors: Mapping[tuple[int, int], str]
+) -> dict[str, list[Any]]:
+    """``cv_results_``-like columns over every configuration, k outer, percentile inner."""
+    cells = sorted(set(grid) | set(errors))
+    table: dict[str, list[Any]] = {
+        "params": [{"k": k, "density_percentile": dp} for k, dp in cells],
+        "param_k": [k for k, _ in cells],
+        "param_density_percentile": [dp for _, dp in cells],
+    }
+    for column in _RESULT_COLUMNS:
+        missing = -1 if column.startswith("n_") else math.nan
+        table[column] = [grid[c][column] if c in grid else missing for c in cells]
+    table["mean_score"] = list(table["score"])
+    table["error"] = [errors.get(c, "") for c in cells]
+    scores = np.array(
+        [s if not (isinstance(s, float) and math.isnan(s)) else -np.inf for s in table["score"]]
+    )
+    # Rank 1 is the best; ties share the smallest rank (scikit-learn's rank_test_score).
+    table["rank_score"] = [int(np.sum(scores > s)) + 1 for s in scores]
+    return table

@@ -1,0 +1,87 @@
+"""SIGINT and SIGTERM in the main process: one exception, raised only where it is safe.
+
+:func:`interruptible` (the CLI's run) turns both signals into :class:`Interrupted`, so a
+Slurm ``scancel`` or time limit (SIGTERM) is handled exactly like Ctrl-C: the journal keeps
+every finished configuration, the workers are ended and the user is told how to resume.
+Inside :func:`deferred` (starting a worker, submitting to or shutting down the pool: the
+standard library's pool machinery is not safe against an exception raised at an arbitrary
+point) the signal is remembered and raised when the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["Interrupted", "deferred", "interruptible"]
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM reached the main process (a BaseException, like KeyboardInterrupt).
+
+    Attributes
+    ----------
+    signum : int
+        The signal.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_depth = 0
+_pending: int | None = None
+_installed = False
+
+
+def _handler(signum: int, frame: Any) -> None:
+    global _pending
+    if _depth:
+        _pending = signum
+        return
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold an interruption back until the block ends (main thread; no-op elsewhere)."""
+    global _depth, _pending
+    if not _installed or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _depth += 1
+    try:
+        yield
+    finally:
+        _depth -= 1
+        if _depth == 0 and _pending is not None:
+            signum, _pending = _pending, None
+            raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise :class:`Interrupted`.
+
+    Also ignores SIGXFSZ, so that exceeding a file-size limit is an ``OSError`` (EFBIG) the
+    run reports, not a kill. Only in the main thread (signals are delivered there); in any
+    other thread the block changes nothing.
+    """
+    global _installed, _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if hasattr(signal, "SIGXFSZ"):
+        saved[signal.SIGXFSZ] = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    _installed, _pending = True, None
+    try:
+        yield
+    finally:
+        _installed = False
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
