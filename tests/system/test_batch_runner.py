@@ -336,9 +336,15 @@ def test_summary_says_whether_the_silhouette_was_sampled(
     exact = _summary(_run_dir(tmp_path / "exact"))["superclasses"]["digits_low"]
     assert exact["silhouette"].startswith("exact")
     # Force the large-N path on the 901 digits: sampled silhouette, said so in the summary.
-    plan = SearchPlan(pairwise_max_n=500, silhouette_sample_size=100)
+    plan = SearchPlan(pairwise_max_n=500, silhouette_sample_size=100, exact_silhouette_max_n=500)
     assert run_batch([*args, "--output_dir", str(tmp_path / "sampled")], plan=plan) == 0
     run_dir = _run_dir(tmp_path / "sampled")
     sampled = _summary(run_dir)["superclasses"]["digits_low"]
     assert sampled["silhouette"].startswith("sampled") and "100" in sampled["silhouette"]
     assert {r["silhouette_sample"] for r in _rows(run_dir)} == {"100"}
+    # Its standard error is next to it, positive (100 of the ~650 unlabelled points), and
+    # also in the summary's selected configuration; exact rows carry 0.0.
+    assert all(float(r["silhouette_se"]) > 0 for r in _rows(run_dir))
+    assert sampled["selected"]["silhouette_se"] > 0
+    assert {float(r["silhouette_se"]) for r in _rows(_run_dir(tmp_path / "exact"))} == {0.0}
+    assert exact["selected"]["silhouette_se"] == 0.0

@@ -19,7 +19,7 @@ answers only the rows the graph leaves undecided (identical results, see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -27,9 +27,85 @@ import numpy as np
 
 from ssddbc._errors import InvalidInputError
 from ssddbc.ssddbc._result import ClusteringResult
-from ssddbc.ssddbc.adaptive_clustering import _prepare_k, _run_percentile, _validate_inputs
+from ssddbc.ssddbc.adaptive_clustering import (
+    _Inputs,
+    _PerK,
+    _prepare_k,
+    _run_percentile,
+    _validate_inputs,
+)
 
-__all__ = ["cluster_percentiles"]
+__all__ = ["cluster_percentiles", "iter_cluster_percentiles"]
+
+
+def iter_cluster_percentiles(
+    X: Any,
+    targets: Any,
+    known_mask: Any,
+    labeled_mask: Any,
+    k: int,
+    percentiles: Sequence[float],
+    *,
+    dense_method: int = 1,
+    co_mode: int = 2,
+    co_manual: float | None = None,
+    assign_model: int = 3,
+    voting_k: int = 5,
+    precomputed_knn: Any = None,
+    pairwise_distances: Any = None,
+    random_state: int | None = 0,
+    train_size: int | None = None,
+    eval_dense: bool = False,
+    eval_version: str = "v1",
+    fast_mode: bool = False,
+    silent: bool = True,
+    detail_dense: bool = False,
+    label_guide: bool = False,
+    metric: str = "euclidean",
+    graph_candidates: bool = True,
+) -> Iterator[ClusteringResult | tuple[Any, ...]]:
+    """:func:`cluster_percentiles`, one result at a time.
+
+    Validates every input and computes the per-k structures when called (so bad input
+    raises here, before any percentile runs), then yields one result per percentile, in
+    order; a caller that scores and drops each result holds one partition at a time.
+    """
+    if isinstance(percentiles, (str, bytes)) or np.ndim(percentiles) != 1:
+        raise InvalidInputError(
+            "percentiles", f"expected a sequence of numbers, got {percentiles!r}"
+        )
+    if len(percentiles) == 0:
+        raise InvalidInputError("percentiles", "expected at least one percentile, got none")
+    inputs = _validate_inputs(
+        X,
+        targets,
+        known_mask,
+        labeled_mask,
+        k,
+        list(percentiles),
+        dense_method=dense_method,
+        co_mode=co_mode,
+        co_manual=co_manual,
+        assign_model=assign_model,
+        voting_k=voting_k,
+        precomputed_knn=precomputed_knn,
+        pairwise_distances=pairwise_distances,
+        eval_dense=eval_dense,
+        eval_version=eval_version,
+        fast_mode=fast_mode,
+        metric=metric,
+    )
+    per_k = _prepare_k(inputs, candidates_with_matrix=graph_candidates)
+    return _results(inputs, per_k)
+
+
+def _results(inputs: _Inputs, per_k: _PerK) -> Iterator[ClusteringResult | tuple[Any, ...]]:
+    for i, p in enumerate(inputs.percentiles):
+        if i:  # every result returns the per-k arrays: give each its own copy
+            per_k = replace(
+                per_k, densities=per_k.densities.copy(), neighbors=per_k.neighbors.copy()
+            )
+        yield _run_percentile(inputs, per_k, p)
 
 
 def cluster_percentiles(
@@ -91,37 +167,25 @@ detail_dense, label_guide, metric
         Any input ``adaptive_density_clustering`` rejects, for any of the percentiles, or
         an empty or non-sequence ``percentiles``; all before any work.
     """
-    if isinstance(percentiles, (str, bytes)) or np.ndim(percentiles) != 1:
-        raise InvalidInputError(
-            "percentiles", f"expected a sequence of numbers, got {percentiles!r}"
+    return list(
+        iter_cluster_percentiles(
+            X,
+            targets,
+            known_mask,
+            labeled_mask,
+            k,
+            percentiles,
+            dense_method=dense_method,
+            co_mode=co_mode,
+            co_manual=co_manual,
+            assign_model=assign_model,
+            voting_k=voting_k,
+            precomputed_knn=precomputed_knn,
+            pairwise_distances=pairwise_distances,
+            eval_dense=eval_dense,
+            eval_version=eval_version,
+            fast_mode=fast_mode,
+            metric=metric,
+            graph_candidates=graph_candidates,
         )
-    if len(percentiles) == 0:
-        raise InvalidInputError("percentiles", "expected at least one percentile, got none")
-    inputs = _validate_inputs(
-        X,
-        targets,
-        known_mask,
-        labeled_mask,
-        k,
-        list(percentiles),
-        dense_method=dense_method,
-        co_mode=co_mode,
-        co_manual=co_manual,
-        assign_model=assign_model,
-        voting_k=voting_k,
-        precomputed_knn=precomputed_knn,
-        pairwise_distances=pairwise_distances,
-        eval_dense=eval_dense,
-        eval_version=eval_version,
-        fast_mode=fast_mode,
-        metric=metric,
     )
-    per_k = _prepare_k(inputs, candidates_with_matrix=graph_candidates)
-    results: list[ClusteringResult | tuple[Any, ...]] = []
-    for i, p in enumerate(inputs.percentiles):
-        if i:  # every result returns the per-k arrays: give each its own copy
-            per_k = replace(
-                per_k, densities=per_k.densities.copy(), neighbors=per_k.neighbors.copy()
-            )
-        results.append(_run_percentile(inputs, per_k, p))
-    return results
