@@ -229,6 +229,13 @@ def clear_resources() -> None:
         _RESOURCES.clear()
 
 
+def _removed(shared: SharedInputs) -> bool:
+    try:
+        return not shared.ref.path.exists()
+    except (OSError, ValueError):
+        return True
+
+
 def _open_resources(task: ConfigTask) -> _Resources:
     key = task.shared  # frozen: the entry, the split and which shared arrays are in use
     with _RESOURCES_LOCK:
@@ -236,6 +243,11 @@ def _open_resources(task: ConfigTask) -> _Resources:
         if cached is not None:
             _RESOURCES.move_to_end(key)
             return cached
+        # A new entry: first drop the maps of entries that were removed since (a
+        # SearchSession removes each call's entries from its store when the call ends), so
+        # a long-lived worker never keeps deleted files alive.
+        for stale in [k for k in _RESOURCES if _removed(k)]:
+            del _RESOURCES[stale]
         res = _load_resources(task)
         _RESOURCES[key] = res
         while len(_RESOURCES) > _RESOURCES_MAX:
