@@ -372,8 +372,10 @@ class SearchSession:
         silent: bool,
         return_all: bool,
     ) -> ClusteringSearchResult:
-        store = self._store
-        if store is None:
+        owned = self._store is None
+        if self._store is not None:
+            store: KnnStore = self._store
+        else:
             if self._owned is None:
                 self._owned = EphemeralStore()
             store = self._owned
@@ -381,7 +383,7 @@ class SearchSession:
             # This call's scope: the memory maps this process opened (the rerun of the
             # selected cell) are dropped, and the call's pin and in-use mark end, when it
             # ends; in the session's own store the call's entries are removed then too.
-            if store is self._owned:
+            if owned:
                 scope.callback(store.clear)
             scope.callback(clear_resources)
             prepared = prepare_with_fallback(
