@@ -331,7 +331,7 @@ def test_worker_killed_mid_search_loses_and_duplicates_nothing(
         text=True,
     )
     try:
-        prefix = cluster.scheduler.task_prefixes.get("evaluate_config")
+        prefix = cluster.scheduler.task_prefixes.get("evaluate_k")
         suspicious_before = prefix.suspicious if prefix is not None else 0
         rows_at_kill = 0
         deadline = time.monotonic() + 120
@@ -354,7 +354,7 @@ def test_worker_killed_mid_search_loses_and_duplicates_nothing(
     assert proc.returncode == 0, stderr
     assert 0 < rows_at_kill < 216
     # The scheduler (in this process) saw tasks lose their worker and reran them.
-    prefix = cluster.scheduler.task_prefixes["evaluate_config"]
+    prefix = cluster.scheduler.task_prefixes["evaluate_k"]
     assert prefix.suspicious > suspicious_before
     run = next(out.glob("run_*"))
     rows = _rows(run)
