@@ -243,17 +243,26 @@ def test_help_says_ranges_are_inclusive(tmp_path: Path) -> None:
 def test_a_failing_configuration_is_recorded_and_the_search_goes_on(
     digits_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import ssddbc.ssddbc._per_k as per_k
     import ssddbc.ssddbc.adaptive_clustering as ac
     from ssddbc.grid_search.batch_runner import run_batch
 
     real = ac.adaptive_density_clustering
+    real_per_k = per_k.iter_cluster_percentiles
 
     def flaky(*args, **kwargs):
         if kwargs["k"] == 4:
             raise RuntimeError("boom at k=4")
         return real(*args, **kwargs)
 
+    def flaky_per_k(*args, **kwargs):  # (X, targets, known, labeled, k, percentiles)
+        if args[4] == 4:
+            raise RuntimeError("boom at k=4")
+        return real_per_k(*args, **kwargs)
+
+    # Both paths: the per-k task, and each configuration alone once the per-k part failed.
     monkeypatch.setattr(ac, "adaptive_density_clustering", flaky)
+    monkeypatch.setattr(per_k, "iter_cluster_percentiles", flaky_per_k)
     out = tmp_path / "out"
     code = run_batch(
         [

@@ -132,15 +132,15 @@ class ExitOnCell(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         import ssddbc.grid_search._tasks as tasks
 
-        original = tasks.run_configuration
+        original = tasks._score_into  # every configuration passes here, alone or per k
         cell = (self.k, self.dp)
 
-        def dying(task: Any) -> Any:
-            if (task.k, task.density_percentile) == cell:
+        def dying(result: Any, out: Any, res: Any) -> Any:
+            if (result.k, result.density_percentile) == cell:
                 os._exit(17)
-            return original(task)
+            return original(result, out, res)
 
-        tasks.run_configuration = dying
+        tasks._score_into = dying
 
 
 # --- tests ---------------------------------------------------------------------------------

@@ -314,6 +314,12 @@ def run_tasks(
                 except Exception as exc:
                     # evaluate_k never raises, so this is the engine failing to run the
                     # task (Dask's KilledWorker, a cancelled task, an unpicklable task).
+                    if len(task.configs) > 1:
+                        # Each configuration again on its own, so the failure is charged to
+                        # exactly the ones that cause it (an engine that reruns tasks itself,
+                        # like Dask, only says the whole task failed).
+                        queue.extendleft(reversed([KTask((c,)) for c in task.configs]))
+                        continue
                     results = [engine_failure(c, exc) for c in task.configs]
                 for c in task.cells:
                     suspects.discard(c)

@@ -217,3 +217,29 @@ def test_a_k_task_that_kills_its_worker_is_split_and_only_the_guilty_configurati
     assert [(r.k, r.density_percentile) for r in failed] == [(4, 60)]
     assert "died 2 times" in failed[0].error
     assert events and "one at a time" in events[0]
+
+
+def test_an_engine_failure_of_a_k_task_is_charged_to_its_configurations_alone() -> None:
+    """Like Dask's KilledWorker: the whole task failed; each configuration then runs alone."""
+    submitted: list[int] = []
+
+    class Killing(Executor):
+        def submit(self, fn: Callable[..., Any], /, *args: Any, **kw: Any) -> Future[Any]:
+            (task,) = args
+            submitted.append(len(task.configs))
+            f: Future[Any] = Future()
+            if any((c.k, c.density_percentile) == (4, 60) for c in task.configs):
+                f.set_exception(RuntimeError("KilledWorker: died twice"))
+            else:
+                f.set_result([_ok(c) for c in task.configs])
+            return f
+
+    tasks = _grid(range(3, 6), [40, 60, 80])
+    got, _ = _run(ExternalExecutor(Killing(), 2), tasks)
+    assert sorted(r.cell for r in got) == sorted(
+        (t.group, t.k, t.density_percentile) for t in tasks
+    )
+    failed = [r for r in got if not r.ok]
+    assert [(r.k, r.density_percentile) for r in failed] == [(4, 60)]
+    assert "KilledWorker: died twice" in failed[0].error
+    assert submitted == [3, 3, 3, 1, 1, 1]  # k=4 split after its failure
