@@ -18,6 +18,7 @@ purpose derives from :class:`KnnCacheError`.
 from __future__ import annotations
 
 from knncache._atomic import atomic_write
+from knncache._engines import ENGINE_DEFAULTS, recall_at_k
 from knncache._ephemeral import EphemeralStore
 from knncache._errors import (
     ArrayNotFoundError,
@@ -28,13 +29,16 @@ from knncache._errors import (
     InvalidFeaturesError,
     InvalidKError,
     InvalidNameError,
+    InvalidParameterError,
     KnnCacheError,
     KnnCacheWarning,
     LockTimeoutError,
+    MissingDependencyError,
     StoreClosedError,
     StoreWriteError,
     UnknownMetricError,
 )
+from knncache._export import umap_knn
 from knncache._fingerprint import FORMAT_VERSION, fingerprint
 from knncache._knn import KnnGraph, compute_knn
 from knncache._locks import LockMarker
@@ -44,6 +48,7 @@ from knncache._store import CorruptEntry, EntryInfo, KnnStore
 from knncache._version import __version__
 
 __all__ = [
+    "ENGINE_DEFAULTS",
     "FORMAT_VERSION",
     "ArrayNotFoundError",
     "CorruptEntry",
@@ -56,6 +61,7 @@ __all__ = [
     "InvalidFeaturesError",
     "InvalidKError",
     "InvalidNameError",
+    "InvalidParameterError",
     "KnnCacheError",
     "KnnCacheWarning",
     "KnnGraph",
@@ -63,6 +69,7 @@ __all__ = [
     "KnnStore",
     "LockMarker",
     "LockTimeoutError",
+    "MissingDependencyError",
     "PersistentStore",
     "StoreClosedError",
     "StoreWriteError",
@@ -71,4 +78,6 @@ __all__ = [
     "atomic_write",
     "compute_knn",
     "fingerprint",
+    "recall_at_k",
+    "umap_knn",
 ]

@@ -20,11 +20,11 @@ import io
 import os
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import xxhash
 
-__all__ = ["HashingWriter", "atomic_write", "atomic_write_at", "fsync_dir"]
+__all__ = ["HashingWriter", "atomic_write", "atomic_write_at", "fsync_dir", "temp_pattern"]
 
 _TMP_FLAGS = (
     os.O_WRONLY
@@ -91,9 +91,16 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write_at(
-    dir_fd: int, name: str, write: Callable[[HashingWriter], object]
-) -> tuple[str, int]:
+def temp_pattern(name_pattern: str) -> str:
+    """Regular expression of the temporary names of files whose names match ``name_pattern``.
+
+    ``name_pattern`` is itself a regular expression (of a plain file name); housekeeping uses
+    the result to recognise the leftovers of a writer killed before its rename.
+    """
+    return rf"\.(?:{name_pattern})\.[0-9a-f]{{16}}\.tmp"
+
+
+def atomic_write_at(dir_fd: int, name: str, write: Callable[[BinaryIO], object]) -> tuple[str, int]:
     """:func:`atomic_write` of ``name`` inside the open directory ``dir_fd``.
 
     The store uses this with a descriptor of an entry directory opened without following
@@ -101,12 +108,13 @@ def atomic_write_at(
     """
     if not name or "/" in name or name in (".", ".."):
         raise ValueError(f"name must be a plain file name, got {name!r}")
-    tmp = f".{name}.{secrets.token_hex(8)}.tmp"
+    tmp = f".{name}.{secrets.token_hex(8)}.tmp"  # matched by temp_pattern
     fd = os.open(tmp, _TMP_FLAGS, 0o666, dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "wb") as raw:
             writer = HashingWriter(raw)
-            write(writer)
+            # A write-only binary file object (write/tell/flush): typed as BinaryIO for callers.
+            write(cast(BinaryIO, writer))
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -120,7 +128,7 @@ def atomic_write_at(
 
 
 def atomic_write(
-    path: str | os.PathLike[str], write: Callable[[HashingWriter], object]
+    path: str | os.PathLike[str], write: Callable[[BinaryIO], object]
 ) -> tuple[str, int]:
     """Write a file atomically: readers see the old file or the complete new one, never a part.
 

@@ -12,6 +12,13 @@ Layout (names readable by a person)::
     <root>/<fingerprint>.softlock               the entry's lock marker, lock="soft": one JSON
                                                 line (host, pid, acquired, token, ...)
     <root>/<fingerprint>.pin                    the entry's pin file (shared flock = pinned)
+    <root>/.knncache-ship-{hex}.npy             features shipped to executor workers during
+                                                a search (shared flock while in use)
+
+An entry built by an approximate engine is keyed by the features' fingerprint, the method
+and its parameters, and its ``meta.json`` also records ``method``, ``params`` (the keyed
+ones, :data:`ENGINE_KEYED_PARAMS`) and ``recall`` (``k``, ``value``, ``sample``, ``seed``);
+an entry without them is exact.
 
 Every read goes through :mod:`knncache._safefs` relative to the entry's directory
 descriptor: no link is followed, no FIFO or device is opened, ``meta.json`` and the array
@@ -22,9 +29,12 @@ values: every neighbour index in ``[0, n)``, every distance finite and non-negat
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -36,6 +46,8 @@ from knncache._safefs import open_regular, read_capped, scan
 
 __all__ = [
     "ARRAY_NAME_PATTERN",
+    "ENGINE_KEYED_PARAMS",
+    "ENGINE_META_KEYS",
     "FEATURES_FILE",
     "MAX_MARKER_BYTES",
     "MAX_META_BYTES",
@@ -67,6 +79,15 @@ NEIGHBORS_DTYPE = np.dtype(np.int64).str
 DISTANCES_DTYPE = np.dtype(np.float32).str
 
 Meta = dict[str, Any]
+
+#: Search methods and, for each, the parameters that change its graph: part of an entry's
+#: key and recorded in its meta (positive integers). The exact method records nothing.
+ENGINE_KEYED_PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"exact": (), "hnsw": ("M", "efConstruction", "efSearch"), "ivf": ("nlist", "nprobe")}
+)
+#: The keys an approximate engine adds to an entry's ``meta.json`` (all or none).
+ENGINE_META_KEYS: tuple[str, ...] = ("method", "params", "recall")
+_RECALL_KEYS = frozenset({"k", "value", "sample", "seed"})
 
 
 def k_files(k: int) -> tuple[str, str]:
@@ -188,9 +209,44 @@ def parse_meta(raw: bytes, fp: str) -> Meta:
         if not isinstance(fdtype, str):
             raise CorruptEntryError(fp, "meta.json has no valid features_dtype")
         _check_file_record(fp, FEATURES_FILE, files[FEATURES_FILE], [n, d], fdtype)
+    _check_engine_fields(meta, fp, n, k)
     # Extra arrays carry their own commit markers (read_arrays); meta.json never lists them.
     meta["arrays"] = {}
     return meta
+
+
+def _check_engine_fields(meta: Meta, fp: str, n: int, k: int) -> None:
+    """Validate an approximate engine's ``method``, ``params`` and ``recall`` (all or none)."""
+    present = [key for key in ENGINE_META_KEYS if key in meta]
+    if not present:
+        return
+    if len(present) != len(ENGINE_META_KEYS):
+        raise CorruptEntryError(
+            fp, f"meta.json has engine fields {present!r} but not all of {ENGINE_META_KEYS!r}"
+        )
+    method = meta["method"]
+    if not isinstance(method, str) or method == "exact" or method not in ENGINE_KEYED_PARAMS:
+        raise CorruptEntryError(fp, f"meta.json method {method!r} is not an approximate method")
+    params = meta["params"]
+    if (
+        not isinstance(params, dict)
+        or set(params) != set(ENGINE_KEYED_PARAMS[method])
+        or not all(_is_int(v) and v >= 1 for v in params.values())
+    ):
+        raise CorruptEntryError(fp, f"meta.json params {params!r} are not valid {method} params")
+    recall = meta["recall"]
+    if not isinstance(recall, dict) or set(recall) != _RECALL_KEYS:
+        raise CorruptEntryError(fp, f"meta.json recall {recall!r} is not a recall record")
+    value = recall["value"]
+    if (
+        not (_is_int(recall["k"]) and 1 <= recall["k"] <= k)
+        or not (_is_int(recall["sample"]) and 1 <= recall["sample"] <= n)
+        or not _is_int(recall["seed"])
+        or isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and 0.0 <= value <= 1.0)
+    ):
+        raise CorruptEntryError(fp, f"meta.json recall {recall!r} has invalid values")
 
 
 def parse_marker(raw: bytes, fp: str, name: str) -> dict[str, Any]:

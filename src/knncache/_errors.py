@@ -19,9 +19,11 @@ __all__ = [
     "InvalidFeaturesError",
     "InvalidKError",
     "InvalidNameError",
+    "InvalidParameterError",
     "KnnCacheError",
     "KnnCacheWarning",
     "LockTimeoutError",
+    "MissingDependencyError",
     "StoreClosedError",
     "StoreWriteError",
     "UnknownMetricError",
@@ -317,6 +319,51 @@ class ArrayNotFoundError(KnnCacheError, KeyError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.fingerprint, self.name))
+
+
+class InvalidParameterError(KnnCacheError, ValueError):
+    """A search engine, estimator or export parameter is unknown or out of range.
+
+    Attributes
+    ----------
+    name : str
+        The parameter (``"method"``, ``"efSearch"``, ``"mode"``, ...).
+    value : object
+        The value that came.
+    detail : str
+        What was expected.
+    """
+
+    def __init__(self, name: str, value: object, detail: str) -> None:
+        self.name = name
+        self.value = value
+        self.detail = detail
+        super().__init__(f"invalid {name} {value!r}: {detail}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name, self.value, self.detail))
+
+
+class MissingDependencyError(KnnCacheError, ImportError):
+    """An optional dependency needed by the feature asked for is not installed.
+
+    Attributes
+    ----------
+    package : str
+        The pip name of the missing package.
+    feature : str
+        What needed it.
+    """
+
+    def __init__(self, package: str, feature: str) -> None:
+        self.package = package
+        self.feature = feature
+        super().__init__(
+            f"{feature} needs {package}, which is not installed: pip install {package}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.package, self.feature))
 
 
 class ForeignObjectError(KnnCacheError, OSError):

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from knncache._errors import InvalidFeaturesError, InvalidKError, UnknownMetricError
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 __all__ = [
     "METRICS",
@@ -49,6 +53,48 @@ class KnnGraph(NamedTuple):
 
     neighbors: npt.NDArray[np.int64]
     distances: npt.NDArray[np.float32]
+
+    def to_csr(
+        self, k: int | None = None, *, mode: str = "distance", include_self: bool = False
+    ) -> csr_matrix:
+        """The graph as a ``scipy.sparse.csr_matrix`` in scikit-learn's sorted-graph form.
+
+        The same matrix as ``sklearn.neighbors.kneighbors_graph(X, k, mode=mode,
+        include_self=include_self)`` on the same data (up to the order of tied neighbours
+        and the last bits of the distances): ``N x N``, ``k`` stored values per row, each
+        row's values non-decreasing (``sort_graph_by_row_values`` accepts it as is), and
+        zero distances of duplicate points kept as explicit zeros, so estimators with
+        ``metric="precomputed"`` (DBSCAN, HDBSCAN, Isomap, TSNE, SpectralClustering) see
+        every neighbour. scipy is imported here, not by ``knncache``.
+
+        Parameters
+        ----------
+        k : int, optional
+            Neighbours per row, ``1 <= k <= graph width`` (``<= width + 1`` with
+            ``include_self``); default: the graph's width (plus one with ``include_self``).
+        mode : {"distance", "connectivity"}, keyword-only
+            Stored values: the distances, or ones.
+        include_self : bool, keyword-only
+            Put each point first in its own row at distance 0, counted among the ``k``
+            (scikit-learn's ``include_self=True``).
+
+        Returns
+        -------
+        scipy.sparse.csr_matrix
+            ``float64`` values (as scikit-learn's), ``int64`` or ``int32`` indices.
+
+        Raises
+        ------
+        MissingDependencyError
+            If scipy is not installed (``pip install scipy``).
+        InvalidParameterError
+            If ``mode`` or ``include_self`` is invalid.
+        InvalidKError
+            If ``k`` is out of range.
+        """
+        from knncache._export import graph_to_csr  # scipy is optional: imported on use
+
+        return graph_to_csr(self, k, mode=mode, include_self=include_self)
 
 
 def validate_metric(metric: object) -> str:
@@ -265,9 +311,16 @@ def _select(
 
 
 def compute_knn(
-    X: Any, k: int, metric: str = "euclidean", *, exclude_self: bool = True
+    X: Any,
+    k: int,
+    metric: str = "euclidean",
+    *,
+    exclude_self: bool = True,
+    method: str = "exact",
+    executor: Any = None,
+    **params: Any,
 ) -> KnnGraph:
-    """Exact k-nearest-neighbour graph of the rows of ``X``.
+    """k-nearest-neighbour graph of the rows of ``X``: exact by default, or approximate.
 
     faiss (``IndexFlatL2``, float32) proposes ``k`` plus a margin of candidates per row; their
     distances are then recomputed exactly in float64 (difference norm) and cast to float32,
@@ -293,6 +346,21 @@ def compute_knn(
     exclude_self : bool, keyword-only
         Drop each point from its own neighbour list (default). With ``False`` a point is its
         own neighbour at distance 0 (listed first unless a duplicate has a smaller index).
+    method : {"exact", "hnsw", "ivf"}, keyword-only
+        ``"exact"`` is the search described above. ``"hnsw"`` (faiss ``IndexHNSWFlat``) and
+        ``"ivf"`` (faiss ``IndexIVFFlat``) replace the candidate search by an approximate
+        one; the candidates' distances are still recomputed exactly and each row sorted by
+        (distance, index), but a true neighbour may be missing. Their parameters and
+        defaults are in :data:`knncache.ENGINE_DEFAULTS`; measure the result with
+        :func:`knncache.recall_at_k`.
+    executor : concurrent.futures.Executor or distributed.Client, optional, keyword-only
+        Exact method only: split the query rows into blocks searched by the executor's
+        workers, each against the whole matrix, and merge; the result is bit-identical to
+        the local one. Workers must see the same file system (the matrix reaches them as a
+        ``.npy`` memory map: the file behind ``X`` when it is one, else a temporary copy).
+    **params
+        Parameters of ``method`` (see :data:`knncache.ENGINE_DEFAULTS`); unknown names are
+        refused.
 
     Returns
     -------
@@ -302,16 +370,56 @@ def compute_knn(
     Raises
     ------
     InvalidFeaturesError
-        See :func:`validate_features`.
+        See :func:`validate_features`; also ``"overflow"`` when a row's distances do not fit
+        in float32 (every method and executor: see :func:`check_graph`).
     InvalidKError
         If ``k`` is not an integer in range.
     UnknownMetricError
         If ``metric`` is unknown.
+    InvalidParameterError
+        Unknown ``method``, unknown or out-of-range ``params``, or an ``executor`` with an
+        approximate method.
     """
     validate_metric(metric)
     arr = validate_features(X, metric)
-    n, dim = arr.shape
+    n = arr.shape[0]
     k = validate_k(k, n, exclude_self=bool(exclude_self))
+    if method != "exact" or executor is not None or params:
+        from knncache._engines import run_engine  # the engines import this module
+
+        return run_engine(arr, k, metric, bool(exclude_self), method, executor, params)
+    graph = _search_rows(arr, k, metric, bool(exclude_self))
+    check_graph(graph, n)
+    return graph
+
+
+def _search_rows(
+    arr: npt.NDArray[Any],
+    k: int,
+    metric: str,
+    exclude_self: bool,
+    *,
+    rows: npt.NDArray[np.int64] | None = None,
+    index_factory: Callable[[npt.NDArray[np.float32], int], Any] | None = None,
+    prove: bool = True,
+) -> KnnGraph:
+    """The search behind :func:`compute_knn`, on validated input, for some query rows.
+
+    ``rows`` (default: all) are the query rows, searched against all of ``arr``; the result
+    has one row per query, identical to the same rows of the full search (each row's result
+    depends on that row and the whole matrix only). ``index_factory(x32, candidates)``
+    builds the candidate index from the float32 matrix (default: exact ``IndexFlatL2``);
+    ``prove=False`` skips the widening that proves exactness (approximate engines: their
+    candidates are final).
+
+    Features of any finite magnitude are searched: where float32 squared norms would
+    overflow (or underflow), every engine's candidate search runs on the matrix scaled by
+    one power of two (exact, the same for every block of rows, so blocks searched apart
+    agree bit for bit) and distances are scaled back. The result is not checked here (an
+    approximate row may still hold ``-1``); callers apply :func:`check_graph` to the whole
+    graph before it is returned, written or served.
+    """
+    n, dim = arr.shape
 
     max_abs = _max_abs(arr)
     scale = _pow2_scale(max_abs, dim) if metric == "euclidean" else 1.0
@@ -329,8 +437,9 @@ def compute_knn(
         x32 = np.ascontiguousarray(src, dtype=np.float32)
 
     kk = min(n, k + 1 + max(8, k // 4))
-    index = _faiss_index(x32)
-    faiss_sq, cand = _faiss_search(index, x32, kk)
+    queries = np.arange(n, dtype=np.int64) if rows is None else rows
+    index = _faiss_index(x32) if index_factory is None else index_factory(x32, kk)
+    faiss_sq, cand = _faiss_search(index, x32 if rows is None else x32[rows], kk)
 
     sqnorm = np.einsum("nd,nd->n", src, src, dtype=np.float64)
     # Worst-case error of faiss' float32 ||x||^2 + ||y||^2 - 2 x.y (plus the float32 cast of
@@ -338,40 +447,41 @@ def compute_knn(
     # window is provably farther than the k-th kept neighbour.
     tol_sq = 4.0 * (dim + 4) * _EPS32 * (sqnorm + sqnorm.max()) + 1e-30
 
-    neighbors = np.empty((n, k), dtype=np.int64)
-    distances = np.empty((n, k), dtype=np.float32)
+    neighbors = np.empty((queries.size, k), dtype=np.int64)
+    distances = np.empty((queries.size, k), dtype=np.float32)
 
     def refine(
-        rows: npt.NDArray[np.int64], c: npt.NDArray[np.int64], fsq: npt.NDArray[np.float64]
+        pos: npt.NDArray[np.int64], c: npt.NDArray[np.int64], fsq: npt.NDArray[np.float64]
     ) -> npt.NDArray[np.int64]:
-        """Exact top-k of ``rows`` among candidates ``c``; return the rows not proven exact."""
+        """Exact top-k of queries ``pos`` among candidates ``c``; return those not proven."""
+        rows = queries[pos]
         safe = np.where(c < 0, rows[:, None], c)
         d32 = _to_distance(_exact_sq(src, rows, safe), metric)
         d32 = np.where(c < 0, np.float32(np.inf), d32).astype(np.float32)
         nb, ds = _select(rows, c, d32, k, bool(exclude_self))
-        neighbors[rows] = nb
-        distances[rows] = ds
-        if c.shape[1] >= n:
-            return rows[:0]  # every point was a candidate
+        neighbors[pos] = nb
+        distances[pos] = ds
+        if c.shape[1] >= n or not prove:
+            return pos[:0]  # every point was a candidate, or no proof is wanted
         # Every point outside the window has exact squared distance >= bound. If the k-th
         # kept distance is below it, no excluded point can tie or beat a kept one.
         bound = fsq.max(axis=1) - tol_sq[rows]
         bound_d = _to_distance(np.maximum(bound, 0.0), metric)
         unsafe = ~(bound_d > ds[:, -1]) | (nb < 0).any(axis=1)
-        return rows[unsafe]
+        return pos[unsafe]
 
     # Row blocks are independent and write disjoint rows, so threads (numpy releases the GIL)
     # change the speed, not the result.
     block = max(1, _BLOCK_VALUES // max(1, kk * dim))
-    all_rows = np.arange(n, dtype=np.int64)
-    starts = range(0, n, block)
+    all_rows = np.arange(queries.size, dtype=np.int64)
+    starts = range(0, queries.size, block)
 
     def refine_block(start: int) -> npt.NDArray[np.int64]:
         sl = slice(start, start + block)
         return refine(all_rows[sl], cand[sl], faiss_sq[sl])
 
     workers = min(_refine_threads(), len(starts))
-    if workers > 1 and n * kk * dim >= 2_000_000:
+    if workers > 1 and queries.size * kk * dim >= 2_000_000:
         with ThreadPoolExecutor(workers) as pool:
             parts = list(pool.map(refine_block, starts))
     else:
@@ -384,12 +494,13 @@ def compute_knn(
     width = kk
     while pending.size:
         width = min(n, 4 * width)
-        fsq_all, c_all = _faiss_search(index, x32[pending], width)
+        fsq_all, c_all = _faiss_search(index, x32[queries[pending]], width)
         still = []
         if width < n:
             # Skip the exact pass for rows faiss already shows to need a wider window: their
             # (k+1)-th candidate is within twice the error bound of the window edge.
-            doomed = fsq_all[:, min(k, width - 1)] + 2 * tol_sq[pending] >= fsq_all.max(axis=1)
+            edge = fsq_all.max(axis=1)
+            doomed = fsq_all[:, min(k, width - 1)] + 2 * tol_sq[queries[pending]] >= edge
             still.append(pending[doomed])
             pending, c_all, fsq_all = pending[~doomed], c_all[~doomed], fsq_all[~doomed]
         rows_block = max(1, _BLOCK_VALUES // max(1, width * dim))
@@ -401,9 +512,7 @@ def compute_knn(
     if scale != 1.0:
         with np.errstate(over="ignore"):
             distances = (distances.astype(np.float64) / scale).astype(np.float32)
-    graph = KnnGraph(neighbors, distances)
-    check_graph(graph, n)
-    return graph
+    return KnnGraph(neighbors, distances)
 
 
 def _max_abs(arr: npt.NDArray[Any]) -> float:

@@ -144,6 +144,7 @@ def _housekeeping_lines(report: _Housekeeping) -> list[str]:
     lines = [f"skipped pinned entry {fp} (a process pins it)" for fp in report.pinned]
     lines += [f"skipped entry {fp} (being written)" for fp in report.busy]
     lines += [f"removed foreign object {p} (not followed)" for p in report.foreign_removed]
+    lines += [f"removed orphaned temporary file {p}" for p in report.temp_removed]
     return lines
 
 
@@ -153,6 +154,7 @@ def _housekeeping_payload(report: _Housekeeping) -> dict[str, Any]:
         "busy": report.busy,
         "foreign_removed": report.foreign_removed,
         "lock_files_removed": report.lock_files_removed,
+        "temp_removed": report.temp_removed,
     }
 
 
@@ -179,12 +181,16 @@ def _cmd_ls(args: argparse.Namespace) -> int:
             "last_used": e.last_used,
             "has_features": e.has_features,
             "arrays": list(e.arrays),
+            "method": e.method,
         }
         for e in infos
     ]
-    lines = [f"{'FINGERPRINT':32}  {'N':>7} {'D':>5} {'K':>3} {'METRIC':9} {'SIZE':>10}  LAST USED"]
+    lines = [
+        f"{'FINGERPRINT':32}  {'N':>7} {'D':>5} {'K':>3} {'METRIC':9} {'METHOD':6} "
+        f"{'SIZE':>10}  LAST USED"
+    ]
     lines += [
-        f"{e.fingerprint:32}  {e.n:>7} {e.d:>5} {e.k:>3} {e.metric:9} "
+        f"{e.fingerprint:32}  {e.n:>7} {e.d:>5} {e.k:>3} {e.metric:9} {e.method:6} "
         f"{format_size(e.bytes):>10}  {_time(e.last_used)}"
         for e in infos
     ]
@@ -245,6 +251,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         f"path         {entry}",
         f"points       n={meta['n']} d={meta['d']}",
         f"graph        k={meta['k']} metric={meta['metric']}",
+        f"engine       {_engine_text(meta)}",
         f"size         {format_size(size)}",
         f"created      {_time(meta['created'])}",
         f"last used    {_time(meta['last_used'])}",
@@ -259,6 +266,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
         )
     _emit(args, payload, lines)
     return 0
+
+
+def _engine_text(meta: dict[str, Any]) -> str:
+    """``exact``, or an approximate method with its parameters and measured recall."""
+    method = meta.get("method", "exact")
+    raw = meta.get("params")
+    params: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    text = " ".join([str(method), *(f"{k}={v}" for k, v in sorted(params.items()))])
+    recall = meta.get("recall")
+    if isinstance(recall, dict) and isinstance(recall.get("value"), (int, float)):
+        text += (
+            f"  recall@{recall.get('k')}={recall['value']:.4f} "
+            f"({recall.get('sample')} seeded queries vs exact)"
+        )
+    return text
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

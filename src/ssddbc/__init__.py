@@ -64,11 +64,6 @@ _ORIGINAL_NAMES: dict[str, str] = {
     "apply_co_filter": "ssddbc.utils.co_calculation",
     "test_adaptive_clustering_on_superclass": "ssddbc.testing.test_superclass",
     "main": "ssddbc.testing.main",
-}
-
-#: Forwarded to the grid-search layer's batch runner when it defines them (not in
-#: ``__all__`` until it does).
-_GRID_SEARCH_NAMES = {
     "run_grid_search": "ssddbc.grid_search.batch_runner",
     "parse_superclasses": "ssddbc.grid_search.batch_runner",
 }
@@ -126,6 +121,8 @@ __all__ = [
     "main",
     "merge_clusters_by_category_label",
     "merge_clusters_by_label_consistency",
+    "parse_superclasses",
+    "run_grid_search",
     "ssddbc_conflict_resolution",
     "test_adaptive_clustering_on_superclass",
     "test_kmeans_baseline",
@@ -139,7 +136,7 @@ def __getattr__(name: str) -> Any:
         # The estimators import scikit-learn: loaded on first use, not with the package.
         name_module = "ssddbc.estimators"
         return getattr(import_module(name_module), name)
-    module = _ORIGINAL_NAMES.get(name) or _GRID_SEARCH_NAMES.get(name)
+    module = _ORIGINAL_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(import_module(module), name)

@@ -5,7 +5,12 @@
   return_all=True)``, the core mask from ``core_points``, ``create_mixed_heatmap`` for the four
   colour metrics with ``display_metric="score"`` and the ``results_grid.json`` dump;
 * ``test_silent_progress.py``: the density functions with ``silent=`` by keyword, then a small
-  search on random data whose labelled mask is not a subset of the known mask.
+  search on random data whose labelled mask is not a subset of the known mask;
+* the original batch runner's command line (``python -m ssddbc.grid_search.batch_runner``)
+  with the flag set its help required, on its default grid (half-open bounds: k 3..20 x
+  density 40..90 step 5 = 198 configurations), and the design document's ``--k_min 3
+  --k_max 21`` example; the text report its heatmap tools read
+  (``<search_dir>/<superclass>/*.txt``) is parsed with the original's block pattern.
 
 They run on the built-in digits cache (``digits_low`` is the golden split), so the best
 parameters and labels can be compared with what the original produced.
@@ -13,8 +18,11 @@ parameters and labels can be compared with what the original produced.
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,7 +31,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from ssddbc import InvalidInputError, SsddbcWarning
+from ssddbc import SsddbcWarning
 from ssddbc.data import build_digits_feature_cache
 
 
@@ -164,12 +172,6 @@ def test_silent_progress_labelled_outside_known_in_the_algorithm() -> None:
     assert out[0].shape == (200,) and out[1] >= 1
 
 
-@pytest.mark.xfail(
-    raises=InvalidInputError,
-    strict=True,
-    reason="the grid-search layer (grid_search/_validate.py) still refuses a labelled mask "
-    "outside the known mask; it should call ssddbc._validation.warn_labeled_outside_known",
-)
 def test_silent_progress_search_part() -> None:
     from ssddbc.grid_search.api import run_clustering_search_on_features
 
@@ -204,3 +206,145 @@ def test_silent_progress_search_part() -> None:
             max_workers=1,
         )
     assert quiet.best_params["k"] in (3, 4)
+
+
+# ---- the original batch runner's command line ------------------------------------------
+
+#: The original's ``load_existing_results`` block pattern (how its tools read a report).
+_ORIGINAL_BLOCK = (
+    r"k=(\d+), density_percentile=(\d+)\n-+\n.*?all_acc: (\d+\.?\d*)\nold_acc: "
+    r"(\d+\.?\d*)\nnew_acc: (\d+\.?\d*)\nclusters: (\d+)"
+)
+
+#: The flags the original runner's help said are required, at their only values.
+_ORIGINAL_FLAGS = [
+    "--use_cluster_quality",
+    "--cluster_distance_method",
+    "3",
+    "--l2_components",
+    "separation silhouette",
+    "--dense_method",
+    "1",
+    "--co_mode",
+    "2",
+    "--assign_model",
+    "3",
+]
+
+
+def _batch_runner(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ssddbc.grid_search.batch_runner", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _only_run(out: Path) -> Path:
+    (run,) = [p for p in out.iterdir() if p.is_dir()]
+    return run
+
+
+def _csv_rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "results.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.slow
+def test_original_batch_runner_command_default_grid(
+    cache: Path, tmp_path: Path, golden_search: dict[str, Any]
+) -> None:
+    """The original's command (no grid flags): 198 configurations, the original's scores."""
+    out = tmp_path / "search"
+    model = tmp_path / "ckpt.pt"  # never read: the feature cache exists
+    proc = _batch_runner(
+        "--model_path",
+        str(model),
+        "--feature_cache_dir",
+        str(cache),
+        "--output_dir",
+        str(out),
+        "--superclasses",
+        "digits_low",
+        *_ORIGINAL_FLAGS,
+        "--max_workers",
+        "2",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "k 3..20 (18) × density 40..90 step 5 (11) = 198 configurations" in proc.stdout
+    assert f"--model_path {model} is not used" in proc.stderr
+    run = _only_run(out)
+    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    assert config["k_values"] == list(range(3, 21))
+    assert config["density_values"] == list(range(40, 95, 5))
+    rows = _csv_rows(run)
+    assert len(rows) == 198 and all(r["status"] == "ok" for r in rows)
+    assert {(int(r["k"]), int(r["density_percentile"])) for r in rows} == {
+        (k, dp) for k in range(3, 21) for dp in range(40, 95, 5)
+    }
+    # Every cell scores as the original's (its 216-cell grid holds these 198).
+    for r in rows:
+        ref = golden_search["grid"][f"k{r['k']}_dp{r['density_percentile']}"]
+        assert float(r["score"]) == pytest.approx(ref["score"], abs=1e-6), r
+        assert int(r["n_clusters"]) == ref["n_clusters"], r
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    selected = summary["superclasses"]["digits_low"]["selected"]
+    assert {"k": selected["k"], "density_percentile": selected["density_percentile"]} == (
+        golden_search["best_params"]
+    )
+    # The original's report, where its tools look for it, readable with its pattern.
+    (report,) = (run / "digits_low").glob("*.txt")
+    text = report.read_text(encoding="utf-8")
+    blocks = re.findall(_ORIGINAL_BLOCK, text, re.DOTALL)
+    assert len(blocks) == 198
+    by_cell = {(r["k"], r["density_percentile"]): r for r in rows}
+    for k, dp, all_acc, old_acc, new_acc, clusters in blocks:
+        r = by_cell[(k, dp)]
+        for got, name in ((all_acc, "all_acc"), (old_acc, "old_acc"), (new_acc, "new_acc")):
+            assert float(got) == pytest.approx(float(r[name]), abs=5e-5), (name, r)
+        assert int(clusters) == int(r["n_clusters"])
+    oracle = summary["superclasses"]["digits_low"]["oracle_best_by_test_accuracy"]
+    assert f"Best params: k={oracle['k']}, density_percentile={oracle['density_percentile']}" in (
+        text
+    )
+    assert "Selected params (label-only score, no ground truth): k=12, density_percentile=40" in (
+        text
+    )
+
+
+def test_design_document_example_k_min_3_k_max_21(cache: Path, tmp_path: Path) -> None:
+    """``--k_min 3 --k_max 21`` searches k 3..20, as the original's half-open range."""
+    from ssddbc.grid_search.batch_runner import run_batch
+
+    out = tmp_path / "search"
+    code = run_batch(
+        [
+            "--feature_cache_dir",
+            str(cache),
+            "--superclasses",
+            "digits_low",
+            "--output_dir",
+            str(out),
+            "--k_min",
+            "3",
+            "--k_max",
+            "21",
+            "--density_min",
+            "40",
+            "--density_max",
+            "50",
+            "--no_parallel",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    run = _only_run(out)
+    config = json.loads((run / "config.json").read_text(encoding="utf-8"))
+    assert config["k_values"] == list(range(3, 21))
+    assert config["density_values"] == [40, 45]
+    rows = _csv_rows(run)
+    assert sorted({int(r["k"]) for r in rows}) == list(range(3, 21))
+    assert len(rows) == 36

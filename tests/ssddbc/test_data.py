@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssddbc import FeatureCacheError, InvalidInputError
+from ssddbc import FeatureCacheError, InvalidInputError, SsddbcWarning
 from ssddbc.data import (
     DIGITS_SUPERCLASSES,
     SUPERCLASSES,
@@ -285,7 +285,6 @@ MALFORMED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "fractional targets": (_set("all_targets", np.linspace(0, 1, 12)), "all_targets"),
     "mask with 2": (_set("all_known_mask", np.full(12, 2)), "all_known_mask"),
     "short mask": (_set("all_labeled_mask", np.zeros(5, dtype=bool)), "all_labeled_mask"),
-    "labelled novel": (_set("all_labeled_mask", np.ones(12, dtype=bool)), "all_labeled_mask"),
     "mixed known class": (
         # row 9 is an unlabelled test sample of known class 0
         _set(
@@ -312,6 +311,17 @@ def test_malformed_npz_names_file_and_key(tmp_path: Path, case: str) -> None:
         load_superclass(tmp_path, "small")
     assert err.value.path == str(path)
     assert repr(key) in err.value.message, err.value.message
+
+
+def test_labelled_novel_samples_are_read_with_a_warning(tmp_path: Path) -> None:
+    # The original research code accepted labelled samples outside the known classes.
+    good = _small()
+    with pytest.warns(SsddbcWarning, match="not of a known class"):
+        stray = SuperclassData(**{**good.__dict__, "labeled_mask": np.ones(12, dtype=bool)})
+        write_superclass(tmp_path, stray)
+    with pytest.warns(SsddbcWarning, match="not of a known class"):
+        data = load_superclass(tmp_path, "small")
+    assert data.labeled_mask.all() and not data.known_mask.all()
 
 
 @pytest.mark.parametrize("case", ["garbage", "truncated", "object array", "not zip"])
@@ -399,7 +409,7 @@ def test_superclass_data_validates_construction() -> None:
         SuperclassData(**{**good.__dict__, "train_size": 99})
     assert err.value.argument == "train_size"
     with pytest.raises(InvalidInputError) as err:
-        SuperclassData(**{**good.__dict__, "labeled_mask": np.ones(12, dtype=bool)})
+        SuperclassData(**{**good.__dict__, "labeled_mask": np.ones(5, dtype=bool)})
     assert err.value.argument == "all_labeled_mask"
 
 

@@ -12,16 +12,17 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: A small grid: 4 k values × 3 percentiles = 12 configurations per superclass.
+#: A small grid: 4 k values × 3 percentiles = 12 configurations per superclass (half-open
+#: bounds: k 3..6, percentiles 40, 65, 90).
 SMALL_GRID = [
     "--k_min",
     "3",
     "--k_max",
-    "6",
+    "7",
     "--density_min",
     "40",
     "--density_max",
-    "90",
+    "91",
     "--density_step",
     "25",
 ]

@@ -121,7 +121,7 @@ def test_clear_knn_cache_recomputes(digits_cache: Path, tmp_path: Path) -> None:
 
 
 def test_resume_after_sigkill_gives_the_same_results(digits_cache: Path, tmp_path: Path) -> None:
-    # The full default grid of one superclass (216 configurations), so that the run is still
+    # The full default grid of one superclass (198 configurations), so that the run is still
     # going when it is killed.
     out = tmp_path / "killed"
     out.mkdir()
@@ -165,11 +165,11 @@ def test_resume_after_sigkill_gives_the_same_results(digits_cache: Path, tmp_pat
     assert not [pid for pid in children if _alive(pid)]
     run_dir = _run_dir(out)
     partial = len([r for r in ResultsJournal(run_dir / "results.csv").read() if r.ok])
-    assert 30 <= partial < 216
+    assert 30 <= partial < 198
 
     resumed = run_cli("--resume", str(run_dir), "--n_jobs", "2", cwd=out)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming: {partial} of 216 configurations already done" in resumed.stdout
+    assert f"resuming: {partial} of 198 configurations already done" in resumed.stdout
     # Only the missing configurations ran, and no neighbour search (the cache is warm).
     assert _summary(run_dir)["this_invocation"]["knn_searches"] == 0
 
@@ -234,10 +234,12 @@ def test_missing_feature_cache_dir_is_exit_2(tmp_path: Path) -> None:
     assert "nope" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_help_says_ranges_are_inclusive(tmp_path: Path) -> None:
+def test_help_says_ranges_are_half_open(tmp_path: Path) -> None:
     proc = run_cli("--help", cwd=tmp_path)
     assert proc.returncode == 0
-    assert "INCLUSIVE" in proc.stdout
+    text = " ".join(proc.stdout.split())
+    assert "half-open" in text and "EXCLUDED" in text and "INCLUSIVE" not in text
+    assert "198 configurations" in text
 
 
 def test_a_failing_configuration_is_recorded_and_the_search_goes_on(
@@ -332,11 +334,11 @@ def test_summary_says_whether_the_silhouette_was_sampled(
         "--k_min",
         "5",
         "--k_max",
-        "6",
+        "7",
         "--density_min",
         "50",
         "--density_max",
-        "50",
+        "55",
         "--n_jobs",
         "1",
         "--quiet",

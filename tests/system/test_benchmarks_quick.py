@@ -23,6 +23,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
         ("bench_search.py", "fingerprint share of one search"),
         ("bench_transfer.py", "(c) KnnRef + ref.load(k) memmap"),
         ("bench_grid_search.py", "(e) / (f) wall ="),
+        ("bench_engines.py", "exact on Dask (2 workers × 1 thread)"),
         ("bench_scale.py", "| 2,000 | "),
     ],
 )

@@ -308,7 +308,7 @@ def test_worker_killed_mid_search_loses_and_duplicates_nothing(
 ) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    # The full default grid of one superclass (216 configurations): still running when the
+    # The full default grid of one superclass (198 configurations): still running when the
     # worker dies.
     proc = subprocess.Popen(
         [
@@ -352,14 +352,14 @@ def test_worker_killed_mid_search_loses_and_duplicates_nothing(
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0, stderr
-    assert 0 < rows_at_kill < 216
+    assert 0 < rows_at_kill < 198
     # The scheduler (in this process) saw tasks lose their worker and reran them.
     prefix = cluster.scheduler.task_prefixes["evaluate_k"]
     assert prefix.suspicious > suspicious_before
     run = next(out.glob("run_*"))
     rows = _rows(run)
     cells = Counter((r["superclass"], r["k"], r["density_percentile"]) for r in rows)
-    assert len(cells) == 216
+    assert len(cells) == 198
     assert set(cells.values()) == {1}
     assert all(r["status"] == "ok" for r in rows)
     assert _summary(run)["failed_configurations"] == 0

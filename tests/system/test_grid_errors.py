@@ -17,7 +17,7 @@ import pytest
 from ssddbc.grid_search._files import new_run_dir
 from ssddbc.grid_search.batch_runner import run_batch
 
-TINY = ["--k_min", "3", "--k_max", "4", "--density_min", "50", "--density_max", "50"]
+TINY = ["--k_min", "3", "--k_max", "5", "--density_min", "50", "--density_max", "55"]
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:

@@ -117,3 +117,24 @@ def test_an_error_in_one_call_keeps_the_session_usable(
         assert len(set(ok.worker_pids) | set(again.worker_pids)) <= 2
         np.testing.assert_array_equal(ok.labels, again.labels)
     assert _temp_dirs(private_tmp) == []
+
+
+def test_inputs_warning_names_the_caller_once_per_search(
+    epochs: list[tuple[np.ndarray, ...]],
+) -> None:
+    from ssddbc import SsddbcWarning
+
+    X, y, known, labeled = epochs[0]
+    known = known.copy()
+    known[np.flatnonzero(labeled)[:3]] = False  # three labelled samples of no known class
+    kw: dict[str, Any] = {"k_range": range(4, 6), "density_range": DPS, "max_workers": 1}
+    with pytest.warns(SsddbcWarning, match="not of a known class") as record:
+        run_clustering_search_on_features(X, y, known, labeled, **kw)
+    assert [w.filename for w in record] == [__file__]
+    del kw["max_workers"]
+    with (
+        SearchSession(max_workers=1) as session,
+        pytest.warns(SsddbcWarning, match="not of a known class") as record,
+    ):
+        session.run(X, y, known, labeled, **kw)
+    assert [w.filename for w in record] == [__file__]

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from knncache import atomic_write
 from ssddbc._errors import FeatureCacheError, InvalidInputError, UnsafePickleError
+from ssddbc._validation import warn_labeled_outside_known
 from ssddbc.data._safe_pickle import safe_load
 
 __all__ = [
@@ -271,13 +272,9 @@ def _validate(arrays: Mapping[str, Any], train_size: int, fail: Fail) -> dict[st
     out["all_labeled_mask"] = labeled = mask("all_labeled_mask")
     if arrays.get("all_indices") is not None:
         out["all_indices"] = ints("all_indices")
-    stray = labeled & ~known
-    if stray.any():
-        fail(
-            "all_labeled_mask",
-            f"{int(stray.sum())} samples are labelled but not of a known class "
-            "(all_known_mask is false there)",
-        )
+    # Labelled samples outside the known classes: accepted with a warning, as the original
+    # research code accepted them (see ssddbc._validation.warn_labeled_outside_known).
+    warn_labeled_outside_known(known, labeled, stacklevel=5)
     targets = out["all_targets"]
     mixed = np.intersect1d(targets[known], targets[~known])
     if mixed.size:

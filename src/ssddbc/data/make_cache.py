@@ -201,6 +201,15 @@ def build_superclass(
     known = known_in[order] if known_in is not None else np.isin(y, np.asarray(classes))
     if labeled_in is not None:
         labeled = labeled_in[order]
+        stray = labeled & ~known
+        if stray.any():
+            # A new GCD split labels known-class samples only; reading an existing cache
+            # that does otherwise (the original's) is accepted with a warning instead.
+            raise InvalidInputError(
+                "labeled_mask",
+                f"{int(stray.sum())} samples are labelled but not of a known class "
+                "(known_mask is false there)",
+            )
     else:
         _, labeled = make_gcd_split(
             y, np.unique(y[known]), labeled_fraction=fraction, train_mask=in_train, seed=rng

@@ -229,7 +229,8 @@ def compute_relative_density(
     nb = nb[:, :k]
     rho_mean = np.mean(rho)
     neighbor_avg = np.ascontiguousarray(rho[nb]).sum(axis=1) / k
-    return ((k + rho_mean) / (k + neighbor_avg)) * rho
+    result: npt.NDArray[np.float64] = ((k + rho_mean) / (k + neighbor_avg)) * rho
+    return result
 
 
 def identify_high_density_points(

@@ -21,13 +21,16 @@ the message says how to resume).
 
 Adding a flag: add it in :func:`build_parser`; an algorithm option goes in the table of
 :mod:`ssddbc.ssddbc._params` instead and appears here by itself. A flag that changes the rows
-must reach :class:`RunConfig` (and so the identity).
+must reach :class:`RunConfig` (and so the identity). The original batch runner's flags that
+have no counterpart of their own are in :func:`_add_original_flags`; its ranges are half-open
+(:func:`_half_open`), and the resolved grid is printed first (:func:`format_grid`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -55,7 +58,8 @@ from ssddbc.grid_search._files import new_run_dir, sweep_temporaries, write_json
 from ssddbc.grid_search._inputs import Prepared, hold, prepare_inputs, prepare_with_fallback
 from ssddbc.grid_search._journal import ResultsJournal
 from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
-from ssddbc.grid_search._plots import plot_heatmap
+from ssddbc.grid_search._plots import parse_plot_formats, plot_heatmap
+from ssddbc.grid_search._report import format_text_report, write_text_report
 from ssddbc.grid_search._signals import Interrupted, interruptible
 from ssddbc.grid_search._summary import format_summary, summarise
 from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, clear_resources
@@ -72,6 +76,8 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TERMINATED",
     "build_parser",
+    "format_grid",
+    "parse_superclasses",
     "run_batch",
 ]
 
@@ -83,8 +89,12 @@ DEFAULT_OUTPUT_DIR = Path("ssddbc_runs")
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
-#: Grid defaults (inclusive ranges).
-GRID_DEFAULTS = {"k_min": 3, "k_max": 20, "density_min": 40, "density_max": 95, "density_step": 5}
+#: Grid defaults, the original runner's: half-open ranges, k in [3, 21) and density
+#: percentiles in [40, 95) step 5, i.e. k 3..20 x 40..90 = 198 configurations.
+GRID_DEFAULTS = {"k_min": 3, "k_max": 21, "density_min": 40, "density_max": 95, "density_step": 5}
+
+#: The L2 components the original runner required (its only supported set).
+ORIGINAL_L2_COMPONENTS = frozenset({"separation", "silhouette"})
 
 
 class BadInput(Exception):
@@ -109,9 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Grid search of SS-DDBC's k and density percentile over per-superclass feature "
             "caches, selecting by the label-only score (-L1 + 3*silhouette). Ranges are "
-            "INCLUSIVE at both ends (the original runner's --k_max and --density_max were "
-            "exclusive). Without --feature_cache_dir, the built-in digits demo cache is built "
-            f"in ./{DEFAULT_DEMO_DIR} and searched."
+            "half-open, as in the original runner: --k_max and --density_max are excluded "
+            "(the defaults search k 3..20 x density 40..90 step 5 = 198 configurations). "
+            "Every flag of the original runner is accepted. Without --feature_cache_dir, the "
+            f"built-in digits demo cache is built in ./{DEFAULT_DEMO_DIR} and searched."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -132,24 +143,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="search all 15 CIFAR-100 superclasses of the original research",
     )
     d = GRID_DEFAULTS
-    p.add_argument("--k_min", type=int, default=None, help=f"smallest k, inclusive [{d['k_min']}]")
+    p.add_argument("--k_min", type=int, default=None, help=f"smallest k, included [{d['k_min']}]")
     p.add_argument(
         "--k_max",
         type=int,
         default=None,
-        help=f"largest k, INCLUSIVE [{d['k_max']}] (one neighbour search at this k serves all)",
+        help=f"upper bound of k, EXCLUDED (half-open, as the original) [{d['k_max']}]",
     )
     p.add_argument(
         "--density_min",
         type=int,
         default=None,
-        help=f"smallest density percentile, inclusive [{d['density_min']}]",
+        help=f"smallest density percentile, included [{d['density_min']}]",
     )
     p.add_argument(
         "--density_max",
         type=int,
         default=None,
-        help=f"largest density percentile, INCLUSIVE [{d['density_max']}]",
+        help=f"upper bound of the density percentile, EXCLUDED (half-open, as the original) "
+        f"[{d['density_max']}]",
     )
     p.add_argument(
         "--density_step", type=int, default=None, help=f"percentile step [{d['density_step']}]"
@@ -218,8 +230,65 @@ def build_parser() -> argparse.ArgumentParser:
         "ssddbc.data.convert)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--plot_format",
+        type=_plot_formats,
+        default="png",
+        metavar="png,pdf,svg",
+        help="heatmap file format(s), comma-separated; not part of the run (a resume may differ)",
+    )
     add_algorithm_arguments(p)
+    _add_original_flags(p)
     return p
+
+
+def _plot_formats(text: str) -> tuple[str, ...]:
+    try:
+        return parse_plot_formats(text)
+    except SearchConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _add_original_flags(p: argparse.ArgumentParser) -> None:
+    """The original batch runner's flags that have no counterpart above, with its meaning.
+
+    (``--max_workers``, ``--no_parallel``, ``--count_all``, ``--dense_method``, ``--co_mode``
+    and ``--assign_model`` are flags of their own above.) What the original fixed is accepted
+    at the value it fixed; another value is a one-line error, exit status 2.
+    """
+    g = p.add_argument_group("flags of the original batch runner")
+    g.add_argument(
+        "--model_path",
+        default=None,
+        help="accepted for the original's command lines: features are read from the feature "
+        "cache, never extracted from a model here (reported unused; a superclass without a "
+        "cache is an error naming it)",
+    )
+    g.add_argument(
+        "--superclass_file",
+        default=None,
+        metavar="FILE",
+        help="superclass names, one per line; blank lines and lines starting with # are "
+        "skipped (as the original; conflicts with --superclasses and --count_all)",
+    )
+    g.add_argument(
+        "--use_cluster_quality",
+        action="store_true",
+        help="accepted: the selection score always has the form the original required with "
+        "it (L1 plus the separation/silhouette quality terms, -L1 + 3*silhouette)",
+    )
+    g.add_argument(
+        "--cluster_distance_method",
+        type=int,
+        default=None,
+        help="accepted with the original's only value, 3 (prototype distance)",
+    )
+    g.add_argument(
+        "--l2_components",
+        default=None,
+        help='accepted with the original\'s only value, "separation silhouette" (space- or '
+        "comma-separated, any order)",
+    )
 
 
 #: Flags that define the grid or the rows; --resume takes them from config.json instead.
@@ -227,6 +296,7 @@ _RUN_FLAGS = (
     *GRID_DEFAULTS,
     "eval_split",
     *(p.name for p in PARAMETERS),
+    "superclass_file",
 )
 
 
@@ -259,13 +329,147 @@ class _State:
 # ---- 1. argv -> run configuration -------------------------------------------------------
 
 
-def _inclusive(lo: int, hi: int, step: int, flag: str) -> list[int]:
+def _half_open(lo: int, hi: int, step: int, flag: str) -> list[int]:
+    """``range(lo, hi, step)`` as the original runner built it; empty is an error."""
     if step < 1:
         raise SearchConfigError(flag, f"step must be >= 1, got {step}")
-    values = list(range(lo, hi + 1, step))
+    values = list(range(lo, hi, step))
     if not values:
-        raise SearchConfigError(flag, f"empty range: min {lo} > max {hi}")
+        raise SearchConfigError(
+            flag,
+            f"empty range [{lo}, {hi}): the upper bound is excluded (half-open, as the "
+            f"original runner), so searching only {lo} needs an upper bound of {lo + 1}",
+        )
     return values
+
+
+def _span(values: Sequence[int]) -> str:
+    """``3..20``, ``40..90 step 5``, ``12`` or an explicit list when the step varies."""
+    if len(values) == 1:
+        return str(values[0])
+    steps = {b - a for a, b in itertools.pairwise(values)}
+    if len(steps) == 1 and (step := steps.pop()) > 0:
+        return f"{values[0]}..{values[-1]}" + (f" step {step}" if step != 1 else "")
+    return ",".join(map(str, values))
+
+
+def format_grid(k_values: Sequence[int], density_values: Sequence[int], n_sets: int = 1) -> str:
+    """The resolved grid, e.g. ``k 3..20 (18) × density 40..90 step 5 (11) = 198 configurations``.
+
+    With ``n_sets`` > 1 superclasses the line adds the count per superclass and in all.
+    """
+    per = len(k_values) * len(density_values)
+    text = (
+        f"k {_span(k_values)} ({len(k_values)}) × density {_span(density_values)} "
+        f"({len(density_values)}) = {per} configurations"
+    )
+    if n_sets > 1:
+        text += f" per superclass, {per * n_sets} for {n_sets} superclasses"
+    return text
+
+
+def _check_original_flags(args: argparse.Namespace) -> None:
+    """The original runner's fixed-behaviour flags: its one value, or a one-line error."""
+    if args.cluster_distance_method not in (None, 3):
+        raise BadInput(
+            f"--cluster_distance_method {args.cluster_distance_method}: only 3 (prototype "
+            "distance) is supported, as in the original batch runner"
+        )
+    if args.l2_components is not None:
+        parts = [c for c in args.l2_components.replace(",", " ").split() if c]
+        if set(parts) != ORIGINAL_L2_COMPONENTS or len(parts) != len(set(parts)):
+            raise BadInput(
+                f'--l2_components {args.l2_components!r}: only "separation silhouette" is '
+                "supported, as in the original batch runner"
+            )
+
+
+def _superclass_names(args: argparse.Namespace) -> list[str] | None:
+    """Names given by --superclasses or --superclass_file (None: neither was given)."""
+    if args.superclass_file is not None:
+        if args.superclasses or args.count_all:
+            given = "--superclasses" if args.superclasses else "--count_all"
+            raise BadInput(f"--superclass_file conflicts with {given}: give one of them")
+        try:
+            names = parse_superclasses([], None, args.superclass_file)
+        except FileNotFoundError:
+            raise BadInput(f"--superclass_file {args.superclass_file}: no such file") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(
+                f"--superclass_file {args.superclass_file}: unreadable ({exc})"
+            ) from None
+        if not names:
+            raise SearchConfigError("--superclass_file", f"no names in {args.superclass_file!r}")
+        return names
+    if args.superclasses:
+        names = parse_superclasses([], args.superclasses, None)
+        if not names:
+            raise SearchConfigError("--superclasses", f"no names in {args.superclasses!r}")
+        return names
+    return None
+
+
+def parse_superclasses(
+    defaults: list[str], override: str | None, file_path: str | None
+) -> list[str]:
+    """The original runner's superclass list: ``override``, else ``file_path``, else defaults.
+
+    Parameters
+    ----------
+    defaults : list of str
+        Returned when neither of the others is given.
+    override : str or None
+        Comma-separated names (``--superclasses``); blanks around names are dropped.
+    file_path : str or None
+        A UTF-8 text file, one name per line (``--superclass_file``): each line stripped,
+        blank lines and lines starting with ``#`` (in the first column) skipped, as the
+        original read it.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    FileNotFoundError
+        ``file_path`` does not exist (as in the original).
+    """
+    if override:
+        return [item.strip() for item in override.split(",") if item.strip()]
+    if file_path:
+        path = Path(file_path)
+        if not path.exists():
+            raise FileNotFoundError(f"superclass list file not found: {file_path}")
+        return [
+            line.strip()
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+    return list(defaults)
+
+
+def _check_model_path(args: argparse.Namespace, cfg: RunConfig, quiet: bool) -> None:
+    """--model_path: unused when every feature cache exists, else an error naming the one."""
+    from ssddbc.data.feature_cache import NPZ_NAME, PKL_NAME
+
+    if args.model_path is None:
+        return
+    fcd = Path(cfg.feature_cache_dir)
+    for name in cfg.superclasses:
+        folder = fcd / name
+        if not ((folder / NPZ_NAME).is_file() or (folder / PKL_NAME).is_file()):
+            raise BadInput(
+                f"--model_path {args.model_path}: no feature cache {folder / NPZ_NAME} (or "
+                f"{PKL_NAME}); features are not extracted from a model here: write the "
+                "cache first (ssddbc.data.write_superclass)"
+            )
+    if not quiet:
+        print(
+            f"note: --model_path {args.model_path} is not used: features are read from the "
+            f"feature cache {fcd}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _workers(args: argparse.Namespace) -> int | None:
@@ -303,8 +507,8 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
     params = AlgorithmParams.from_namespace(args)
     d = {name: getattr(args, name) for name in GRID_DEFAULTS}
     d = {name: GRID_DEFAULTS[name] if v is None else v for name, v in d.items()}
-    ks = _inclusive(d["k_min"], d["k_max"], 1, "--k_min/--k_max")
-    dps = _inclusive(
+    ks = _half_open(d["k_min"], d["k_max"], 1, "--k_min/--k_max")
+    dps = _half_open(
         d["density_min"],
         d["density_max"],
         d["density_step"],
@@ -316,12 +520,11 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
         fcd = Path(args.feature_cache_dir)
         if not fcd.is_dir():
             raise BadInput(f"--feature_cache_dir {fcd}: no such folder")
+    given = _superclass_names(args)
     if args.count_all:
         names = list(SUPERCLASSES)
-    elif args.superclasses:
-        names = [s.strip() for s in args.superclasses.split(",") if s.strip()]
-        if not names:
-            raise SearchConfigError("--superclasses", f"no names in {args.superclasses!r}")
+    elif given is not None:
+        names = given
     elif args.feature_cache_dir is None:
         names = []  # the demo cache: filled in once it is built
     else:
@@ -472,6 +675,7 @@ def _run(args: argparse.Namespace, plan: SearchPlan, state: _State) -> int:
     with contextlib.ExitStack() as scope:
         try:
             workers = _workers(args)
+            _check_original_flags(args)
             if args.resume:
                 cfg = _resumed_config(args)
                 run_dir: Path | None = Path(args.resume)
@@ -489,7 +693,9 @@ def _run(args: argparse.Namespace, plan: SearchPlan, state: _State) -> int:
                     )
                     if not cfg.superclasses:
                         cfg = replace(cfg, superclasses=built)
+            _check_model_path(args, cfg, quiet)
             data = _load_inputs(cfg)
+            _say(f"grid: {format_grid(cfg.k_values, cfg.density_values, len(data))}", quiet)
             if run_dir is not None:
                 _check_identity(cfg, data, run_dir)
             else:
@@ -716,7 +922,9 @@ def _execute(
         "executor": engine.label,
         "seconds": round(time.monotonic() - started, 3),
     }
-    return _finish(cfg, journal, results, knn, invocation, quiet)
+    return _finish(
+        cfg, journal, results, knn, invocation, quiet, args.plot_format, model_path=args.model_path
+    )
 
 
 def _prepare(
@@ -760,6 +968,9 @@ def _finish(
     knn: dict[str, dict[str, Any]],
     invocation: dict[str, Any],
     quiet: bool,
+    plot_formats: Sequence[str] = ("png",),
+    *,
+    model_path: str | None = None,
 ) -> int:
     ordered = [results[c] for c in cfg.cells() if c in results]
     try:
@@ -776,24 +987,54 @@ def _finish(
         invocation=invocation,
     )
     run_dir = journal.path.parent
+    summary["heatmaps"] = [f"heatmap_{n}.{f}" for n in cfg.superclasses for f in plot_formats]
     try:
         write_json(run_dir / "summary.json", summary)
         for name in cfg.superclasses:
             sel = summary["superclasses"][name]
             plot_heatmap(
-                run_dir / f"heatmap_{name}.png",
-                f"SS-DDBC label-only selection score: {name}",
+                run_dir / f"heatmap_{name}",
+                f"SS-DDBC grid search: {name}",
                 [r for r in ordered if r.group == name],
                 cfg.k_values,
                 cfg.density_values,
                 _cell(sel.get("selected")),
                 _cell(sel.get("oracle_best_by_test_accuracy")),
+                eval_split=cfg.eval_split,
+                formats=plot_formats,
             )
+            _write_report(run_dir, cfg, name, ordered, sel, invocation, model_path)
     except OSError as exc:
         raise _IOFailure() from exc
     if not quiet:
         print(format_summary(summary, run_dir), flush=True)
     return EXIT_FAILED if summary["failed_configurations"] else EXIT_OK
+
+
+def _write_report(
+    run_dir: Path,
+    cfg: RunConfig,
+    name: str,
+    ordered: list[ConfigResult],
+    sel: dict[str, Any],
+    invocation: dict[str, Any],
+    model_path: str | None,
+) -> None:
+    """``<run>/<name>/<name>.txt``: the original runner's report, for its tools."""
+    rows = [r for r in ordered if r.group == name]
+    text = format_text_report(
+        name,
+        {(r.k, r.density_percentile): r.metrics() for r in rows if r.ok},
+        k_values=cfg.k_values,
+        density_values=cfg.density_values,
+        model_path=model_path,
+        feature_cache_dir=cfg.feature_cache_dir,
+        workers=int(invocation["workers"]),
+        seconds=float(invocation["seconds"]),
+        selected=_cell(sel.get("selected")),
+        failed=[(r.k, r.density_percentile) for r in rows if not r.ok],
+    )
+    write_text_report(run_dir / name / f"{name}.txt", text)
 
 
 def _cell(entry: dict[str, Any] | None) -> tuple[int, int] | None:

@@ -60,7 +60,7 @@ class RunConfig:
         Absolute path of the feature cache.
     superclasses : list of str
     k_values, density_values : list of int
-        The grid (inclusive values).
+        The grid, as explicit values (the command line's half-open ranges resolved).
     params : AlgorithmParams
     plan : SearchPlan
     eval_split : {"test", "unlabelled"}

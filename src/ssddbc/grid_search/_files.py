@@ -24,7 +24,9 @@ from ssddbc._errors import RunFolderError
 __all__ = ["new_run_dir", "sweep_temporaries", "write_bytes", "write_json"]
 
 # What knncache.atomic_write names its temporaries: ".<final name>.<mkstemp suffix>.tmp".
-_TEMPORARY = re.compile(r"^\.(results\.csv|summary\.json|config\.json|heatmap_.+\.png)\..+\.tmp$")
+_TEMPORARY = re.compile(
+    r"^\.(results\.csv|summary\.json|config\.json|heatmap_.+\.(?:png|pdf|svg))\..+\.tmp$"
+)
 
 
 def write_bytes(path: Path, data: bytes) -> None:

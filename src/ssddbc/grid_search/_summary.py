@@ -151,8 +151,10 @@ def format_summary(summary: dict[str, Any], run_dir: Any) -> str:
         f"{summary['knn_fallback_configurations']} recomputed the graph in a worker; "
         f"{inv['seconds']:.1f}s with {inv['workers']} worker(s)"
     )
+    formats = list(dict.fromkeys(n.rsplit(".", 1)[-1] for n in summary.get("heatmaps", ["x.png"])))
+    ext = formats[0] if len(formats) == 1 else "{" + ",".join(formats) + "}"
     lines.append(
         f"results: {run_dir / 'results.csv'}  summary: {run_dir / 'summary.json'}  "
-        f"heatmaps: {run_dir}/heatmap_*.png"
+        f"heatmaps: {run_dir}/heatmap_*.{ext}"
     )
     return "\n".join(lines)

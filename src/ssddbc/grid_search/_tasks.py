@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from knncache import EntryNotFoundError, KnnCacheWarning, compute_knn, fingerprint
+from ssddbc._errors import SsddbcWarning
 from ssddbc.grid_search._inputs import (
     EVAL,
     KNOWN,
@@ -338,28 +339,36 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
     return res
 
 
+#: The start of :func:`ssddbc._validation.warn_labeled_outside_known`'s message.
+_OUTSIDE_KNOWN = r"labeled_mask: \d+ labelled sample\(s\) are not of a known class"
+
+
 def run_configuration(task: ConfigTask) -> tuple[ClusteringResult, _Resources]:
     """Run SS-DDBC for one task; return the algorithm's result and the inputs used."""
     from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
 
     res = _open_resources(task)
-    out = adaptive_density_clustering(
-        res.features,
-        res.split[TARGETS],
-        res.split[KNOWN].astype(bool),
-        res.split[LABELED].astype(bool),
-        k=task.k,
-        density_percentile=task.density_percentile,
-        **task.params.as_kwargs(),
-        # Matrix route: the first k columns. Otherwise the whole graph, whose extra columns
-        # the clustering uses as exact candidates.
-        precomputed_knn=(
-            (res.neighbors[:, : task.k], res.distances[:, : task.k])
-            if res.pairwise is not None
-            else (res.neighbors, res.distances)
-        ),
-        pairwise_distances=res.pairwise,
-    )
+    with warnings.catch_warnings():
+        # The search said so once, when it validated the masks; not again per configuration
+        # (and a configuration must not fail under -W error for it).
+        warnings.filterwarnings("ignore", message=_OUTSIDE_KNOWN, category=SsddbcWarning)
+        out = adaptive_density_clustering(
+            res.features,
+            res.split[TARGETS],
+            res.split[KNOWN].astype(bool),
+            res.split[LABELED].astype(bool),
+            k=task.k,
+            density_percentile=task.density_percentile,
+            **task.params.as_kwargs(),
+            # Matrix route: the first k columns. Otherwise the whole graph, whose extra
+            # columns the clustering uses as exact candidates.
+            precomputed_knn=(
+                (res.neighbors[:, : task.k], res.distances[:, : task.k])
+                if res.pairwise is not None
+                else (res.neighbors, res.distances)
+            ),
+            pairwise_distances=res.pairwise,
+        )
     return ClusteringResult(*out), res
 
 
@@ -473,19 +482,23 @@ def evaluate_k(task: KTask) -> list[ConfigResult]:
     try:
         res = _open_resources(configs[0])
         targets, known, labeled, _ = _split_views(res)
-        outs = iter_cluster_percentiles(
-            res.features,
-            targets,
-            known,
-            labeled,
-            task.k,
-            [c.density_percentile for c in configs],
-            **configs[0].params.as_kwargs(),
-            # The whole graph: its columns beyond k are exact candidates; the matrix, when
-            # shared, answers only the rows they leave undecided.
-            precomputed_knn=(res.neighbors, res.distances),
-            pairwise_distances=res.pairwise,
-        )
+        with warnings.catch_warnings():
+            # Said once by the search (see run_configuration); validation is eager, so the
+            # warning could only come from this call.
+            warnings.filterwarnings("ignore", message=_OUTSIDE_KNOWN, category=SsddbcWarning)
+            outs = iter_cluster_percentiles(
+                res.features,
+                targets,
+                known,
+                labeled,
+                task.k,
+                [c.density_percentile for c in configs],
+                **configs[0].params.as_kwargs(),
+                # The whole graph: its columns beyond k are exact candidates; the matrix,
+                # when shared, answers only the rows they leave undecided.
+                precomputed_knn=(res.neighbors, res.distances),
+                pairwise_distances=res.pairwise,
+            )
     except Exception:
         return [evaluate_config(c) for c in configs]
     shared = (time.perf_counter() - start) / len(configs)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ssddbc._errors import InvalidInputError, SearchConfigError
-from ssddbc._validation import as_features, as_mask, as_targets
+from ssddbc._errors import SearchConfigError
+from ssddbc._validation import as_features, as_mask, as_targets, warn_labeled_outside_known
 
 __all__ = ["SearchInputs", "validate_grid", "validate_search_inputs"]
 
@@ -32,22 +32,23 @@ def validate_search_inputs(
     known_mask: object,
     labeled_mask: object | None,
     eval_mask: object | None,
+    *,
+    stacklevel: int = 4,
 ) -> SearchInputs:
     """Normalise and check the arrays of a search; raise :class:`InvalidInputError` if bad.
 
     ``labeled_mask=None`` means ``known_mask`` (the original's default); ``eval_mask=None``
-    means the unlabelled samples.
+    means the unlabelled samples. Labelled samples outside ``known_mask`` are accepted with an
+    :class:`~ssddbc.SsddbcWarning` (:func:`ssddbc._validation.warn_labeled_outside_known`).
     """
     X = as_features(features, "features")
     n = X.shape[0]
     y = as_targets(targets, n)
     known = as_mask(known_mask, "known_mask", n)
     labeled = known.copy() if labeled_mask is None else as_mask(labeled_mask, "labeled_mask", n)
-    if (labeled & ~known).any():
-        row = int(np.flatnonzero(labeled & ~known)[0])
-        raise InvalidInputError(
-            "labeled_mask", f"sample {row} is labelled but not of a known class (known_mask)"
-        )
+    # Accepted and used as labelled samples, as the original did; said once per search, at
+    # the public function's caller (``stacklevel`` frames up from the warning's call).
+    warn_labeled_outside_known(known, labeled, stacklevel=stacklevel)
     evaluated = ~labeled if eval_mask is None else as_mask(eval_mask, "eval_mask", n)
     # float32, as the original search used, and contiguous so it hashes and saves as is.
     X = np.ascontiguousarray(X, dtype=np.float32)

@@ -205,7 +205,7 @@ def run_clustering_search_on_features(
         Every configuration raised.
     """
     with SearchSession(max_workers=max_workers, store=store, executor=executor) as session:
-        return session.run(
+        return session._call(
             features,
             targets,
             known_mask,
@@ -344,10 +344,45 @@ class SearchSession:
         InvalidInputError, SearchFailedError
             As :func:`run_clustering_search_on_features`.
         """
+        return self._call(
+            features,
+            targets,
+            known_mask,
+            labeled_mask,
+            k_range=k_range,
+            density_range=density_range,
+            random_state=random_state,
+            silent=silent,
+            return_all=return_all,
+            eval_mask=eval_mask,
+            params=params,
+            plan=plan,
+        )
+
+    def _call(
+        self,
+        features: Any,
+        targets: Any,
+        known_mask: Any,
+        labeled_mask: Any,
+        *,
+        k_range: Iterable[int],
+        density_range: Iterable[int],
+        random_state: int,
+        silent: bool,
+        return_all: bool,
+        eval_mask: Any,
+        params: AlgorithmParams | None,
+        plan: SearchPlan | None,
+    ) -> ClusteringSearchResult:
+        """:meth:`run`; called by it and by :func:`run_clustering_search_on_features`, so
+        a warning about the inputs names their caller (5 frames up from the warning)."""
         if self._closed:
             raise SearchConfigError("session", "this SearchSession is closed")
         del random_state  # deterministic algorithm: nothing to seed
-        inputs = validate_search_inputs(features, targets, known_mask, labeled_mask, eval_mask)
+        inputs = validate_search_inputs(
+            features, targets, known_mask, labeled_mask, eval_mask, stacklevel=5
+        )
         ks, dps = validate_grid(k_range, density_range, n_samples=inputs.features.shape[0])
         if params is None:
             params = AlgorithmParams()

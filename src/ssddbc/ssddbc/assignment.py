@@ -66,7 +66,8 @@ def _vote(
         scores[rr, voter[:, j]] += weight[:, j]
     best = scores.max(axis=1)
     first = np.argmax(scores[rr[:, None], voter] == best[:, None], axis=1)
-    return voter[rr, first]
+    result: npt.NDArray[np.int64] = voter[rr, first]
+    return result
 
 
 def assign_sparse_points(
@@ -93,7 +94,7 @@ def assign_sparse_points(
     numpy.ndarray
         int64 ``(N,)`` labels with no ``-1`` left.
     """
-    out = labels.copy()
+    out: npt.NDArray[np.int64] = labels.copy()
     todo = np.flatnonzero(labels < 0)
     if todo.size == 0:
         return out

@@ -85,7 +85,8 @@ def compute_co_value(
     nb = np.asarray(neighbors)[:, :k]
     rho_mean = np.mean(rho)
     ratio = (k + rho_mean) / (k + np.mean(np.ascontiguousarray(rho[nb]), axis=1))
-    return ratio * co_base
+    result: float | npt.NDArray[np.float64] = ratio * co_base
+    return result
 
 
 def apply_co_filter(

@@ -53,7 +53,8 @@ def renumber(labels: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     if pos.any():
         _, inv = np.unique(labels[pos], return_inverse=True)
         out[pos] = inv
-    return out
+    result: npt.NDArray[np.int64] = out
+    return result
 
 
 def _unique_labels(

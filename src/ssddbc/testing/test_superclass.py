@@ -37,6 +37,7 @@ from ssddbc.baselines import kmeans_baseline, semi_supervised_kmeans
 from ssddbc.data import SuperclassData, load_superclass
 from ssddbc.evaluation import evaluation_mask, selection_score, split_cluster_acc_v2
 from ssddbc.ssddbc._params import AlgorithmParams, add_algorithm_arguments
+from ssddbc.ssddbc._result import ClusteringResult
 
 __all__ = [
     "PAIRWISE_MAX_N",
@@ -115,6 +116,7 @@ def run_on_data(
         pairwise_distances=pairwise,
     )
     seconds = time.perf_counter() - start
+    assert isinstance(out, ClusteringResult)  # eval_dense=False: the named result
     labels = np.asarray(out.labels)
     score = selection_score(
         labels,

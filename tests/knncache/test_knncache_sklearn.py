@@ -1,0 +1,172 @@
+"""``knncache.sklearn.KNeighborsTransformer`` against scikit-learn's own transformer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse
+from sklearn import neighbors as skn
+from sklearn.base import clone
+from sklearn.cluster import DBSCAN, HDBSCAN, SpectralClustering
+from sklearn.datasets import make_swiss_roll
+from sklearn.manifold import TSNE, Isomap
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from knncache import EphemeralStore, InvalidParameterError, PersistentStore
+from knncache.sklearn import KNeighborsTransformer, symmetrize
+
+
+def _blobs(n: int = 240, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [0.0, 6.0, 0.0]])
+    return np.concatenate([c + rng.normal(size=(n // 3, 3)) for c in centres])
+
+
+def _dense(m: Any) -> np.ndarray:
+    return np.asarray(scipy.sparse.csr_matrix(m).toarray())
+
+
+def _expected_failed(est: KNeighborsTransformer) -> dict[str, str]:
+    """Checks that do not apply, with the reason (every other check runs and must pass)."""
+    if est.metric == "cosine":
+        return {
+            "check_estimators_dtypes": "its integer data has all-zero rows: knncache refuses "
+            "them under cosine (undefined), scikit-learn gives them distance 1 to everything",
+        }
+    return {}
+
+
+@parametrize_with_checks(
+    [KNeighborsTransformer(), KNeighborsTransformer(3, mode="connectivity", metric="cosine")],
+    expected_failed_checks=_expected_failed,
+)
+def test_sklearn_estimator_checks(estimator: Any, check: Any) -> None:
+    check(estimator)
+
+
+@pytest.mark.parametrize("mode", ["distance", "connectivity"])
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_same_graph_as_sklearn(mode: str, metric: str) -> None:
+    X = _blobs(seed=1) + 10.0  # away from the origin, so cosine separates points too
+    ours = KNeighborsTransformer(7, mode=mode, metric=metric).fit_transform(X)
+    ref = skn.KNeighborsTransformer(n_neighbors=7, mode=mode, metric=metric).fit_transform(X)
+    assert type(ours) is type(ref)
+    assert ours.shape == ref.shape and ours.nnz == ref.nnz == len(X) * (
+        8 if mode == "distance" else 7
+    )
+    assert np.allclose(_dense(ours), _dense(ref), atol=1e-6)
+    # New data goes through scikit-learn's brute force against the fitted data.
+    new = _blobs(30, seed=2)
+    t = KNeighborsTransformer(7, mode=mode, metric=metric).fit(X)
+    r = skn.KNeighborsTransformer(n_neighbors=7, mode=mode, metric=metric).fit(X)
+    assert np.allclose(_dense(t.transform(new)), _dense(r.transform(new)), atol=1e-6)
+
+
+def test_pipeline_dbscan_and_hdbscan_same_labels_as_sklearn() -> None:
+    X = _blobs()
+    X[5] = X[4]  # a duplicate: an explicit zero in the graph
+    sym = FunctionTransformer(symmetrize, accept_sparse=True)
+    for steps in (
+        lambda: [DBSCAN(eps=0.8, min_samples=5, metric="precomputed")],
+        # scikit-learn's HDBSCAN wants a symmetric matrix, and one distance for the edges
+        # the sparse graph does not hold (the blobs are not connected through 15-NN).
+        lambda: [
+            clone(sym),
+            HDBSCAN(
+                min_samples=5,
+                min_cluster_size=10,
+                metric="precomputed",
+                metric_params={"max_distance": 100.0},
+                copy=True,
+            ),
+        ],
+    ):
+        ours = make_pipeline(KNeighborsTransformer(15, mode="distance"), *steps()).fit(X)
+        ref = make_pipeline(skn.KNeighborsTransformer(n_neighbors=15, mode="distance"), *steps())
+        ref.fit(X)
+        labels = ours[-1].labels_
+        assert np.array_equal(labels, ref[-1].labels_)
+        assert len(set(labels) - {-1}) >= 3  # the test could fail: clusters are found
+
+
+def test_pipeline_manifold_and_spectral_run_on_the_graph() -> None:
+    X = make_swiss_roll(150, random_state=0)[0]  # one connected manifold, as Isomap needs
+    emb = make_pipeline(
+        KNeighborsTransformer(10), Isomap(n_neighbors=10, metric="precomputed")
+    ).fit_transform(X)
+    ref = make_pipeline(
+        skn.KNeighborsTransformer(n_neighbors=10), Isomap(n_neighbors=10, metric="precomputed")
+    ).fit_transform(X)
+    assert np.allclose(np.abs(emb), np.abs(ref), atol=1e-6)  # eigenvector signs are free
+    tsne = make_pipeline(
+        KNeighborsTransformer(30),
+        TSNE(metric="precomputed", init="random", perplexity=9.0, max_iter=250, random_state=0),
+    ).fit_transform(X)
+    assert tsne.shape == (150, 2) and np.isfinite(tsne).all()
+    graph = KNeighborsTransformer(10, mode="connectivity").fit_transform(X)
+    labels = SpectralClustering(3, affinity="precomputed_nearest_neighbors", random_state=0)
+    labels = labels.fit_predict(graph)
+    ref_labels = SpectralClustering(3, affinity="precomputed_nearest_neighbors", random_state=0)
+    ref_graph = skn.KNeighborsTransformer(n_neighbors=10, mode="connectivity").fit_transform(X)
+    assert np.array_equal(labels, ref_labels.fit_predict(ref_graph))
+
+
+def test_persistent_store_second_fit_runs_no_search(tmp_path: Path) -> None:
+    X = _blobs()
+    store = PersistentStore(tmp_path / "cache")
+    first = KNeighborsTransformer(8, store=store).fit_transform(X)
+    assert store.stats["searches"] == 1
+    second = KNeighborsTransformer(8, store=store).fit_transform(X)
+    smaller = KNeighborsTransformer(4, mode="connectivity", store=store).fit_transform(X)
+    assert store.stats["searches"] == 1 and store.stats["hits"] == 2
+    assert (first != second).nnz == 0
+    assert smaller.nnz == len(X) * 4
+    # A path is opened as a PersistentStore: another process would find the same entry.
+    by_path = KNeighborsTransformer(8, store=str(tmp_path / "cache")).fit(X)
+    assert by_path.knn_ref_ is not None
+    assert by_path.knn_ref_.fingerprint == store.entries()[0].fingerprint
+    assert (by_path.transform(X) != first).nnz == 0
+
+
+def test_ephemeral_store_and_ref_attribute() -> None:
+    X = _blobs(60)
+    with EphemeralStore() as store:
+        t = KNeighborsTransformer(5, store=store).fit(X)
+        assert t.knn_ref_ is not None and t.knn_ref_.k == 5
+        assert t.transform(X).nnz == 60 * 6
+    assert KNeighborsTransformer(5).fit(X).knn_ref_ is None
+
+
+def test_bad_parameters_raise_before_work() -> None:
+    X = _blobs(30)
+    for params, name in (
+        ({"n_neighbors": 0}, "n_neighbors"),
+        ({"n_neighbors": 2.5}, "n_neighbors"),
+        ({"mode": "weights"}, "mode"),
+        ({"metric": "manhattan"}, "metric"),
+        ({"store": 3}, "store"),
+    ):
+        with pytest.raises(InvalidParameterError, match=name) as info:
+            KNeighborsTransformer(**params).fit(X)
+        assert isinstance(info.value, ValueError)
+    with pytest.raises(ValueError, match="n_neighbors <= n_samples_fit"):
+        KNeighborsTransformer(30).fit_transform(X)
+
+
+def test_symmetrize_is_the_union_and_keeps_explicit_zeros() -> None:
+    X = _blobs(60)
+    X[7] = X[3]
+    g = KNeighborsTransformer(4).fit_transform(X)
+    s = symmetrize(g)
+    dense, sd = _dense(g), _dense(s)
+    assert np.array_equal(sd, sd.T)
+    assert np.array_equal(sd, np.maximum(dense, dense.T))
+    pattern = (g != 0).astype(int) + scipy.sparse.eye(60, dtype=int)  # diagonal is explicit 0
+    assert s.nnz == int(((pattern + pattern.T) > 0).sum()) + 2  # (3, 7) and (7, 3): zeros
+    with pytest.raises(InvalidParameterError, match="graph"):
+        symmetrize(np.zeros((3, 3)))
