@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import knncache
 from ssddbc._distances import pairwise_euclidean
 from ssddbc._errors import InvalidInputError
-from ssddbc.ssddbc._per_k import cluster_percentiles
+from ssddbc.ssddbc._per_k import cluster_percentiles, iter_cluster_percentiles
 from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
 from tests.ssddbc.test_candidates import tie_data
 from tests.ssddbc.test_clustering import blobs, move_data
@@ -268,6 +268,11 @@ def test_labelled_outside_known_warns_once_at_the_caller() -> None:
         got = cluster_percentiles(X, y, known, labeled, 5, [40, 80])
     assert len(record) == 1
     assert record[0].filename == __file__
+    with pytest.warns(SsddbcWarning) as record:
+        lazy = iter_cluster_percentiles(X, y, known, labeled, 5, [40, 80])  # warns here
+    assert [w.filename for w in record] == [__file__]
+    for a, b in zip(lazy, got, strict=True):
+        assert_identical(a, b)
     for p, out in zip([40, 80], got, strict=True):
         with pytest.warns(SsddbcWarning) as single:
             ref = adaptive_density_clustering(X, y, known, labeled, 5, p)

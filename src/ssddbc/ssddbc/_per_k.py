@@ -70,6 +70,50 @@ def iter_cluster_percentiles(
     raises here, before any percentile runs), then yields one result per percentile, in
     order; a caller that scores and drops each result holds one partition at a time.
     """
+    return _iter(
+        X,
+        targets,
+        known_mask,
+        labeled_mask,
+        k,
+        percentiles,
+        dense_method=dense_method,
+        co_mode=co_mode,
+        co_manual=co_manual,
+        assign_model=assign_model,
+        voting_k=voting_k,
+        precomputed_knn=precomputed_knn,
+        pairwise_distances=pairwise_distances,
+        eval_dense=eval_dense,
+        eval_version=eval_version,
+        fast_mode=fast_mode,
+        metric=metric,
+        graph_candidates=graph_candidates,
+    )
+
+
+def _iter(
+    X: Any,
+    targets: Any,
+    known_mask: Any,
+    labeled_mask: Any,
+    k: int,
+    percentiles: Sequence[float],
+    *,
+    dense_method: int,
+    co_mode: int,
+    co_manual: float | None,
+    assign_model: int,
+    voting_k: int,
+    precomputed_knn: Any,
+    pairwise_distances: Any,
+    eval_dense: bool,
+    eval_version: str,
+    fast_mode: bool,
+    metric: str,
+    graph_candidates: bool,
+) -> Iterator[ClusteringResult | tuple[Any, ...]]:
+    """Both public functions' work; a warning names their caller (5 frames up from it)."""
     if isinstance(percentiles, (str, bytes)) or np.ndim(percentiles) != 1:
         raise InvalidInputError(
             "percentiles", f"expected a sequence of numbers, got {percentiles!r}"
@@ -94,6 +138,7 @@ def iter_cluster_percentiles(
         eval_version=eval_version,
         fast_mode=fast_mode,
         metric=metric,
+        stacklevel=5,
     )
     per_k = _prepare_k(inputs, candidates_with_matrix=graph_candidates)
     return _results(inputs, per_k)
@@ -168,7 +213,7 @@ detail_dense, label_guide, metric
         an empty or non-sequence ``percentiles``; all before any work.
     """
     return list(
-        iter_cluster_percentiles(
+        _iter(
             X,
             targets,
             known_mask,

@@ -167,11 +167,13 @@ def _validate_inputs(
     eval_version: str,
     fast_mode: bool,
     metric: str,
+    stacklevel: int = 4,
 ) -> _Inputs:
     """Every check of :func:`adaptive_density_clustering`, in its order, before any work.
 
-    Warns (:class:`~ssddbc._errors.SsddbcWarning`, at the public function's caller) once
-    if labelled samples lie outside the known classes.
+    Warns (:class:`~ssddbc._errors.SsddbcWarning`) once if labelled samples lie outside the
+    known classes, ``stacklevel`` frames up from the warning's call (4: the caller of the
+    public function calling this one).
     """
     metric = check_metric(metric)
     x = as_features(X, "X")
@@ -191,8 +193,7 @@ def _validate_inputs(
         raise InvalidInputError("eval_version", f"expected 'v1' or 'v2', got {eval_version!r}")
     knn = None if precomputed_knn is None else as_precomputed_knn(precomputed_knn, n, k)
     pairwise = None if pairwise_distances is None else as_pairwise(pairwise_distances, n)
-    # stacklevel 4: warn_labeled_outside_known <- here <- the public function <- its caller
-    warn_labeled_outside_known(known, labeled, stacklevel=4)
+    warn_labeled_outside_known(known, labeled, stacklevel=stacklevel)
     x_raw = None
     if metric == "cosine":
         # Cosine is Euclidean on the unit rows (ssddbc._metric): the graph's 1 - cos become
