@@ -245,17 +245,26 @@ def test_help_says_ranges_are_half_open(tmp_path: Path) -> None:
 def test_a_failing_configuration_is_recorded_and_the_search_goes_on(
     digits_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import ssddbc.ssddbc._per_k as per_k
     import ssddbc.ssddbc.adaptive_clustering as ac
     from ssddbc.grid_search.batch_runner import run_batch
 
     real = ac.adaptive_density_clustering
+    real_per_k = per_k.iter_cluster_percentiles
 
     def flaky(*args, **kwargs):
         if kwargs["k"] == 4:
             raise RuntimeError("boom at k=4")
         return real(*args, **kwargs)
 
+    def flaky_per_k(*args, **kwargs):  # (X, targets, known, labeled, k, percentiles)
+        if args[4] == 4:
+            raise RuntimeError("boom at k=4")
+        return real_per_k(*args, **kwargs)
+
+    # Both paths: the per-k task, and each configuration alone once the per-k part failed.
     monkeypatch.setattr(ac, "adaptive_density_clustering", flaky)
+    monkeypatch.setattr(per_k, "iter_cluster_percentiles", flaky_per_k)
     out = tmp_path / "out"
     code = run_batch(
         [
@@ -338,9 +347,15 @@ def test_summary_says_whether_the_silhouette_was_sampled(
     exact = _summary(_run_dir(tmp_path / "exact"))["superclasses"]["digits_low"]
     assert exact["silhouette"].startswith("exact")
     # Force the large-N path on the 901 digits: sampled silhouette, said so in the summary.
-    plan = SearchPlan(pairwise_max_n=500, silhouette_sample_size=100)
+    plan = SearchPlan(pairwise_max_n=500, silhouette_sample_size=100, exact_silhouette_max_n=500)
     assert run_batch([*args, "--output_dir", str(tmp_path / "sampled")], plan=plan) == 0
     run_dir = _run_dir(tmp_path / "sampled")
     sampled = _summary(run_dir)["superclasses"]["digits_low"]
     assert sampled["silhouette"].startswith("sampled") and "100" in sampled["silhouette"]
     assert {r["silhouette_sample"] for r in _rows(run_dir)} == {"100"}
+    # Its standard error is next to it, positive (100 of the ~650 unlabelled points), and
+    # also in the summary's selected configuration; exact rows carry 0.0.
+    assert all(float(r["silhouette_se"]) > 0 for r in _rows(run_dir))
+    assert sampled["selected"]["silhouette_se"] > 0
+    assert {float(r["silhouette_se"]) for r in _rows(_run_dir(tmp_path / "exact"))} == {0.0}
+    assert exact["selected"]["silhouette_se"] == 0.0

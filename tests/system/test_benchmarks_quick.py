@@ -38,3 +38,18 @@ def test_quick_mode_prints_its_table(script: str, needle: str, tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert needle in proc.stdout
     assert list(tmp_path.iterdir()) == []  # benchmarks leave no files behind
+
+
+def test_scale_profile_quick_mode_prints_its_tables(tmp_path: Path) -> None:
+    """``bench_scale.py --profile --quick``: per-stage table, growth old/new, per-k table."""
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "bench_scale.py"), "--profile", "--quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for needle in ("| cand+matrix |", "growth old", "cluster_percentiles s", "load after"):
+        assert needle in proc.stdout, needle
+    assert list(tmp_path.iterdir()) == []

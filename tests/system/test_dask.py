@@ -132,15 +132,15 @@ class ExitOnCell(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         import ssddbc.grid_search._tasks as tasks
 
-        original = tasks.run_configuration
+        original = tasks._score_into  # every configuration passes here, alone or per k
         cell = (self.k, self.dp)
 
-        def dying(task: Any) -> Any:
-            if (task.k, task.density_percentile) == cell:
+        def dying(result: Any, out: Any, res: Any) -> Any:
+            if (result.k, result.density_percentile) == cell:
                 os._exit(17)
-            return original(task)
+            return original(result, out, res)
 
-        tasks.run_configuration = dying
+        tasks._score_into = dying
 
 
 # --- tests ---------------------------------------------------------------------------------
@@ -331,7 +331,7 @@ def test_worker_killed_mid_search_loses_and_duplicates_nothing(
         text=True,
     )
     try:
-        prefix = cluster.scheduler.task_prefixes.get("evaluate_config")
+        prefix = cluster.scheduler.task_prefixes.get("evaluate_k")
         suspicious_before = prefix.suspicious if prefix is not None else 0
         rows_at_kill = 0
         deadline = time.monotonic() + 120
@@ -354,7 +354,7 @@ def test_worker_killed_mid_search_loses_and_duplicates_nothing(
     assert proc.returncode == 0, stderr
     assert 0 < rows_at_kill < 198
     # The scheduler (in this process) saw tasks lose their worker and reran them.
-    prefix = cluster.scheduler.task_prefixes["evaluate_config"]
+    prefix = cluster.scheduler.task_prefixes["evaluate_k"]
     assert prefix.suspicious > suspicious_before
     run = next(out.glob("run_*"))
     rows = _rows(run)

@@ -35,7 +35,7 @@ SAMPLE = 300
 KS = [3, 8, 14]
 DPS = [40, 70, 95]
 #: The large-N route on N=1,500, with a 300-point silhouette sample.
-LARGE = SearchPlan(pairwise_max_n=500, silhouette_sample_size=SAMPLE)
+LARGE = SearchPlan(pairwise_max_n=500, silhouette_sample_size=SAMPLE, exact_silhouette_max_n=500)
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +192,7 @@ def test_vanished_entry_is_recomputed_on_the_large_path(tmp_path: Path) -> None:
     from ssddbc.data import build_digits_feature_cache, load_superclass
     from ssddbc.evaluation import evaluation_mask
 
-    plan = SearchPlan(pairwise_max_n=100, silhouette_sample_size=200)
+    plan = SearchPlan(pairwise_max_n=100, silhouette_sample_size=200, exact_silhouette_max_n=100)
     build_digits_feature_cache(tmp_path / "fc")
     d = load_superclass(tmp_path / "fc", "digits_low")
     store = PersistentStore(tmp_path / "store")

@@ -52,6 +52,7 @@ __all__ = [
     "compute_total_loss",
     "l1_loss",
     "local_density_penalty",
+    "sampled_silhouette",
     "selection_score",
     "separation_score",
     "silhouette_rows",
@@ -218,7 +219,8 @@ def _sampled_silhouette(
     silhouette_rows: tuple[ArrayLike, ArrayLike],
     n: int,
     block_rows: int,
-) -> float:
+) -> NDArray[np.float64]:
+    """The exact silhouette values of the sampled points (empty for an empty sample)."""
     try:
         sample, rows = silhouette_rows
     except (TypeError, ValueError):
@@ -232,7 +234,7 @@ def _sampled_silhouette(
             f"and {R.shape}",
         )
     if sample.size == 0:
-        return 0.0
+        return np.zeros(0)
     if sample.min() < 0 or sample.max() >= n or not unl[sample].all():
         raise InvalidInputError(
             "silhouette_rows", "the sample indices must be unlabelled points in range"
@@ -244,7 +246,7 @@ def _sampled_silhouette(
         for j in range(blk.shape[0]):
             # bincount adds each row's values in index order, in float64: deterministic.
             sums[lo + j] = np.bincount(idx, weights=blk[j], minlength=n_clusters)
-    return float(_silhouette_values(sums, idx[sample], counts).mean())
+    return _silhouette_values(sums, idx[sample], counts)
 
 
 def _silhouette_values(
@@ -324,7 +326,8 @@ def unlabelled_silhouette(
         clusters, idx = np.unique(lab, return_inverse=True)
         if clusters.size < 2 or not unl.any():
             return 0.0
-        return _sampled_silhouette(idx, clusters.size, unl, silhouette_rows, n, block_rows)
+        values = _sampled_silhouette(idx, clusters.size, unl, silhouette_rows, n, block_rows)
+        return float(values.mean()) if values.size else 0.0
     D = None
     feats = None
     if pairwise_distances is not None:
@@ -355,6 +358,53 @@ def unlabelled_silhouette(
     counts = np.bincount(idx, minlength=n_clusters)
     sums = _cluster_distance_sums(idx, n_clusters, targets, D, feats, block_rows)
     return float(_silhouette_values(sums, idx[targets], counts).mean())
+
+
+def sampled_silhouette(
+    labels: ArrayLike,
+    labeled_mask: ArrayLike,
+    silhouette_rows: tuple[ArrayLike, ArrayLike],
+    *,
+    block_rows: int = DEFAULT_BLOCK_ROWS,
+) -> tuple[float, float]:
+    """A sampled silhouette and its standard error.
+
+    Parameters
+    ----------
+    labels, labeled_mask, silhouette_rows, block_rows
+        As in :func:`unlabelled_silhouette` (``silhouette_rows`` required).
+
+    Returns
+    -------
+    silhouette : float
+        Exactly ``unlabelled_silhouette(labels, labeled_mask, silhouette_rows=...)``.
+    standard_error : float
+        Of that mean as an estimate of the mean over all unlabelled points: the sample's
+        standard deviation (``ddof=1``) over ``sqrt(s)``, times the finite-population factor
+        ``sqrt(1 - s / n_unlabelled)`` (the sample is drawn without replacement), so 0.0
+        when the sample is every unlabelled point, and 0.0 whenever the silhouette is
+        0.0 by definition (fewer than two clusters, no unlabelled sample); ``nan`` for a
+        one-point sample of a larger population.
+    """
+    lab = as_targets(labels, None, "labels")
+    n = lab.shape[0]
+    unl = ~as_mask(labeled_mask, "labeled_mask", n)
+    if isinstance(block_rows, bool) or not isinstance(block_rows, int) or block_rows < 1:
+        raise InvalidInputError("block_rows", f"expected a positive int, got {block_rows!r}")
+    clusters, idx = np.unique(lab, return_inverse=True)
+    if clusters.size < 2 or not unl.any():
+        return 0.0, 0.0
+    values = _sampled_silhouette(idx, clusters.size, unl, silhouette_rows, n, block_rows)
+    s, population = values.size, int(np.count_nonzero(unl))
+    if s == 0:
+        return 0.0, 0.0
+    mean = float(values.mean())
+    if s >= population:
+        return mean, 0.0
+    if s == 1:
+        return mean, float("nan")
+    se = float(np.std(values, ddof=1) / np.sqrt(s) * np.sqrt(1.0 - s / population))
+    return mean, se
 
 
 def separation_score(core_clusters: Iterable[Iterable[int]], X: ArrayLike) -> float:

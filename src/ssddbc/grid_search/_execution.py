@@ -4,11 +4,12 @@ An :class:`Engine` says where tasks run: :class:`SerialEngine` (this process, th
 path a worker takes), :class:`LocalPool` (spawned worker processes, see
 :mod:`ssddbc.grid_search._workers`) or :class:`ExternalExecutor` (any
 :class:`concurrent.futures.Executor`, e.g. a Dask ``Client.get_executor()``).
-:func:`run_tasks` drives all three with the same loop: it keeps at most ``engine.window``
-tasks in flight, delivers each result as it arrives (the journal is written there), and
-handles a worker that dies: the pool is replaced, the configurations that were in flight are
-retried one at a time, and one that kills its worker again is recorded as failed while the
-search goes on.
+:func:`run_tasks` drives all three with the same loop: it groups the configurations into one
+task per ``k`` (:func:`~ssddbc.grid_search._tasks.group_by_k`, low ``k`` first as given),
+keeps at most ``engine.window`` of them in flight, delivers each configuration's result as
+its task returns (the journal is written there), and handles a worker that dies: the pool is
+replaced, the configurations that were in flight are retried one at a time, and one that
+kills its worker again is recorded as failed while the search goes on.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from typing import Any
 
 from ssddbc._errors import SsddbcError
 from ssddbc.grid_search._signals import deferred
-from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, cell, evaluate_config
+from ssddbc.grid_search._tasks import (
+    ConfigResult,
+    ConfigTask,
+    KTask,
+    cell,
+    evaluate_k,
+    group_by_k,
+)
 from ssddbc.grid_search._workers import (
     WorkerContext,
     init_worker,
@@ -234,7 +242,8 @@ def run_tasks(
     Parameters
     ----------
     tasks : sequence of ConfigTask
-        What to run; each task's cell must be unique.
+        What to run, one per configuration; each task's cell must be unique. The
+        configurations of one ``k`` run as one :class:`~ssddbc.grid_search._tasks.KTask`.
     engine : Engine
         Where to run them (entered by the caller).
     on_result : callable
@@ -258,12 +267,12 @@ def run_tasks(
     Exactly once holds for any executor because delivery follows the futures, not the
     engine's attempts: a ``concurrent.futures.Future`` resolves once, and each is dropped
     as soon as it is delivered (with Dask this also releases the result on the worker).
-    When a local worker dies, Python's pool fails every task in flight; they are then run
-    again one at a time, so a second death is charged to exactly the configuration that
-    caused it.
+    When a local worker dies, Python's pool fails every task in flight; their
+    configurations are then run again one at a time, so a second death is charged to
+    exactly the configuration that caused it.
     """
-    queue: deque[ConfigTask] = deque(tasks)
-    inflight: dict[Future[ConfigResult], ConfigTask] = {}
+    queue: deque[KTask] = deque(group_by_k(tasks))
+    inflight: dict[Future[list[ConfigResult]], KTask] = {}
     deaths: Counter[tuple[str, int, int]] = Counter()
     suspects: set[tuple[str, int, int]] = set()
     delivered = 0
@@ -282,7 +291,7 @@ def run_tasks(
                 task = queue.popleft()
                 try:
                     with deferred():
-                        inflight[engine.executor.submit(evaluate_config, task)] = task
+                        inflight[engine.executor.submit(evaluate_k, task)] = task
                 except BrokenProcessPool:
                     # A worker died between two submissions: its tasks fail below; with
                     # none in flight, start a fresh pool now.
@@ -294,29 +303,28 @@ def run_tasks(
                     if not replaced:
                         raise WorkerCrashedError(delivered, len(tasks) - delivered) from None
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            lost: list[ConfigTask] = []
+            lost: list[KTask] = []
             for future in done:
                 task = inflight.pop(future)
                 try:
-                    result = future.result()
+                    results = _checked(task, future.result())
                 except BrokenProcessPool:
                     lost.append(task)
                     continue
                 except Exception as exc:
-                    # evaluate_config never raises, so this is the engine failing to run the
+                    # evaluate_k never raises, so this is the engine failing to run the
                     # task (Dask's KilledWorker, a cancelled task, an unpicklable task).
-                    result = engine_failure(task, exc)
-                else:
-                    if result.cell != cell(task):
-                        result = engine_failure(
-                            task,
-                            RuntimeError(
-                                f"the executor returned the result of {result.group!r} "
-                                f"k={result.k} dp={result.density_percentile} for this task"
-                            ),
-                        )
-                suspects.discard(cell(task))
-                deliver(result)
+                    if len(task.configs) > 1:
+                        # Each configuration again on its own, so the failure is charged to
+                        # exactly the ones that cause it (an engine that reruns tasks itself,
+                        # like Dask, only says the whole task failed).
+                        queue.extendleft(reversed([KTask((c,)) for c in task.configs]))
+                        continue
+                    results = [engine_failure(c, exc) for c in task.configs]
+                for c in task.cells:
+                    suspects.discard(c)
+                for result in results:
+                    deliver(result)
             if not lost:
                 continue
             # The pool is broken: every other task in flight fails with it.
@@ -326,22 +334,25 @@ def run_tasks(
                 replaced = engine.replace()
             if not replaced:
                 raise WorkerCrashedError(delivered, len(tasks) - delivered)
-            isolated = len(lost) == 1
-            retry: list[ConfigTask] = []
+            isolated = len(lost) == 1 and len(lost[0].configs) == 1
+            retry: list[KTask] = []
             for task in lost:
-                deaths[cell(task)] += 1
-                if isolated and deaths[cell(task)] > RETRIES:
-                    suspects.discard(cell(task))
-                    deliver(
-                        ConfigResult.failed(
-                            task,
-                            f"the worker process running this configuration died "
-                            f"{deaths[cell(task)]} times (killed, or out of memory?)",
+                for config in task.configs:
+                    c = cell(config)
+                    deaths[c] += 1
+                    if isolated and deaths[c] > RETRIES:
+                        suspects.discard(c)
+                        deliver(
+                            ConfigResult.failed(
+                                config,
+                                f"the worker process running this configuration died "
+                                f"{deaths[c]} times (killed, or out of memory?)",
+                            )
                         )
-                    )
-                else:
-                    suspects.add(cell(task))
-                    retry.append(task)
+                    else:
+                        # Alone from now on, so a second death is charged to exactly it.
+                        suspects.add(c)
+                        retry.append(KTask((config,)))
             queue.extendleft(reversed(retry))
             if on_event is not None and retry:
                 on_event(
@@ -352,6 +363,31 @@ def run_tasks(
         for future in inflight:
             future.cancel()
         raise
+
+
+def _checked(task: KTask, results: Any) -> list[ConfigResult]:
+    """The task's results, or failed results if the executor returned something else."""
+    if not isinstance(results, list) or len(results) != len(task.configs):
+        return [
+            engine_failure(
+                c, RuntimeError(f"the executor returned {type(results).__name__} for this task")
+            )
+            for c in task.configs
+        ]
+    out: list[ConfigResult] = []
+    for config, result in zip(task.configs, results, strict=True):
+        if not isinstance(result, ConfigResult) or result.cell != cell(config):
+            what = (
+                f"{result.group!r} k={result.k} dp={result.density_percentile}"
+                if isinstance(result, ConfigResult)
+                else type(result).__name__
+            )
+            result = engine_failure(
+                config,
+                RuntimeError(f"the executor returned the result of {what} for this task"),
+            )
+        out.append(result)
+    return out
 
 
 def engine_failure(task: ConfigTask, exc: BaseException) -> ConfigResult:

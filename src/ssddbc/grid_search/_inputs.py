@@ -200,12 +200,12 @@ class SharedInputs:
         Name of the (4, N) int64 array holding targets, known mask, labelled mask and the
         evaluation mask.
     has_pairwise : bool
-        Whether the entry holds :data:`PAIRWISE_ARRAY` (the matrix route).
+        Whether the entry holds :data:`PAIRWISE_ARRAY` (N <= the plan's ``pairwise_max_n``):
+        fallback rows of the clustering and the exact silhouette.
     searched : bool
         Whether preparing the entry ran a neighbour search (False on a cache hit).
     candidate_width : int
-        0 on the matrix route; else the graph's column count, all passed to the clustering
-        as candidates.
+        The graph's column count (all of them serve the clustering as exact candidates).
     silhouette_sample : int
         0 when the silhouette is exact over all unlabelled points; else the size of the
         seeded sample it is averaged over.
@@ -311,9 +311,10 @@ def prepare_inputs(
 ) -> SharedInputs:
     """Ensure everything the configurations of one feature matrix share, once.
 
-    Runs at most one neighbour search and computes the pairwise distances (matrix route) or
-    the sampled silhouette rows (candidate route) at most once per feature matrix; on a warm
-    store it runs none of them.
+    Runs at most one neighbour search (at the plan's graph width) and computes the pairwise
+    distances (N <= ``pairwise_max_n``) and the sampled silhouette rows (N >
+    ``exact_silhouette_max_n``) at most once per feature matrix; on a warm store it runs
+    none of them.
 
     Parameters
     ----------
@@ -402,7 +403,8 @@ def prepare_inputs(
     name = split_name(split)
     store.ensure_array(ref, name, lambda _features: split)
 
-    if route.pairwise:
+    has_pairwise = route.pairwise
+    if has_pairwise:
         before = dict(store.stats)
         step(
             f"distance matrix ({n} x {n})",
@@ -411,8 +413,14 @@ def prepare_inputs(
             ),
             grew("array_computes"),
         )
+    if route.exact_silhouette:
         return SharedInputs(
-            ref=ref, split_array=name, has_pairwise=True, searched=searched, graph=graph
+            ref=ref,
+            split_array=name,
+            has_pairwise=has_pairwise,
+            searched=searched,
+            candidate_width=int(ref.k),
+            graph=graph,
         )
 
     labeled = np.asarray(labeled_mask, dtype=bool)
@@ -443,7 +451,7 @@ def prepare_inputs(
     return SharedInputs(
         ref=ref,
         split_array=name,
-        has_pairwise=False,
+        has_pairwise=has_pairwise,
         searched=searched,
         candidate_width=int(ref.k),
         silhouette_sample=size,

@@ -34,6 +34,7 @@ FIELDS = [
     "score",
     "l1_loss",
     "silhouette",
+    "silhouette_se",
     "silhouette_sample",
     "all_acc",
     "old_acc",
@@ -44,7 +45,16 @@ FIELDS = [
     "seconds",
     "error",
 ]
-_FLOATS = ("score", "l1_loss", "silhouette", "all_acc", "old_acc", "new_acc", "seconds")
+_FLOATS = (
+    "score",
+    "l1_loss",
+    "silhouette",
+    "silhouette_se",
+    "all_acc",
+    "old_acc",
+    "new_acc",
+    "seconds",
+)
 
 
 def _fmt(value: float) -> str:

@@ -61,6 +61,7 @@ def _describe(r: ConfigResult, how: str) -> dict[str, Any]:
         "score": r.score,
         "l1_loss": r.l1_loss,
         "silhouette": r.silhouette,
+        "silhouette_se": r.silhouette_se,
         "all_acc": r.all_acc,
         "old_acc": r.old_acc,
         "new_acc": r.new_acc,
@@ -97,8 +98,8 @@ def summarise(
         }
         sampled = max((r.silhouette_sample for r in ok), default=0)
         entry["silhouette"] = (
-            f"sampled: mean over a seeded sample of {sampled} unlabelled points (N too large "
-            "for exact pairwise distances)"
+            f"sampled: mean over a seeded sample of {sampled} unlabelled points (N above the "
+            "plan's exact_silhouette_max_n), its standard error in silhouette_se"
             if sampled
             else "exact: mean over all unlabelled points"
         )

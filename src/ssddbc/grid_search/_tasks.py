@@ -1,12 +1,19 @@
-"""One grid-search configuration as a tiny picklable task, and the function that runs it.
+"""Grid-search configurations as tiny picklable tasks, and the functions that run them.
 
 A :class:`ConfigTask` carries only the :class:`~ssddbc.grid_search._inputs.SharedInputs`
 handle (a :class:`knncache.KnnRef` and the route), the parameters and a few strings, so
 sending it to a worker costs a few hundred bytes whatever N is. :func:`evaluate_config` opens
 the entry's files as read-only memory maps once per process (a small per-process cache,
 emptied by :func:`clear_resources` when a run or call ends) and scores the configuration.
-Serial and parallel searches call the same :func:`evaluate_config`, so switching modes changes
-nothing but speed.
+Serial and parallel searches call the same functions, so switching modes changes nothing but
+speed.
+
+The unit that crosses the process boundary is a :class:`KTask`: the wanted percentiles of
+one ``k`` (:func:`group_by_k` forms them from the per-configuration tasks, in order).
+:func:`evaluate_k` runs them through
+:func:`ssddbc.ssddbc._per_k.iter_cluster_percentiles` on structures shared across them and
+returns one :class:`ConfigResult` per configuration, each equal to what
+:func:`evaluate_config` gives for it alone.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import time
 import traceback
 import warnings
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,10 +53,13 @@ __all__ = [
     "AlgorithmParams",
     "ConfigResult",
     "ConfigTask",
+    "KTask",
     "SharedInputs",
     "cell",
     "clear_resources",
     "evaluate_config",
+    "evaluate_k",
+    "group_by_k",
     "prepare_inputs",
     "run_configuration",
 ]
@@ -91,12 +102,55 @@ def cell(task: ConfigTask) -> tuple[str, int, int]:
     return task.group, task.k, task.density_percentile
 
 
+@dataclass(frozen=True)
+class KTask:
+    """The configurations of one ``k`` (one feature matrix, one set of options), run together.
+
+    Attributes
+    ----------
+    configs : tuple of ConfigTask
+        At least one; all share ``shared``, ``k``, ``params``, ``group``,
+        ``feature_source`` and ``eval_split`` (see :func:`group_by_k`), with distinct
+        percentiles.
+    """
+
+    configs: tuple[ConfigTask, ...]
+
+    @property
+    def k(self) -> int:
+        """The shared ``k``."""
+        return self.configs[0].k
+
+    @property
+    def cells(self) -> list[tuple[str, int, int]]:
+        """The grid cells of its configurations, in order."""
+        return [cell(c) for c in self.configs]
+
+
+def _k_key(task: ConfigTask) -> tuple[Any, ...]:
+    return (task.shared, task.k, task.params, task.group, task.feature_source, task.eval_split)
+
+
+def group_by_k(tasks: Sequence[ConfigTask]) -> list[KTask]:
+    """One :class:`KTask` per ``k`` (and feature matrix), in the order of first appearance.
+
+    Percentiles keep their order within a ``k``; a resumed run passes only its missing
+    configurations, so a ``k`` task then holds only those.
+    """
+    groups: dict[tuple[Any, ...], list[ConfigTask]] = {}
+    for task in tasks:
+        groups.setdefault(_k_key(task), []).append(task)
+    return [KTask(tuple(group)) for group in groups.values()]
+
+
 @dataclass
 class ConfigResult:
     """Metrics of one configuration (small: no per-sample arrays).
 
     ``silhouette_sample`` is 0 when ``silhouette`` is exact over all unlabelled points, else
-    the size of the seeded sample of unlabelled points it was averaged over (large N).
+    the size of the seeded sample of unlabelled points it was averaged over (large N);
+    ``silhouette_se`` is the standard error of a sampled silhouette (0.0 when exact; see
+    :func:`ssddbc.evaluation.sampled_silhouette`).
     """
 
     group: str
@@ -106,6 +160,7 @@ class ConfigResult:
     score: float = float("nan")
     l1_loss: float = float("nan")
     silhouette: float = float("nan")
+    silhouette_se: float = float("nan")
     silhouette_sample: int = 0
     all_acc: float = float("nan")
     old_acc: float = float("nan")
@@ -128,6 +183,7 @@ class ConfigResult:
             "score": self.score,
             "l1_loss": self.l1_loss,
             "silhouette": self.silhouette,
+            "silhouette_se": self.silhouette_se,
             "silhouette_sample": self.silhouette_sample,
             "all_acc": self.all_acc,
             "old_acc": self.old_acc,
@@ -177,6 +233,13 @@ def clear_resources() -> None:
         _RESOURCES.clear()
 
 
+def _removed(shared: SharedInputs) -> bool:
+    try:
+        return not shared.ref.path.exists()
+    except (OSError, ValueError):
+        return True
+
+
 def _open_resources(task: ConfigTask) -> _Resources:
     key = task.shared  # frozen: the entry, the split and which shared arrays are in use
     with _RESOURCES_LOCK:
@@ -184,6 +247,11 @@ def _open_resources(task: ConfigTask) -> _Resources:
         if cached is not None:
             _RESOURCES.move_to_end(key)
             return cached
+        # A new entry: first drop the maps of entries that were removed since (a
+        # SearchSession removes each call's entries from its store when the call ends), so
+        # a long-lived worker never keeps deleted files alive.
+        for stale in [k for k in _RESOURCES if _removed(k)]:
+            del _RESOURCES[stale]
         res = _load_resources(task)
         _RESOURCES[key] = res
         while len(_RESOURCES) > _RESOURCES_MAX:
@@ -316,62 +384,150 @@ def run_configuration(task: ConfigTask) -> tuple[ClusteringResult, _Resources]:
     return ClusteringResult(*out), res
 
 
-def evaluate_config(task: ConfigTask) -> ConfigResult:
-    """Run and score one configuration; never raises for a failing configuration.
+def _split_views(res: _Resources) -> tuple[np.ndarray[Any, Any], ...]:
+    """Targets, known, labelled and evaluation masks of the shared split array."""
+    split = res.split
+    return (
+        split[TARGETS],
+        split[KNOWN].astype(bool),
+        split[LABELED].astype(bool),
+        split[EVAL].astype(bool),
+    )
 
-    A configuration that raises is returned with ``ok=False`` and the error text, so one bad
-    cell never stops a search of hundreds.
-    """
-    from ssddbc.evaluation import selection_score, split_cluster_acc_v2
 
-    start = time.perf_counter()
-    result = ConfigResult(
+def _new_result(task: ConfigTask) -> ConfigResult:
+    return ConfigResult(
         group=task.group,
         k=task.k,
         density_percentile=task.density_percentile,
         ok=False,
         pid=os.getpid(),
     )
-    try:
-        out, res = run_configuration(task)
-        labels = np.asarray(out.labels)
-        targets = res.split[TARGETS]
-        labeled = res.split[LABELED].astype(bool)
-        known = res.split[KNOWN].astype(bool)
-        evaluated = res.split[EVAL].astype(bool)
-        rows = (
-            (res.sample_index, res.sample_rows)
-            if res.sample_index is not None and res.sample_rows is not None and res.pairwise is None
-            else None
-        )
-        sampled = rows is not None
-        score = selection_score(
+
+
+def _error_text(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _score_into(result: ConfigResult, out: Any, res: _Resources) -> None:
+    """Score one partition into ``result``: the selection score, accuracies, counts.
+
+    The silhouette is exact (from the matrix, or from distance blocks without one) unless the
+    entry holds a silhouette sample (N above the plan's ``exact_silhouette_max_n``): then it
+    is the sample's mean, with its standard error.
+    """
+    from ssddbc.evaluation import (
+        SILHOUETTE_WEIGHT,
+        l1_loss,
+        sampled_silhouette,
+        selection_score,
+        split_cluster_acc_v2,
+    )
+
+    labels = np.asarray(out.labels)
+    targets, known, labeled, evaluated = _split_views(res)
+    if res.sample_index is not None and res.sample_rows is not None:
+        l1 = l1_loss(labels, targets, labeled)
+        silhouette, se = sampled_silhouette(labels, labeled, (res.sample_index, res.sample_rows))
+        # The expression selection_score evaluates, so the score has the same bits.
+        score = -l1 + SILHOUETTE_WEIGHT * silhouette
+        result.silhouette_sample = int(res.sample_index.size)
+    else:
+        exact = selection_score(
             labels,
             targets,
             labeled,
             pairwise_distances=res.pairwise,
             X=None if res.pairwise is not None else res.rows,
-            silhouette_rows=rows,
         )
-        all_acc, old_acc, new_acc = split_cluster_acc_v2(
-            targets[evaluated], labels[evaluated], known[evaluated]
-        )
-        result.ok = True
-        result.score = float(score.score)
-        result.l1_loss = float(score.l1_loss)
-        result.silhouette = float(score.silhouette)
-        if sampled and res.sample_index is not None:
-            result.silhouette_sample = int(res.sample_index.size)
-        result.all_acc = float(all_acc)
-        result.old_acc = float(old_acc)
-        result.new_acc = float(new_acc)
-        result.n_clusters = int(out.n_clusters)
-        result.n_unknown_clusters = len(out.unknown_clusters)
-        result.knn_fallback = res.fallback
+        l1, silhouette, score, se = exact.l1_loss, exact.silhouette, exact.score, 0.0
+    all_acc, old_acc, new_acc = split_cluster_acc_v2(
+        targets[evaluated], labels[evaluated], known[evaluated]
+    )
+    result.ok = True
+    result.score = float(score)
+    result.l1_loss = float(l1)
+    result.silhouette = float(silhouette)
+    result.silhouette_se = float(se)
+    result.all_acc = float(all_acc)
+    result.old_acc = float(old_acc)
+    result.new_acc = float(new_acc)
+    result.n_clusters = int(out.n_clusters)
+    result.n_unknown_clusters = len(out.unknown_clusters)
+    result.knn_fallback = res.fallback
+
+
+def evaluate_config(task: ConfigTask) -> ConfigResult:
+    """Run and score one configuration; never raises for a failing configuration.
+
+    A configuration that raises is returned with ``ok=False`` and the error text, so one bad
+    cell never stops a search of hundreds.
+    """
+    start = time.perf_counter()
+    result = _new_result(task)
+    try:
+        out, res = run_configuration(task)
+        _score_into(result, out, res)
     except Exception as exc:
         # Recorded, not raised: the search goes on and the exit status reports it.
-        last = traceback.extract_tb(exc.__traceback__)[-1:]
-        where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
-        result.error = f"{type(exc).__name__}: {exc}{where}"
+        result.error = _error_text(exc)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def evaluate_k(task: KTask) -> list[ConfigResult]:
+    """Run and score every configuration of one ``k`` on shared per-k structures.
+
+    Returns one :class:`ConfigResult` per ``task.configs``, in order, each with the values
+    :func:`evaluate_config` gives for it alone (the partitions are identical, see
+    :func:`ssddbc.ssddbc._per_k.cluster_percentiles`); ``seconds`` is each configuration's
+    own time plus an equal share of the per-k work. Never raises for failing
+    configurations: if the shared part fails, every configuration runs alone (each with its
+    own error); if one percentile fails, it is recorded and the rest run alone.
+    """
+    from ssddbc.ssddbc._per_k import iter_cluster_percentiles
+
+    configs = task.configs
+    start = time.perf_counter()
+    try:
+        res = _open_resources(configs[0])
+        targets, known, labeled, _ = _split_views(res)
+        with warnings.catch_warnings():
+            # Said once by the search (see run_configuration); validation is eager, so the
+            # warning could only come from this call.
+            warnings.filterwarnings("ignore", message=_OUTSIDE_KNOWN, category=SsddbcWarning)
+            outs = iter_cluster_percentiles(
+                res.features,
+                targets,
+                known,
+                labeled,
+                task.k,
+                [c.density_percentile for c in configs],
+                **configs[0].params.as_kwargs(),
+                # The whole graph: its columns beyond k are exact candidates; the matrix,
+                # when shared, answers only the rows they leave undecided.
+                precomputed_knn=(res.neighbors, res.distances),
+                pairwise_distances=res.pairwise,
+                metric=configs[0].shared.ref.metric,
+            )
+    except Exception:
+        return [evaluate_config(c) for c in configs]
+    shared = (time.perf_counter() - start) / len(configs)
+    results: list[ConfigResult] = []
+    for i, config in enumerate(configs):
+        began = time.perf_counter()
+        result = _new_result(config)
+        try:
+            _score_into(result, next(outs), res)
+        except Exception as exc:
+            result.error = _error_text(exc)
+            result.seconds = time.perf_counter() - began + shared
+            results.append(result)
+            # The shared iterator stops at an exception: the rest run alone.
+            results.extend(evaluate_config(c) for c in configs[i + 1 :])
+            break
+        result.seconds = time.perf_counter() - began + shared
+        results.append(result)
+    return results

@@ -32,6 +32,8 @@ def validate_search_inputs(
     known_mask: object,
     labeled_mask: object | None,
     eval_mask: object | None,
+    *,
+    stacklevel: int = 4,
 ) -> SearchInputs:
     """Normalise and check the arrays of a search; raise :class:`InvalidInputError` if bad.
 
@@ -44,9 +46,9 @@ def validate_search_inputs(
     y = as_targets(targets, n)
     known = as_mask(known_mask, "known_mask", n)
     labeled = known.copy() if labeled_mask is None else as_mask(labeled_mask, "labeled_mask", n)
-    # Accepted and used as labelled samples, as the original did; said once per search
-    # (the caller of run_clustering_search_on_features is 4 frames up).
-    warn_labeled_outside_known(known, labeled, stacklevel=4)
+    # Accepted and used as labelled samples, as the original did; said once per search, at
+    # the public function's caller (``stacklevel`` frames up from the warning's call).
+    warn_labeled_outside_known(known, labeled, stacklevel=stacklevel)
     evaluated = ~labeled if eval_mask is None else as_mask(eval_mask, "eval_mask", n)
     # float32, as the original search used, and contiguous so it hashes and saves as is.
     X = np.ascontiguousarray(X, dtype=np.float32)

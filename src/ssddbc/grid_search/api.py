@@ -6,6 +6,11 @@ next call, on new features, can never be served an old graph. Pass ``store=`` to
 store across calls (a :class:`knncache.PersistentStore` keyed by the features' fingerprint
 can never serve a stale graph either) and ``executor=`` to run the configurations elsewhere.
 
+A training loop that reclusters every few epochs keeps one :class:`SearchSession` open: its
+worker pool starts once and serves every call, its private store holds only the current
+call's entry (each call's entries are removed when the call ends), and
+:func:`run_clustering_search_on_features` is exactly a one-shot session.
+
 Selection uses only the label-only score (``-L1 + 3 * silhouette``, see
 :func:`ssddbc.evaluation.selection_score`): ground truth outside the labelled samples never
 influences which parameters are chosen.
@@ -17,6 +22,7 @@ import contextlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -50,6 +56,7 @@ __all__ = [
     "ClusteringSearchResult",
     "SearchFailedError",
     "SearchPlan",
+    "SearchSession",
     "run_clustering_search_on_features",
     "select_best",
 ]
@@ -91,7 +98,8 @@ class ClusteringSearchResult:
         Absolute densities at the selected configuration.
     results_grid : dict or None
         With ``return_all=True``: ``(k, density_percentile)`` → metrics dict (score, l1_loss,
-        silhouette, all/old/new accuracy (v2) on the evaluation mask, n_clusters).
+        silhouette, silhouette_se (0.0 when exact), silhouette_sample (0 when exact),
+        all/old/new accuracy (v2) on the evaluation mask, n_clusters, n_unknown_clusters).
     errors : dict
         ``(k, density_percentile)`` → error text for configurations that raised.
     knn_searches : int
@@ -105,6 +113,13 @@ class ClusteringSearchResult:
     knn_recall : float
         Recall@k of the graph, measured by knncache on up to 1,000 seeded queries against the
         exact search when it was built; 1.0 for the exact graph.
+    silhouette_se : float
+        Standard error of the selected configuration's silhouette: 0.0 when it is exact,
+        else that of the seeded sample it averages (N above the plan's
+        ``exact_silhouette_max_n``).
+    worker_pids : tuple of int
+        Process ids that ran this call's configurations (sorted; this process's own id on
+        the serial path). A :class:`SearchSession` keeps them across calls.
     """
 
     labels: np.ndarray
@@ -119,6 +134,8 @@ class ClusteringSearchResult:
     knn_method: str = "exact"
     knn_params: dict[str, Any] = field(default_factory=dict)
     knn_recall: float = 1.0
+    silhouette_se: float = 0.0
+    worker_pids: tuple[int, ...] = ()
 
     @property
     def loss(self) -> float:
@@ -221,54 +238,278 @@ def run_clustering_search_on_features(
     SearchFailedError
         Every configuration raised.
     """
-    del random_state  # deterministic algorithm: nothing to seed
-    inputs = validate_search_inputs(features, targets, known_mask, labeled_mask, eval_mask)
-    ks, dps = validate_grid(k_range, density_range, n_samples=inputs.features.shape[0])
-    if params is None:
-        params = AlgorithmParams()
-    elif not isinstance(params, AlgorithmParams):
-        raise SearchConfigError("params", f"expected an AlgorithmParams, got {params!r}")
-    plan = plan or DEFAULT_PLAN
-    metric = check_metric(metric)
-    if metric == "cosine":
-        check_nonzero_rows(inputs.features, "features")
-    knn_method, knn_params = check_knn(knn_method, knn_params)
-    if knn_method != "exact":
-        check_knn_for(inputs.features, knn_method, knn_params, metric)
-    n_workers = 1 if executor is not None else resolve_n_jobs(max_workers, name="max_workers")
-
-    with contextlib.ExitStack() as scope:
-        # This call's scope: the memory maps this process opened (the rerun of the selected
-        # cell) are dropped, and a temporary store removed, when it ends.
-        if store is None:
-            store = scope.enter_context(EphemeralStore())
-        scope.callback(clear_resources)
-        prepared = prepare_with_fallback(
-            store,
-            scope,
-            lambda into: prepare_inputs(
-                into,
-                inputs.features,
-                inputs.targets,
-                inputs.known_mask,
-                inputs.labeled_mask,
-                inputs.eval_mask,
-                k_max=max(ks),
-                plan=plan,
-                pin_into=scope,
-                metric=metric,
-                knn_method=knn_method,
-                knn_params=knn_params,
-            ),
-            what=f"knncache store {store.root}",
-        )
-        hold(scope, prepared)
-        order = [(k, dp) for k in ks for dp in dps]
-        engine = make_engine(n_workers, len(order), executor)
-        return _search(
-            prepared.shared, order, params, engine, silent, return_all, prepared.searches
+    with SearchSession(max_workers=max_workers, store=store, executor=executor) as session:
+        return session._call(
+            features,
+            targets,
+            known_mask,
+            labeled_mask,
+            k_range=k_range,
+            density_range=density_range,
+            random_state=random_state,
+            silent=silent,
+            return_all=return_all,
+            eval_mask=eval_mask,
+            params=params,
+            plan=plan,
+            metric=metric,
+            knn_method=knn_method,
+            knn_params=knn_params,
         )
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class _GraphRequest:
+    """The validated metric and neighbour-graph engine of one call."""
+
+    metric: str
+    knn_method: str
+    knn_params: dict[str, Any]
+
+
+class SearchSession:
+    """Repeated grid searches that pay the worker pool and the store set-up once.
+
+    A context manager: the worker pool is started by the first :meth:`run` and kept until
+    the session closes; every call then runs on the same processes. Its store policy: the
+    given ``store`` is used as :func:`run_clustering_search_on_features` uses it (entries
+    stay, each call's pin and in-use mark end with the call); without one, a private
+    :class:`knncache.EphemeralStore` lives as long as the session and each call's entries
+    are removed from it when the call ends, so a training loop on changing features does not
+    accumulate graphs. Closing the session (leaving the ``with`` block, for any reason)
+    ends every worker and removes that store.
+
+    Parameters
+    ----------
+    max_workers : int or None
+        Local worker processes, as in :func:`run_clustering_search_on_features`.
+    store : KnnStore or None
+        Where the neighbour graphs and shared arrays live (see above).
+    executor : Executor or None
+        Run the configurations on this executor instead of a local pool (it is neither
+        started nor shut down by the session).
+
+    Examples
+    --------
+    >>> with SearchSession(max_workers=2) as session:  # doctest: +SKIP
+    ...     for epoch in range(epochs):
+    ...         feats = model.embed(data)
+    ...         result = session.run(feats, y, known, labeled, k_range=range(3, 21),
+    ...                              density_range=range(40, 100, 5))
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        store: KnnStore | None = None,
+        *,
+        executor: Executor | None = None,
+    ) -> None:
+        self._n_workers = (
+            1 if executor is not None else resolve_n_jobs(max_workers, name="max_workers")
+        )
+        self._executor = executor
+        self._store = store
+        self._owned: EphemeralStore | None = None
+        self._engine: Engine | None = None
+        self._closed = False
+
+    def __enter__(self) -> SearchSession:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._close(interrupted=kind is not None)
+
+    def close(self) -> None:
+        """End every worker and remove the session's own store (idempotent)."""
+        self._close(interrupted=False)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran."""
+        return self._closed
+
+    def _close(self, *, interrupted: bool) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._stop_engine(interrupted=interrupted)
+        finally:
+            owned, self._owned = self._owned, None
+            clear_resources()
+            if owned is not None:
+                owned.close()
+
+    def _stop_engine(self, *, interrupted: bool) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            # An interruption kills running configurations instead of waiting for them.
+            error = KeyboardInterrupt() if interrupted else None
+            engine.__exit__(type(error) if error else None, error, None)
+
+    def _engine_for(self, n_tasks: int) -> Engine:
+        current = self._engine
+        if current is not None and (
+            self._executor is not None or current.workers >= min(self._n_workers, n_tasks)
+        ):
+            return current  # the running pool serves this call (no start-up)
+        self._stop_engine(interrupted=False)
+        self._engine = make_engine(self._n_workers, n_tasks, self._executor).__enter__()
+        return self._engine
+
+    def run(
+        self,
+        features: np.ndarray,
+        targets: Sequence[int] | np.ndarray,
+        known_mask: Sequence[bool] | np.ndarray,
+        labeled_mask: Sequence[bool] | np.ndarray | None = None,
+        *,
+        k_range: Iterable[int],
+        density_range: Iterable[int],
+        random_state: int = 0,
+        silent: bool = True,
+        return_all: bool = False,
+        eval_mask: Sequence[bool] | np.ndarray | None = None,
+        params: AlgorithmParams | None = None,
+        plan: SearchPlan | None = None,
+        metric: str = "euclidean",
+        knn_method: str = "exact",
+        knn_params: dict[str, Any] | None = None,
+    ) -> ClusteringSearchResult:
+        """One grid search on this session's pool and store.
+
+        Takes the arguments of :func:`run_clustering_search_on_features` except the
+        session's own (``max_workers``, ``store``, ``executor``) and returns what it returns
+        for them.
+
+        Raises
+        ------
+        SearchConfigError
+            The session is closed, or an invalid grid / ``params``.
+        InvalidInputError, SearchFailedError
+            As :func:`run_clustering_search_on_features`.
+        """
+        return self._call(
+            features,
+            targets,
+            known_mask,
+            labeled_mask,
+            k_range=k_range,
+            density_range=density_range,
+            random_state=random_state,
+            silent=silent,
+            return_all=return_all,
+            eval_mask=eval_mask,
+            params=params,
+            plan=plan,
+            metric=metric,
+            knn_method=knn_method,
+            knn_params=knn_params,
+        )
+
+    def _call(
+        self,
+        features: Any,
+        targets: Any,
+        known_mask: Any,
+        labeled_mask: Any,
+        *,
+        k_range: Iterable[int],
+        density_range: Iterable[int],
+        random_state: int,
+        silent: bool,
+        return_all: bool,
+        eval_mask: Any,
+        params: AlgorithmParams | None,
+        plan: SearchPlan | None,
+        metric: str = "euclidean",
+        knn_method: str = "exact",
+        knn_params: dict[str, Any] | None = None,
+    ) -> ClusteringSearchResult:
+        """:meth:`run`; called by it and by :func:`run_clustering_search_on_features`, so
+        a warning about the inputs names their caller (5 frames up from the warning)."""
+        if self._closed:
+            raise SearchConfigError("session", "this SearchSession is closed")
+        del random_state  # deterministic algorithm: nothing to seed
+        inputs = validate_search_inputs(
+            features, targets, known_mask, labeled_mask, eval_mask, stacklevel=5
+        )
+        ks, dps = validate_grid(k_range, density_range, n_samples=inputs.features.shape[0])
+        if params is None:
+            params = AlgorithmParams()
+        elif not isinstance(params, AlgorithmParams):
+            raise SearchConfigError("params", f"expected an AlgorithmParams, got {params!r}")
+        plan = plan or DEFAULT_PLAN
+        metric = check_metric(metric)
+        if metric == "cosine":
+            check_nonzero_rows(inputs.features, "features")
+        knn_method, knn_params = check_knn(knn_method, knn_params)
+        if knn_method != "exact":
+            check_knn_for(inputs.features, knn_method, knn_params, metric)
+        graph = _GraphRequest(metric, knn_method, knn_params)
+        try:
+            return self._run(inputs, ks, dps, params, plan, silent, return_all, graph)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                # Interrupted: the workers may be mid-configuration; start afresh next time.
+                self._stop_engine(interrupted=True)
+            raise
+
+    def _run(
+        self,
+        inputs: Any,
+        ks: list[int],
+        dps: list[int],
+        params: AlgorithmParams,
+        plan: SearchPlan,
+        silent: bool,
+        return_all: bool,
+        graph: _GraphRequest,
+    ) -> ClusteringSearchResult:
+        owned = self._store is None
+        if self._store is not None:
+            store: KnnStore = self._store
+        else:
+            if self._owned is None:
+                self._owned = EphemeralStore()
+            store = self._owned
+        with contextlib.ExitStack() as scope:
+            # This call's scope: the memory maps this process opened (the rerun of the
+            # selected cell) are dropped, and the call's pin and in-use mark end, when it
+            # ends; in the session's own store the call's entries are removed then too.
+            if owned:
+                scope.callback(store.clear)
+            scope.callback(clear_resources)
+            prepared = prepare_with_fallback(
+                store,
+                scope,
+                lambda into: prepare_inputs(
+                    into,
+                    inputs.features,
+                    inputs.targets,
+                    inputs.known_mask,
+                    inputs.labeled_mask,
+                    inputs.eval_mask,
+                    k_max=max(ks),
+                    plan=plan,
+                    pin_into=scope,
+                    metric=graph.metric,
+                    knn_method=graph.knn_method,
+                    knn_params=graph.knn_params,
+                ),
+                what=f"knncache store {store.root}",
+            )
+            hold(scope, prepared)
+            order = [(k, dp) for k in ks for dp in dps]
+            engine = self._engine_for(len(ks))
+            return _search(
+                prepared.shared, order, params, engine, silent, return_all, prepared.searches
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _search(
@@ -286,8 +527,7 @@ def _search(
     results: list[ConfigResult] = []
     progress = ProgressReporter(len(tasks), "SS-DDBC grid search", enabled=not silent)
     try:
-        with engine:
-            run_tasks(tasks, engine=engine, on_result=results.append, progress=progress)
+        run_tasks(tasks, engine=engine, on_result=results.append, progress=progress)
     finally:
         progress.close()
 
@@ -322,4 +562,6 @@ def _search(
         knn_method=shared.graph.method,
         knn_params=dict(shared.graph.params),
         knn_recall=shared.graph.recall,
+        silhouette_se=float(best.silhouette_se),
+        worker_pids=tuple(sorted({r.pid for r in results if r.pid})),
     )

@@ -4,7 +4,7 @@ Both give the same float32 values (see :mod:`ssddbc._distances`), so every calle
 for ``block(rows, cols)`` and never cares which one it has. Callers bound memory by asking
 for row blocks of at most :meth:`DistanceSource.row_step` rows.
 
-Without a matrix, a source may also carry a candidate graph (each point's ``M`` nearest
+A source may also carry a candidate graph (each point's ``M`` nearest
 neighbours with their exact distances): callers then answer most rows from it
 (:mod:`ssddbc.ssddbc._candidates`) and ask blocks only for the rows it cannot decide.
 """
@@ -37,7 +37,8 @@ class DistanceSource:
     candidates : tuple, optional
         ``(neighbors int64 (N, M), distances float32 (N, M))``: the exact global graph, self
         excluded, rows in (distance, index) order, distances equal to the ones
-        :func:`ssddbc._distances.euclidean_block` gives. Used only without ``pairwise``.
+        :func:`ssddbc._distances.euclidean_block` gives. With ``pairwise`` too, the
+        candidates answer the rows they decide and the matrix the others.
     """
 
     def __init__(
@@ -48,7 +49,7 @@ class DistanceSource:
     ) -> None:
         self.X = X
         self.pairwise = pairwise
-        self.candidates = None if pairwise is not None else candidates
+        self.candidates = candidates
         self._x32: npt.NDArray[np.float32] | None = None
         self._sq: npt.NDArray[np.float64] | None = None
 

@@ -20,6 +20,8 @@ array, and at N = 50,000 with ``M = 64`` almost no blocks. Both routes give iden
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -103,6 +105,207 @@ def _check_cosine_pairwise(pairwise: npt.NDArray[Any], u: npt.NDArray[np.float32
             "does not hold the Euclidean distances of the L2-normalised features; with "
             "metric='cosine' pass pairwise_euclidean(ssddbc._metric.l2_normalize(X))",
         )
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """Validated inputs of one feature matrix and one ``k`` (all percentiles).
+
+    Under ``metric="cosine"``, ``x`` holds the L2-normalised rows ``U`` and ``x_raw`` the
+    features as given (what knncache searches), and ``knn`` (when given) carries the graph's
+    distances already converted to Euclidean distances of unit vectors.
+    """
+
+    x: npt.NDArray[Any]
+    y: npt.NDArray[np.int64]
+    known: npt.NDArray[np.bool_]
+    labeled: npt.NDArray[np.bool_]
+    k: int
+    percentiles: list[float]
+    dense_method: int
+    co_mode: int
+    co_manual: float | None
+    assign_model: int
+    voting_k: int
+    knn: tuple[npt.NDArray[np.int64], npt.NDArray[Any]] | None
+    raw_knn: Any
+    pairwise: npt.NDArray[Any] | None
+    fast_mode: bool
+    eval_dense: bool
+    eval_version: str
+    metric: str
+    x_raw: npt.NDArray[Any] | None
+
+
+@dataclass(frozen=True)
+class _PerK:
+    """What every percentile of one ``k`` shares (doc sections 1-2 and the distances)."""
+
+    densities: npt.NDArray[np.float64]
+    neighbors: npt.NDArray[np.int64]
+    relative: npt.NDArray[np.float64]
+    co: float | npt.NDArray[np.float64]
+    source: DistanceSource
+
+
+def _validate_inputs(
+    X: Any,
+    targets: Any,
+    known_mask: Any,
+    labeled_mask: Any,
+    k: int,
+    percentiles: Sequence[float],
+    *,
+    dense_method: int,
+    co_mode: int,
+    co_manual: float | None,
+    assign_model: int,
+    voting_k: int,
+    precomputed_knn: Any,
+    pairwise_distances: Any,
+    eval_dense: bool,
+    eval_version: str,
+    fast_mode: bool,
+    metric: str,
+    stacklevel: int = 4,
+) -> _Inputs:
+    """Every check of :func:`adaptive_density_clustering`, in its order, before any work.
+
+    Warns (:class:`~ssddbc._errors.SsddbcWarning`) once if labelled samples lie outside the
+    known classes, ``stacklevel`` frames up from the warning's call (4: the caller of the
+    public function calling this one).
+    """
+    metric = check_metric(metric)
+    x = as_features(X, "X")
+    n = x.shape[0]
+    y = as_targets(targets, n, "targets")
+    known = as_mask(known_mask, "known_mask", n)
+    labeled = as_mask(labeled_mask, "labeled_mask", n)
+    k = check_int(k, "k", 1, n - 1)
+    checked = [check_percentile(p, "density_percentile") for p in percentiles]
+    dense_method = check_choice(dense_method, "dense_method", DENSITY_METHODS)
+    co_mode = check_choice(co_mode, "co_mode", CO_MODES)
+    assign_model = check_choice(assign_model, "assign_model", ASSIGN_MODELS)
+    voting_k = check_int(voting_k, "voting_k", 1)
+    if co_mode == 1:
+        compute_co_value(1, None, None, None, k, co_manual)  # validates co_manual
+    if eval_dense and eval_version not in ("v1", "v2"):
+        raise InvalidInputError("eval_version", f"expected 'v1' or 'v2', got {eval_version!r}")
+    knn = None if precomputed_knn is None else as_precomputed_knn(precomputed_knn, n, k)
+    pairwise = None if pairwise_distances is None else as_pairwise(pairwise_distances, n)
+    warn_labeled_outside_known(known, labeled, stacklevel=stacklevel)
+    x_raw = None
+    if metric == "cosine":
+        # Cosine is Euclidean on the unit rows (ssddbc._metric): the graph's 1 - cos become
+        # sqrt(2 (1 - cos)), and every later distance is measured between rows of U.
+        x_raw, x = x, l2_normalize(x, "X")
+        if knn is not None:
+            knn = (knn[0], cosine_to_euclidean(knn[1]))
+        if pairwise is not None:
+            _check_cosine_pairwise(pairwise, x)
+    return _Inputs(
+        x=x,
+        y=y,
+        known=known,
+        labeled=labeled,
+        k=k,
+        percentiles=checked,
+        dense_method=dense_method,
+        co_mode=co_mode,
+        co_manual=co_manual,
+        assign_model=assign_model,
+        voting_k=voting_k,
+        knn=knn,
+        raw_knn=precomputed_knn,
+        pairwise=pairwise,
+        fast_mode=fast_mode,
+        eval_dense=eval_dense,
+        eval_version=eval_version,
+        metric=metric,
+        x_raw=x_raw,
+    )
+
+
+def _prepare_k(inputs: _Inputs, candidates_with_matrix: bool = False) -> _PerK:
+    """Densities, relative densities, the cutoff and the distance source of one ``k``.
+
+    With ``candidates_with_matrix``, a float32 neighbour graph (``precomputed_knn`` or the
+    one computed here; under cosine its provably exact columns) serves as candidates even
+    when the matrix is given (the matrix then answers only the rows they leave undecided):
+    same results, see :mod:`ssddbc.ssddbc._candidates`.
+    """
+    x, k, n = inputs.x, inputs.k, inputs.x.shape[0]
+    knn = inputs.knn
+    cosine_graph: Any = None
+    if inputs.metric == "cosine" and knn is None:
+        from knncache import compute_knn  # the same search a knncache store runs
+
+        cosine_graph = compute_knn(inputs.x_raw, k, "cosine")
+        nb, dist = as_precomputed_knn(cosine_graph, n, k)
+        knn = (nb, cosine_to_euclidean(dist))
+    # ---- 1. densities, relative densities ------------------------------------------------
+    densities, knn_dist, neighbors = compute_density(
+        x if knn is None else None, k, inputs.dense_method, knn
+    )
+    relative = compute_relative_density(densities, neighbors, k)
+    # ---- 2. cutoff ------------------------------------------------------------------------
+    co = compute_co_value(inputs.co_mode, knn_dist, densities, neighbors, k, inputs.co_manual)
+    # ---- distances -----------------------------------------------------------------------
+    candidates = None
+    if inputs.pairwise is None or candidates_with_matrix:
+        # The neighbour graph (all its columns) decides most distance questions exactly;
+        # blocks are computed (or read from the matrix) only for the rows it cannot decide.
+        if inputs.metric == "cosine":
+            if cosine_graph is None:
+                cosine_graph = as_candidate_graph(inputs.raw_knn, n, k)
+            if cosine_graph is not None:
+                candidates = cosine_candidate_graph(cosine_graph[0], cosine_graph[1], x)
+        elif inputs.knn is None:
+            candidates = (neighbors, knn_dist.astype(np.float32))
+        else:
+            candidates = as_candidate_graph(inputs.raw_knn, n, k)
+    source = DistanceSource(x, inputs.pairwise, candidates)
+    return _PerK(densities, neighbors, relative, co, source)
+
+
+def _run_percentile(
+    inputs: _Inputs, per_k: _PerK, percentile: float
+) -> ClusteringResult | tuple[Any, ...]:
+    """Doc sections 1 (the high-density set) and 3-6 for one percentile."""
+    x, y, labeled, source = inputs.x, inputs.y, inputs.labeled, per_k.source
+    densities, neighbors = per_k.densities, per_k.neighbors
+    high_idx = np.flatnonzero(identify_high_density_points(per_k.relative, percentile))
+
+    # ---- 3. core clusters ----------------------------------------------------------------
+    nbr_lists = high_density_neighbors(source, high_idx, inputs.k, per_k.co)
+    core_labels, _ = grow_core_clusters(high_idx, nbr_lists, labeled, y, densities)
+
+    # ---- 4. small-cluster merge ----------------------------------------------------------
+    core_labels = merge_isolated_core_clusters(core_labels, x, y, labeled, source)
+    n_core = int(core_labels.max()) + 1
+    order = np.argsort(core_labels, kind="stable")
+    bounds = np.searchsorted(core_labels[order], np.arange(-1, n_core + 1))
+    core_clusters = [set(order[bounds[c + 1] : bounds[c + 2]].tolist()) for c in range(n_core)]
+    if inputs.eval_dense:
+        return _evaluate_dense(
+            core_labels, y, inputs.known, inputs.eval_version, neighbors, densities
+        )
+
+    # ---- 5. assignment -------------------------------------------------------------------
+    labels = assign_sparse_points(core_labels, source, inputs.assign_model, inputs.voting_k)
+
+    # ---- 6. unknown clusters and return values -------------------------------------------
+    clusters = [set(c) for c in core_clusters]
+    if inputs.fast_mode:
+        unknown: list[int] = []
+        category: dict[int, int] = {}
+    else:
+        unknown = identify_unknown_clusters_from_predictions(labels, labeled)
+        category = _category_labels(clusters, labeled, y)
+    n_clusters = int(np.unique(labels).size)
+    return ClusteringResult(
+        labels, n_clusters, unknown, clusters, category, neighbors, core_clusters, densities
+    )
 
 
 def adaptive_density_clustering(
@@ -251,90 +454,23 @@ def adaptive_density_clustering(
         distance above 2 (not a cosine graph) or a matrix that is not the normalised
         features' distances.
     """
-    # ---- validation, all before any work --------------------------------------------------
-    metric = check_metric(metric)
-    x = as_features(X, "X")
-    n = x.shape[0]
-    y = as_targets(targets, n, "targets")
-    known = as_mask(known_mask, "known_mask", n)
-    labeled = as_mask(labeled_mask, "labeled_mask", n)
-    k = check_int(k, "k", 1, n - 1)
-    percentile = check_percentile(density_percentile, "density_percentile")
-    dense_method = check_choice(dense_method, "dense_method", DENSITY_METHODS)
-    co_mode = check_choice(co_mode, "co_mode", CO_MODES)
-    assign_model = check_choice(assign_model, "assign_model", ASSIGN_MODELS)
-    voting_k = check_int(voting_k, "voting_k", 1)
-    if co_mode == 1:
-        compute_co_value(1, None, None, None, k, co_manual)  # validates co_manual
-    if eval_dense and eval_version not in ("v1", "v2"):
-        raise InvalidInputError("eval_version", f"expected 'v1' or 'v2', got {eval_version!r}")
-    knn = None if precomputed_knn is None else as_precomputed_knn(precomputed_knn, n, k)
-    pairwise = None if pairwise_distances is None else as_pairwise(pairwise_distances, n)
-    warn_labeled_outside_known(known, labeled)
-    cosine_graph: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
-    if metric == "cosine":
-        # Cosine is Euclidean on the unit rows (ssddbc._metric): the graph's 1 - cos become
-        # sqrt(2 (1 - cos)), and every later distance is measured between rows of U.
-        x_raw, x = x, l2_normalize(x, "X")
-        if knn is None:
-            from knncache import compute_knn  # the same search a knncache store runs
-
-            cosine_graph = compute_knn(x_raw, k, "cosine")
-            knn = as_precomputed_knn(cosine_graph, n, k)
-        elif pairwise is None:
-            cosine_graph = as_candidate_graph(precomputed_knn, n, k)
-        knn = (knn[0], cosine_to_euclidean(knn[1]))
-        if pairwise is not None:
-            _check_cosine_pairwise(pairwise, x)
-
-    # ---- 1. densities, relative densities, high-density set ------------------------------
-    densities, knn_dist, neighbors = compute_density(
-        x if knn is None else None, k, dense_method, knn
+    inputs = _validate_inputs(
+        X,
+        targets,
+        known_mask,
+        labeled_mask,
+        k,
+        [density_percentile],
+        dense_method=dense_method,
+        co_mode=co_mode,
+        co_manual=co_manual,
+        assign_model=assign_model,
+        voting_k=voting_k,
+        precomputed_knn=precomputed_knn,
+        pairwise_distances=pairwise_distances,
+        eval_dense=eval_dense,
+        eval_version=eval_version,
+        fast_mode=fast_mode,
+        metric=metric,
     )
-    relative = compute_relative_density(densities, neighbors, k)
-    high_mask = identify_high_density_points(relative, percentile)
-    high_idx = np.flatnonzero(high_mask)
-
-    # ---- 2. cutoff ------------------------------------------------------------------------
-    co = compute_co_value(co_mode, knn_dist, densities, neighbors, k, co_manual)
-
-    # ---- 3. core clusters ----------------------------------------------------------------
-    candidates = None
-    if pairwise is None and metric == "cosine":
-        if cosine_graph is not None:
-            candidates = cosine_candidate_graph(cosine_graph[0], cosine_graph[1], x)
-    elif pairwise is None:
-        # Without the matrix, the neighbour graph (all its columns) decides most distance
-        # questions exactly; blocks are computed only for the rows it cannot decide.
-        if knn is None:
-            candidates = (neighbors, knn_dist.astype(np.float32))
-        else:
-            candidates = as_candidate_graph(precomputed_knn, n, k)
-    source = DistanceSource(x, pairwise, candidates)
-    nbr_lists = high_density_neighbors(source, high_idx, k, co)
-    core_labels, _ = grow_core_clusters(high_idx, nbr_lists, labeled, y, densities)
-
-    # ---- 4. small-cluster merge ----------------------------------------------------------
-    core_labels = merge_isolated_core_clusters(core_labels, x, y, labeled, source)
-    n_core = int(core_labels.max()) + 1
-    order = np.argsort(core_labels, kind="stable")
-    bounds = np.searchsorted(core_labels[order], np.arange(-1, n_core + 1))
-    core_clusters = [set(order[bounds[c + 1] : bounds[c + 2]].tolist()) for c in range(n_core)]
-    if eval_dense:
-        return _evaluate_dense(core_labels, y, known, eval_version, neighbors, densities)
-
-    # ---- 5. assignment -------------------------------------------------------------------
-    labels = assign_sparse_points(core_labels, source, assign_model, voting_k)
-
-    # ---- 6. unknown clusters and return values -------------------------------------------
-    clusters = [set(c) for c in core_clusters]
-    if fast_mode:
-        unknown: list[int] = []
-        category: dict[int, int] = {}
-    else:
-        unknown = identify_unknown_clusters_from_predictions(labels, labeled)
-        category = _category_labels(clusters, labeled, y)
-    n_clusters = int(np.unique(labels).size)
-    return ClusteringResult(
-        labels, n_clusters, unknown, clusters, category, neighbors, core_clusters, densities
-    )
+    return _run_percentile(inputs, _prepare_k(inputs), inputs.percentiles[0])

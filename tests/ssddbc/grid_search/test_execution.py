@@ -15,7 +15,7 @@ import pytest
 from knncache import KnnRef
 from ssddbc.grid_search._execution import Engine, ExternalExecutor, WorkerCrashedError, run_tasks
 from ssddbc.grid_search._inputs import SharedInputs
-from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, cell
+from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, KTask
 
 _REF = KnnRef(
     root="unused-store", fingerprint="0" * 32, n=10, k=3, d=2, metric="euclidean", persistent=False
@@ -35,10 +35,10 @@ class FakePool(Executor):
     loop fill its window first, so innocent tasks are in flight when one dies.
     """
 
-    def __init__(self, die: Callable[[ConfigTask], bool]) -> None:
+    def __init__(self, die: Callable[[KTask], bool]) -> None:
         self.die = die
         self.broken = False
-        self.pending: list[tuple[Future[Any], ConfigTask]] = []
+        self.pending: list[tuple[Future[Any], KTask]] = []
         self.lock = threading.Lock()
         self.submitted: list[tuple[str, int, int]] = []
 
@@ -46,7 +46,7 @@ class FakePool(Executor):
         if self.broken:
             raise BrokenProcessPool("broken")
         (task,) = args
-        self.submitted.append(cell(task))
+        self.submitted.extend(task.cells)
         future: Future[Any] = Future()
         with self.lock:
             self.pending.append((future, task))
@@ -65,12 +65,16 @@ class FakePool(Executor):
                 f.set_exception(BrokenProcessPool("a process died"))
         else:
             for f, t in self.pending:
-                f.set_result(ConfigResult(group=t.group, k=t.k, density_percentile=50, ok=True))
+                f.set_result([_ok(c) for c in t.configs])
         self.pending.clear()
 
 
+def _ok(c: ConfigTask) -> ConfigResult:
+    return ConfigResult(group=c.group, k=c.k, density_percentile=c.density_percentile, ok=True)
+
+
 class FakeEngine(Engine):
-    def __init__(self, die: Callable[[ConfigTask], bool], window: int = 3) -> None:
+    def __init__(self, die: Callable[[KTask], bool], window: int = 3) -> None:
         self.die = die
         self.window = window
         self.pools = [FakePool(die)]
@@ -101,7 +105,7 @@ def test_every_task_is_delivered_exactly_once() -> None:
 def test_a_task_that_killed_its_worker_once_is_retried_and_succeeds() -> None:
     deaths: Counter[int] = Counter()
 
-    def die(task: ConfigTask) -> bool:
+    def die(task: KTask) -> bool:
         if task.k == 4 and deaths[4] == 0:
             deaths[4] += 1
             return True
@@ -135,16 +139,19 @@ def test_a_wrong_or_failed_future_becomes_a_failed_result() -> None:
             if task.k == 1:
                 f.set_exception(RuntimeError("KilledWorker-like\nfailure"))
             elif task.k == 2:
-                f.set_result(ConfigResult(group="other", k=9, density_percentile=1, ok=True))
+                f.set_result([ConfigResult(group="other", k=9, density_percentile=1, ok=True)])
+            elif task.k == 4:
+                f.set_result(_ok(task.configs[0]))  # not a list
             else:
-                f.set_result(ConfigResult(group="g", k=task.k, density_percentile=50, ok=True))
+                f.set_result([_ok(c) for c in task.configs])
             return f
 
-    got, _ = _run(ExternalExecutor(Odd(), 2), _tasks(4))
+    got, _ = _run(ExternalExecutor(Odd(), 2), _tasks(5))
     by_k = {r.k: r for r in got}
-    assert sorted(by_k) == [0, 1, 2, 3]
+    assert sorted(by_k) == [0, 1, 2, 3, 4]
     assert not by_k[1].ok and "RuntimeError: KilledWorker-like failure" in by_k[1].error
     assert not by_k[2].ok and "returned the result of 'other'" in by_k[2].error
+    assert not by_k[4].ok and "returned ConfigResult for this task" in by_k[4].error
     assert by_k[0].ok and by_k[3].ok
 
 
@@ -165,3 +172,74 @@ def test_an_exception_in_on_result_stops_the_loop_and_cancels(tmp_path: Path) ->
 
     with pytest.raises(Stop):
         run_tasks(_tasks(5), engine=FakeEngine(lambda t: False), on_result=on_result)
+
+
+def _grid(ks: range, dps: list[int]) -> list[ConfigTask]:
+    return [
+        ConfigTask(shared=_SHARED, k=k, density_percentile=dp, group="g") for k in ks for dp in dps
+    ]
+
+
+def test_one_task_per_k_in_grid_order_each_configuration_delivered_once() -> None:
+    engine = FakeEngine(lambda t: False)
+    tasks = _grid(range(3, 7), [40, 60, 80])
+    got, _ = _run(engine, tasks)
+    assert sorted(r.cell for r in got) == sorted(
+        (t.group, t.k, t.density_percentile) for t in tasks
+    )
+    # One submission per k, low k first, its percentiles in order.
+    assert engine.pools[0].submitted == [(t.group, t.k, t.density_percentile) for t in tasks]
+    assert len(got) == 12
+
+
+def test_resume_subset_groups_only_the_missing_percentiles() -> None:
+    from ssddbc.grid_search._tasks import group_by_k
+
+    missing = [
+        t for t in _grid(range(3, 6), [40, 60, 80]) if (t.k, t.density_percentile) != (4, 60)
+    ]
+    groups = group_by_k(missing)
+    assert [g.k for g in groups] == [3, 4, 5]
+    assert [c.density_percentile for c in groups[1].configs] == [40, 80]
+
+
+def test_a_k_task_that_kills_its_worker_is_split_and_only_the_guilty_configuration_fails() -> None:
+    def die(task: KTask) -> bool:
+        return any(c.k == 4 and c.density_percentile == 60 for c in task.configs)
+
+    engine = FakeEngine(die)
+    tasks = _grid(range(3, 7), [40, 60, 80])
+    got, events = _run(engine, tasks)
+    assert sorted(r.cell for r in got) == sorted(
+        (t.group, t.k, t.density_percentile) for t in tasks
+    )
+    failed = [r for r in got if not r.ok]
+    assert [(r.k, r.density_percentile) for r in failed] == [(4, 60)]
+    assert "died 2 times" in failed[0].error
+    assert events and "one at a time" in events[0]
+
+
+def test_an_engine_failure_of_a_k_task_is_charged_to_its_configurations_alone() -> None:
+    """Like Dask's KilledWorker: the whole task failed; each configuration then runs alone."""
+    submitted: list[int] = []
+
+    class Killing(Executor):
+        def submit(self, fn: Callable[..., Any], /, *args: Any, **kw: Any) -> Future[Any]:
+            (task,) = args
+            submitted.append(len(task.configs))
+            f: Future[Any] = Future()
+            if any((c.k, c.density_percentile) == (4, 60) for c in task.configs):
+                f.set_exception(RuntimeError("KilledWorker: died twice"))
+            else:
+                f.set_result([_ok(c) for c in task.configs])
+            return f
+
+    tasks = _grid(range(3, 6), [40, 60, 80])
+    got, _ = _run(ExternalExecutor(Killing(), 2), tasks)
+    assert sorted(r.cell for r in got) == sorted(
+        (t.group, t.k, t.density_percentile) for t in tasks
+    )
+    failed = [r for r in got if not r.ok]
+    assert [(r.k, r.density_percentile) for r in failed] == [(4, 60)]
+    assert "KilledWorker: died twice" in failed[0].error
+    assert submitted == [3, 3, 3, 1, 1, 1]  # k=4 split after its failure

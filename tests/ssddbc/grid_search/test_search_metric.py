@@ -126,6 +126,6 @@ def test_the_run_pins_the_cosine_entry_it_ensures(
         assert shared.ref.fingerprint == fingerprint(x, "cosine") != fingerprint(x)
         with pytest.warns(KnnCacheWarning, match="pinned"):
             store.clear()
-        assert shared.ref.load().neighbors.shape == (x.shape[0], 8)  # still there
+        assert shared.ref.load(8).neighbors.shape == (x.shape[0], 8)  # still there
     store.clear()
     assert not [p for p in (tmp_path / "store").iterdir() if p.is_dir()]
