@@ -317,3 +317,7 @@ def test_workers_never_import_the_callers_main_module(tmp_path: Path, how: str) 
     assert proc.returncode == 0, proc.stderr
     assert "finished" in proc.stdout
     assert len(marker.read_text().split()) == 1  # imported once: by the caller itself
+
+
+# Real processes killed at random points, disk-full mounts: the slow tier.
+pytestmark = pytest.mark.slow
