@@ -54,7 +54,6 @@ def _expected_failed(estimator: Any) -> dict[str, str]:
 @parametrize_with_checks(
     [SSDDBC(k=5), SSDDBC(), SSDDBC(k=5, metric="cosine")],
     expected_failed_checks=_expected_failed,
-    xfail_strict=True,
 )
 def test_sklearn_estimator_checks(estimator: Any, check: Any) -> None:
     check(estimator)
