@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+import sklearn
+from packaging.version import Version
 from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -37,6 +39,13 @@ _EXPECTED_FAILURES: dict[str, dict[str, str]] = {
     "SSDDBC()": {
         "check_estimators_nan_inf": _TEN_SAMPLES,
         "check_fit2d_1feature": _TEN_SAMPLES,
+        # scikit-learn 1.6 (the declared floor, run by .ci/lowest) fits this check on 10
+        # samples too; 1.9 (what CI installs) on more. Not checked in between.
+        **(
+            {"check_n_features_in_after_fitting": _TEN_SAMPLES}
+            if Version(sklearn.__version__) < Version("1.7")
+            else {}
+        ),
     },
     "SSDDBC(k=5, metric='cosine')": {
         "check_clustering": "the check's blobs differ by position, not direction: cosine "
