@@ -23,7 +23,12 @@ configuration, with identical labels. What differs by N:
   Labels never depend on the route; only a sampled silhouette (hence the score) is an
   estimate.
 
-``exact_silhouette_max_n`` defaults to 5,000. The exact silhouette reads all N² distances
+``pairwise_max_n`` defaults to 5,000, the size up to which the silhouette is exact: the
+matrix earns its cost only there. With a sampled silhouette the graph answers all but a few
+rows (at N = 13,800 and 64 columns, 0.16 % of the within-H rows and none of the merge or
+assignment rows), and building the matrix (6.0 s at N = 13,800, d = 768) cost more than the
+distance blocks of those rows for the whole 216-configuration search; the matrix also made
+every worker page 760 MB in. ``exact_silhouette_max_n`` defaults to 5,000. The exact silhouette reads all N² distances
 per configuration: on the quiet-machine profile of issue 13 it took 54.6 s of the 66 s of a
 serial 216-configuration search at N = 13,800, so the switch must sit well below that size.
 The sample costs ``s / N_unlabelled`` of the exact computation, so below about
@@ -74,7 +79,10 @@ class SearchPlan:
     ----------
     pairwise_max_n : int
         Largest N for which the full (N, N) float32 distance matrix is precomputed and
-        shared (20,000² × 4 bytes = 1.6 GB on disk, paged in on demand).
+        shared (5,000² × 4 bytes = 100 MB on disk, paged in on demand). It serves the exact
+        silhouette, so it should not be below ``exact_silhouette_max_n`` (an exact silhouette
+        without the matrix recomputes all N² distances per configuration); see the module
+        docstring for the default.
     candidate_width : int
         Graph columns ensured (at least ``k_max``) on every route; wider answers more rows
         from the graph (see :mod:`ssddbc.ssddbc._candidates`) at the price of a larger graph.
@@ -85,7 +93,7 @@ class SearchPlan:
         standard error reported (see the module docstring for the default).
     """
 
-    pairwise_max_n: int = 20_000
+    pairwise_max_n: int = 5_000
     candidate_width: int = 64
     silhouette_sample_size: int = SILHOUETTE_SAMPLE_SIZE
     silhouette_seed: int = SILHOUETTE_SEED
