@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import knncache
 import ssddbc.ssddbc._candidates as cand_mod
@@ -20,6 +22,7 @@ from ssddbc._distances import pairwise_euclidean
 from ssddbc.ssddbc._candidates import first_members, three_nearest_choice
 from ssddbc.ssddbc._select import mean_of_smallest_per_group
 from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
+from tests.ssddbc.candidates_reference import reference_three_nearest_choice
 from tests.ssddbc.oracle import oracle_clustering
 from tests.ssddbc.test_clustering import assert_same
 
@@ -190,6 +193,71 @@ def test_three_nearest_choice_is_exact_where_it_decides(seed: int) -> None:
         if m == n - 1:
             assert ok.all()  # every point is a candidate: everything is decided
     assert decided > 0
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+    database=None,
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_groups=st.integers(1, 40),
+    width=st.integers(1, 24),
+    rows=st.integers(1, 60),
+    m=st.integers(1, 4),
+    ties=st.booleans(),
+    chunk=st.sampled_from([None, 7, 50]),
+)
+def test_three_nearest_choice_equals_the_dense_reference(
+    seed: int,
+    n_groups: int,
+    width: int,
+    rows: int,
+    m: int,
+    ties: bool,
+    chunk: int | None,
+) -> None:
+    """Same choice and same undecided rows as the dense (rows × groups × m) table it replaced.
+
+    Integer distances make exact ties between means and bounds (including the bound of an
+    absent group, ``d_M`` completed) common; small chunks split rows across calls.
+    """
+    rng = np.random.default_rng(seed)
+    n = max(width + 1, n_groups + 5, 30)
+    group = np.where(rng.random(n) < 0.7, rng.integers(0, n_groups, n), -1)
+    group[rng.choice(n, n_groups, replace=False)] = np.arange(n_groups)  # none empty
+    sizes = np.bincount(group[group >= 0], minlength=n_groups)
+    nb = np.array([rng.permutation(n)[:width] for _ in range(rows)], dtype=np.int64)
+    raw = rng.integers(0, 4, (rows, width)) if ties else rng.random((rows, width)) * 3
+    ds = np.sort(raw, axis=1).astype(np.float32)
+    with pytest.MonkeyPatch.context() as mp:
+        if chunk is not None:
+            mp.setattr(cand_mod, "_ENTRIES", chunk)
+        got = three_nearest_choice(nb, ds, group, sizes, m)
+    want = reference_three_nearest_choice(nb, ds, group, sizes, m)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_three_nearest_choice_decides_rows_with_many_groups() -> None:
+    """Thousands of groups, few per row: the rows a single group wins are decided."""
+    rng = np.random.default_rng(5)
+    n_groups = 5000
+    group = np.repeat(np.arange(n_groups), 3)
+    sizes = np.full(n_groups, 3)
+    rows = 200
+    # Row i's nearest three candidates are group i's members, then other groups' points.
+    nb = np.concatenate(
+        [np.arange(rows)[:, None] * 3 + np.arange(3), rng.integers(rows * 3, group.size, (rows, 9))],
+        axis=1,
+    )
+    ds = np.concatenate([np.full((rows, 3), 1.0), np.full((rows, 9), 2.0)], axis=1)
+    ds = ds.astype(np.float32)
+    got = three_nearest_choice(nb, ds, group, sizes)
+    np.testing.assert_array_equal(got, np.arange(rows))
+    np.testing.assert_array_equal(got, reference_three_nearest_choice(nb, ds, group, sizes))
 
 
 def test_first_members_matches_brute_force() -> None:

@@ -25,8 +25,8 @@ import numpy.typing as npt
 
 __all__ = ["first_members", "subset_neighbors", "three_nearest_choice"]
 
-# Temporaries of three_nearest_choice hold about this many (row, group) cells per chunk.
-_CELLS = 400_000
+# three_nearest_choice handles about this many candidate entries per chunk of rows.
+_ENTRIES = 1_000_000
 
 
 def first_members(
@@ -95,6 +95,13 @@ def three_nearest_choice(
     does (float64, values added in increasing order, divided by their count) and ties go to the
     lower group id, so a decided row has the full computation's answer.
 
+    Only the groups present in a row are evaluated (at most ``M`` per row): a group with at
+    least ``min(m, size)`` members there has its exact mean; one with fewer has the lower bound
+    obtained by completing its values with the row's last distance ``d_M``; an absent group's
+    bound is ``d_M`` completed ``min(m, size)`` times, the same for every absent group of that
+    count, so absent groups are counted per count, never listed. The cost is O(r M), whatever
+    the number of groups.
+
     Parameters
     ----------
     nb_rows, ds_rows : numpy.ndarray
@@ -117,43 +124,85 @@ def three_nearest_choice(
     if r == 0 or n_groups == 0 or width == 0:
         return out
     t = np.minimum(np.asarray(sizes, dtype=np.int64), m)
-    gid = np.arange(n_groups)
-    step = max(1, _CELLS // n_groups)
+    # Groups with each count, and how many of them lie below each group id.
+    per_count = np.bincount(t - 1, minlength=m)
+    below = np.zeros((m, n_groups + 1), dtype=np.int64)
+    for c in range(m):
+        below[c, 1:] = np.cumsum(t == c + 1)
+    step = max(1, _ENTRIES // width)
     for s in range(0, r, step):
-        nb = nb_rows[s : s + step]
-        ds = ds_rows[s : s + step]
-        rr = nb.shape[0]
-        g = group[nb]
-        ri, ci = np.nonzero(g >= 0)  # row-major: each row's members in distance order
-        key = ri * n_groups + g[ri, ci]
-        order = np.argsort(key, kind="stable")
-        ks = key[order]
-        first = np.ones(ks.size, dtype=bool)
-        first[1:] = ks[1:] != ks[:-1]
-        starts = np.flatnonzero(first)
-        rank = np.arange(ks.size) - np.repeat(starts, np.diff(np.append(starts, ks.size)))
-        keep = rank < m
-        cells = ks[keep]
-        pos = order[keep]
-        # Missing values are completed with the row's last candidate distance: every
-        # point outside the row is at least that far, so the mean becomes a lower bound.
-        d_last = ds[:, -1].astype(np.float64)
-        vals = np.repeat(d_last, n_groups * m).reshape(rr * n_groups, m)
-        vals[cells, rank[keep]] = ds[ri[pos], ci[pos]].astype(np.float64)
-        found = np.bincount(cells, minlength=rr * n_groups).reshape(rr, n_groups)
-        vals3 = vals.reshape(rr, n_groups, m)
-        acc = vals3[:, :, 0].copy()
-        for j in range(1, m):
-            acc = np.where(t[None, :] > j, acc + vals3[:, :, j], acc)
-        value = acc / t[None, :]
-        exact = found >= t[None, :]
-        ev = np.where(exact, value, np.inf)
-        best = np.argmin(ev, axis=1)
-        v_best = ev[np.arange(rr), best]
-        bound = np.where(exact, np.inf, value)
-        beaten = (bound < v_best[:, None]) | (
-            (bound == v_best[:, None]) & (gid[None, :] < best[:, None])
+        out[s : s + step] = _choose_rows(
+            nb_rows[s : s + step], ds_rows[s : s + step], group, t, per_count, below, m
         )
-        ok = np.isfinite(v_best) & ~beaten.any(axis=1)
-        out[s : s + rr] = np.where(ok, best, -1)
     return out
+
+
+def _choose_rows(
+    nb: npt.NDArray[np.int64],
+    ds: npt.NDArray[np.float32],
+    group: npt.NDArray[np.int64],
+    t: npt.NDArray[np.int64],
+    per_count: npt.NDArray[np.int64],
+    below: npt.NDArray[np.int64],
+    m: int,
+) -> npt.NDArray[np.int64]:
+    """:func:`three_nearest_choice` for one chunk of rows."""
+    rr = nb.shape[0]
+    n_groups = t.size
+    d_last = ds[:, -1].astype(np.float64)
+    g = group[nb]
+    ri, ci = np.nonzero(g >= 0)  # row-major: each row's members in distance order
+    key = ri * n_groups + g[ri, ci]
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    first = np.ones(ks.size, dtype=bool)
+    first[1:] = ks[1:] != ks[:-1]
+    starts = np.flatnonzero(first)
+    n_cells = starts.size
+    cell_of = np.cumsum(first) - 1  # per sorted entry, its (row, group) cell
+    rank = np.arange(ks.size) - starts[cell_of]
+    cell_key = ks[starts]
+    c_row = cell_key // n_groups
+    c_gid = cell_key - c_row * n_groups
+    c_t = t[c_gid]
+    found = np.minimum(np.diff(np.append(starts, ks.size)), m)
+    # Each cell's first m values, completed with its row's last distance (a lower bound).
+    vals = np.repeat(d_last[c_row], m).reshape(n_cells, m)
+    keep = rank < m
+    pos = order[keep]
+    vals[cell_of[keep], rank[keep]] = ds[ri[pos], ci[pos]].astype(np.float64)
+    acc = vals[:, 0].copy()
+    for j in range(1, m):
+        acc = np.where(c_t > j, acc + vals[:, j], acc)
+    value = acc / c_t
+    exact = found >= c_t
+
+    # The best exact mean per row; ties to the lower group id (cells are in group order).
+    ev = np.where(exact, value, np.inf)
+    v_best = np.full(rr, np.inf)
+    np.minimum.at(v_best, c_row, ev)
+    hit = exact & (ev == v_best[c_row])
+    best = np.full(rr, n_groups, dtype=np.int64)
+    np.minimum.at(best, c_row[hit], c_gid[hit])
+    vb = v_best[c_row]
+    beaten = np.zeros(rr, dtype=bool)
+    # A present group short of members: its bound.
+    lose = ~exact & ((value < vb) | ((value == vb) & (c_gid < best[c_row])))
+    beaten[c_row[lose]] = True
+    # Absent groups: the bound of count c is d_M added c times, divided by c.
+    present = np.zeros((rr, m), dtype=np.int64)
+    np.add.at(present, (c_row, c_t - 1), 1)
+    present_below = np.zeros((rr, m), dtype=np.int64)
+    low = c_gid < best[c_row]
+    np.add.at(present_below, (c_row[low], c_t[low] - 1), 1)
+    best_clip = np.minimum(best, n_groups)
+    for c in range(m):
+        bound = d_last.copy()
+        for _ in range(c):
+            bound = bound + d_last
+        bound = bound / (c + 1)
+        absent = per_count[c] - present[:, c] > 0
+        absent_below = below[c, best_clip] - present_below[:, c] > 0
+        beaten |= ((bound < v_best) & absent) | ((bound == v_best) & absent_below)
+    ok = np.isfinite(v_best) & ~beaten
+    return np.where(ok, best, -1)
