@@ -41,6 +41,13 @@ from numpy.typing import ArrayLike, NDArray
 from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
 from ssddbc._validation import as_mask, as_targets
+from ssddbc.evaluation._sample import (
+    fixed_cluster_sums,
+    fixed_point_scale,
+    silhouette_values,
+    standard_error,
+)
+from ssddbc.evaluation._sample import values_from_sums as _silhouette_values
 
 __all__ = [
     "SILHOUETTE_SAMPLE_SIZE",
@@ -239,31 +246,12 @@ def _sampled_silhouette(
         raise InvalidInputError(
             "silhouette_rows", "the sample indices must be unlabelled points in range"
         )
+    # Fixed-point sums (exact in any order), so that a search that derives each table from
+    # the previous partition's (ssddbc.evaluation._sample) gets these very values.
+    q = fixed_point_scale(float(np.max(R)) if R.size else 0.0, n)
+    table = fixed_cluster_sums(R, idx, n_clusters, q)
     counts = np.bincount(idx, minlength=n_clusters)
-    sums = np.empty((sample.size, n_clusters))
-    for lo in range(0, sample.size, block_rows):
-        blk = np.asarray(R[lo : lo + block_rows])
-        for j in range(blk.shape[0]):
-            # bincount adds each row's values in index order, in float64: deterministic.
-            sums[lo + j] = np.bincount(idx, weights=blk[j], minlength=n_clusters)
-    return _silhouette_values(sums, idx[sample], counts)
-
-
-def _silhouette_values(
-    sums: NDArray[np.float64], own: NDArray[np.intp], counts: NDArray[np.int64]
-) -> NDArray[np.float64]:
-    """Silhouette of points with per-cluster distance sums ``sums`` and own cluster ``own``."""
-    r = np.arange(own.size)
-    own_count = counts[own]
-    intra = sums[r, own] / np.maximum(own_count - 1, 1)
-    means = sums / counts
-    means[r, own] = np.inf
-    inter = means.min(axis=1)
-    denom = np.maximum(intra, inter)
-    s: NDArray[np.float64] = np.zeros(own.size)
-    np.divide(inter - intra, denom, out=s, where=denom > 0)
-    s[own_count == 1] = 0.0
-    return s
+    return silhouette_values(table, q, idx[sample], counts)
 
 
 def unlabelled_silhouette(
@@ -395,16 +383,7 @@ def sampled_silhouette(
     if clusters.size < 2 or not unl.any():
         return 0.0, 0.0
     values = _sampled_silhouette(idx, clusters.size, unl, silhouette_rows, n, block_rows)
-    s, population = values.size, int(np.count_nonzero(unl))
-    if s == 0:
-        return 0.0, 0.0
-    mean = float(values.mean())
-    if s >= population:
-        return mean, 0.0
-    if s == 1:
-        return mean, float("nan")
-    se = float(np.std(values, ddof=1) / np.sqrt(s) * np.sqrt(1.0 - s / population))
-    return mean, se
+    return standard_error(values, int(np.count_nonzero(unl)))
 
 
 def separation_score(core_clusters: Iterable[Iterable[int]], X: ArrayLike) -> float:

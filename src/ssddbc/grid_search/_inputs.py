@@ -209,8 +209,9 @@ class SharedInputs:
     silhouette_sample : int
         0 when the silhouette is exact over all unlabelled points; else the size of the
         seeded sample it is averaged over.
-    silhouette_index_array, silhouette_rows_array : str
-        Names of the sample's indices and distance rows in the entry ("" when unsampled).
+    silhouette_index_array, silhouette_columns_array : str
+        Names of the sample's indices and of its distance columns, ``(N, s)`` float32 (the
+        transposed rows: one contiguous vector per point), in the entry ("" when unsampled).
     silhouette_request, silhouette_seed : int
         The plan's sample size and seed (what a worker needs to rebuild the sample).
     graph : GraphEngine
@@ -224,7 +225,7 @@ class SharedInputs:
     candidate_width: int = 0
     silhouette_sample: int = 0
     silhouette_index_array: str = ""
-    silhouette_rows_array: str = ""
+    silhouette_columns_array: str = ""
     silhouette_request: int = 0
     silhouette_seed: int = 0
     graph: GraphEngine = GraphEngine()
@@ -280,17 +281,29 @@ def _sample_names(split: str, size: int, seed: int, metric: str) -> tuple[str, s
     tag = f"s{size}_seed{seed}_{split.removeprefix('split_')}"
     if metric != "euclidean":
         tag += f"_{metric}"
-    return f"silhouette_index_{tag}", f"silhouette_rows_{tag}"
+    return f"silhouette_index_{tag}", f"silhouette_columns_{tag}"
 
 
 def sample_arrays(
     features: Any, labeled_mask: Any, size: int, seed: int, metric: str = "euclidean"
 ) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """The silhouette sample's indices and their distance rows (between :func:`metric_rows`)."""
+    """The silhouette sample's indices and distance columns (between :func:`metric_rows`).
+
+    The columns are the transpose of :func:`ssddbc.evaluation.silhouette_rows` (the same
+    values), ``(N, s)`` float32, computed a few sampled points at a time.
+    """
     from ssddbc.evaluation import silhouette_rows, silhouette_sample_indices
 
     index = silhouette_sample_indices(np.asarray(labeled_mask, dtype=bool), size, seed)
-    return index, silhouette_rows(metric_rows(features, metric), index)
+    rows = metric_rows(features, metric)
+    columns = np.empty((rows.shape[0], index.size), dtype=np.float32)
+    for lo in range(0, index.size, _SAMPLE_STEP):
+        columns[:, lo : lo + _SAMPLE_STEP] = silhouette_rows(rows, index[lo : lo + _SAMPLE_STEP]).T
+    return index, columns
+
+
+# Sampled points whose distance rows are computed at once (256 x N float32).
+_SAMPLE_STEP = 256
 
 
 def prepare_inputs(
@@ -426,24 +439,24 @@ def prepare_inputs(
     labeled = np.asarray(labeled_mask, dtype=bool)
     request, seed = route.silhouette_sample_size, route.silhouette_seed
     size = min(request, int(np.count_nonzero(~labeled)))
-    index_name, rows_name = _sample_names(name, request, seed, metric)
+    index_name, columns_name = _sample_names(name, request, seed, metric)
     if size:
         computed: dict[str, np.ndarray[Any, Any]] = {}
 
         def sample_index(feats: Any) -> np.ndarray[Any, Any]:
-            index, rows = sample_arrays(feats, labeled, request, seed, metric)
-            computed["rows"] = rows
+            index, columns = sample_arrays(feats, labeled, request, seed, metric)
+            computed["columns"] = columns
             return index
 
-        def sample_rows(feats: Any) -> np.ndarray[Any, Any]:
-            rows = computed.pop("rows", None)
-            if rows is None:
+        def sample_columns(feats: Any) -> np.ndarray[Any, Any]:
+            columns = computed.pop("columns", None)
+            if columns is None:
                 return sample_arrays(feats, labeled, request, seed, metric)[1]
-            return rows
+            return columns
 
         def ensure_sample() -> None:
             store.ensure_array(ref, index_name, sample_index)
-            store.ensure_array(ref, rows_name, sample_rows)
+            store.ensure_array(ref, columns_name, sample_columns)
 
         before = dict(store.stats)
         step(f"silhouette sample rows ({size} x {n})", ensure_sample, grew("array_computes"))
@@ -456,7 +469,7 @@ def prepare_inputs(
         candidate_width=int(ref.k),
         silhouette_sample=size,
         silhouette_index_array=index_name if size else "",
-        silhouette_rows_array=rows_name if size else "",
+        silhouette_columns_array=columns_name if size else "",
         silhouette_request=request,
         silhouette_seed=seed,
         graph=graph,

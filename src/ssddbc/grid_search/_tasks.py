@@ -32,6 +32,7 @@ import numpy as np
 
 from knncache import EntryNotFoundError, KnnCacheWarning, compute_knn, entry_key
 from ssddbc._errors import SsddbcWarning
+from ssddbc.evaluation._sample import SilhouetteSample
 from ssddbc.grid_search._inputs import (
     EVAL,
     KNOWN,
@@ -213,8 +214,9 @@ class _Resources:
     pairwise: np.ndarray[Any, Any] | None
     split: np.ndarray[Any, Any]
     fallback: bool
-    sample_index: np.ndarray[Any, Any] | None = None
-    sample_rows: np.ndarray[Any, Any] | None = None
+    # The sampled silhouette (N above the plan's exact_silhouette_max_n): it keeps the last
+    # partition's cluster sums, so each configuration adds only the points that moved.
+    silhouette: SilhouetteSample | None = None
 
 
 # Per-process cache of opened memory maps: a worker opens an entry's files once and every
@@ -274,9 +276,12 @@ def _load_resources(task: ConfigTask) -> _Resources:
             split=shared.ref.array(shared.split_array),
             fallback=False,
         )
-        if shared.silhouette_rows_array:
-            res.sample_index = shared.ref.array(shared.silhouette_index_array)
-            res.sample_rows = shared.ref.array(shared.silhouette_rows_array)
+        if shared.silhouette_columns_array:
+            res.silhouette = SilhouetteSample(
+                shared.ref.array(shared.silhouette_index_array),
+                shared.ref.array(shared.silhouette_columns_array),
+                res.split[LABELED].astype(bool),
+            )
     except EntryNotFoundError:
         res = _recompute_resources(task)
     return res
@@ -339,14 +344,15 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
         split=split,
         fallback=True,
     )
-    if shared.silhouette_rows_array:
-        res.sample_index, res.sample_rows = sample_arrays(
+    if shared.silhouette_columns_array:
+        index, columns = sample_arrays(
             data.features,
             data.labeled_mask,
             shared.silhouette_request,
             shared.silhouette_seed,
             metric,
         )
+        res.silhouette = SilhouetteSample(index, columns, data.labeled_mask)
     return res
 
 
@@ -421,19 +427,19 @@ def _score_into(result: ConfigResult, out: Any, res: _Resources) -> None:
     from ssddbc.evaluation import (
         SILHOUETTE_WEIGHT,
         l1_loss,
-        sampled_silhouette,
         selection_score,
         split_cluster_acc_v2,
     )
 
     labels = np.asarray(out.labels)
     targets, known, labeled, evaluated = _split_views(res)
-    if res.sample_index is not None and res.sample_rows is not None:
+    if res.silhouette is not None:
         l1 = l1_loss(labels, targets, labeled)
-        silhouette, se = sampled_silhouette(labels, labeled, (res.sample_index, res.sample_rows))
+        # Equal to sampled_silhouette on the sample's rows, whichever partition came before.
+        silhouette, se = res.silhouette.score(labels)
         # The expression selection_score evaluates, so the score has the same bits.
         score = -l1 + SILHOUETTE_WEIGHT * silhouette
-        result.silhouette_sample = int(res.sample_index.size)
+        result.silhouette_sample = int(res.silhouette.index.size)
     else:
         exact = selection_score(
             labels,

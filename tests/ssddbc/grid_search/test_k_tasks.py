@@ -67,6 +67,10 @@ def test_k_task_equals_single_configuration_tasks(
             assert [r.cell for r in together] == [r.cell for r in alone]
             assert all(r.ok for r in together), [r.error for r in together]
             assert [_comparable(r) for r in together] == [_comparable(r) for r in alone]
+            # The sampled silhouette reuses the previous partition's sums: any order, any
+            # earlier partition, gives the same bits.
+            backwards = evaluate_k(KTask(configs[::-1]))
+            assert [_comparable(r) for r in backwards] == [_comparable(r) for r in alone[::-1]]
             sampled = plan.exact_silhouette_max_n < len(X)
             for r in together:
                 assert (r.silhouette_sample == 150) == sampled
