@@ -210,6 +210,7 @@ def test_three_nearest_choice_is_exact_where_it_decides(seed: int) -> None:
     m=st.integers(1, 4),
     ties=st.booleans(),
     chunk=st.sampled_from([None, 7, 50]),
+    narrow=st.integers(1, 30),
 )
 def test_three_nearest_choice_equals_the_dense_reference(
     seed: int,
@@ -219,11 +220,13 @@ def test_three_nearest_choice_equals_the_dense_reference(
     m: int,
     ties: bool,
     chunk: int | None,
+    narrow: int,
 ) -> None:
     """Same choice and same undecided rows as the dense (rows × groups × m) table it replaced.
 
     Integer distances make exact ties between means and bounds (including the bound of an
-    absent group, ``d_M`` completed) common; small chunks split rows across calls.
+    absent group, ``d_M`` completed) common; small chunks split rows across calls; the
+    width of the first pass varies (what a prefix decides, the whole row decides alike).
     """
     rng = np.random.default_rng(seed)
     n = max(width + 1, n_groups + 5, 30)
@@ -236,6 +239,7 @@ def test_three_nearest_choice_equals_the_dense_reference(
     with pytest.MonkeyPatch.context() as mp:
         if chunk is not None:
             mp.setattr(cand_mod, "_ENTRIES", chunk)
+        mp.setattr(cand_mod, "_NARROW", narrow)
         got = three_nearest_choice(nb, ds, group, sizes, m)
     want = reference_three_nearest_choice(nb, ds, group, sizes, m)
     np.testing.assert_array_equal(got, want)
@@ -250,7 +254,10 @@ def test_three_nearest_choice_decides_rows_with_many_groups() -> None:
     rows = 200
     # Row i's nearest three candidates are group i's members, then other groups' points.
     nb = np.concatenate(
-        [np.arange(rows)[:, None] * 3 + np.arange(3), rng.integers(rows * 3, group.size, (rows, 9))],
+        [
+            np.arange(rows)[:, None] * 3 + np.arange(3),
+            rng.integers(rows * 3, group.size, (rows, 9)),
+        ],
         axis=1,
     )
     ds = np.concatenate([np.full((rows, 3), 1.0), np.full((rows, 9), 2.0)], axis=1)

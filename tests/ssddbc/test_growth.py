@@ -34,7 +34,12 @@ from ssddbc.density.density_estimation import (
 )
 from ssddbc.ssddbc import clustering as clustering_mod
 from ssddbc.ssddbc._source import DistanceSource
-from ssddbc.ssddbc.clustering import grow_core_clusters, high_density_neighbors
+from ssddbc.ssddbc.clustering import (
+    grow_core_clusters,
+    grow_from_table,
+    high_density_neighbors,
+    neighbor_table,
+)
 from ssddbc.ssddbc.co_calculation import compute_co_value
 from tests.ssddbc.grow_reference import reference_grow_core_clusters
 
@@ -116,6 +121,56 @@ def test_random_graphs(
     y = rng.integers(0, n_classes, n).astype(np.int64)
     rho = rng.integers(0, n_levels, n).astype(np.float64)
     assert_same_growth((high, lists, labeled, y, rho))
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 300),
+    high_rate=st.floats(0.05, 1.0),
+    degree=st.integers(0, 8),
+    label_rate=st.floats(0.0, 1.0),
+    n_classes=st.integers(1, 4),
+)
+def test_the_table_route_grows_the_same_labels(
+    seed: int, n: int, high_rate: float, degree: int, label_rate: float, n_classes: int
+) -> None:
+    """grow_from_table (the arrays, the hard constraint applied to them at once) gives the
+    labels grow_core_clusters gives on the same lists."""
+    rng = np.random.default_rng(seed)
+    high = np.flatnonzero(rng.random(n) < high_rate).astype(np.int64)
+    if high.size == 0:
+        high = np.array([0], dtype=np.int64)
+    width = min(degree, high.size)
+    glob = np.array([rng.permutation(high)[:width] for _ in high.tolist()], dtype=np.int64)
+    glob = glob.reshape(high.size, width)
+    n_keep = rng.integers(0, width + 1, high.size)
+    lists = [row[:c] for row, c in zip(glob.tolist(), n_keep.tolist(), strict=True)]
+    labeled = rng.random(n) < label_rate
+    y = rng.integers(0, n_classes, n).astype(np.int64)
+    rho = rng.integers(0, 10, n).astype(np.float64)
+    labels, _ = grow_core_clusters(high, lists, labeled, y, rho)
+    got = grow_from_table(high, (glob, n_keep), labeled, y, rho)
+    np.testing.assert_array_equal(got, labels)
+
+
+@pytest.mark.parametrize("candidates", [False, True])
+def test_neighbor_table_holds_the_neighbour_lists(candidates: bool) -> None:
+    data = make_synthetic_superclass(n=600, d=8, seed=2, noise=1.2)
+    X = data.features
+    graph = knncache.compute_knn(X, 12)
+    for k, dp in ((3, 40), (10, 80)):
+        rho, kd, nbk = compute_density(None, k, 1, (graph.neighbors[:, :k], graph.distances[:, :k]))
+        high = np.flatnonzero(
+            identify_high_density_points(compute_relative_density(rho, nbk, k), dp)
+        )
+        co = compute_co_value(2, kd, rho, nbk, k, None)
+        cand = (graph.neighbors.astype(np.int64), graph.distances) if candidates else None
+        source = DistanceSource(X, None, cand)
+        glob, n_keep = neighbor_table(source, high, k, co)
+        lists = high_density_neighbors(source, high, k, co)
+        assert [row[:c] for row, c in zip(glob.tolist(), n_keep.tolist(), strict=True)] == lists
+        assert any(lists) and not all(len(v) == glob.shape[1] for v in lists)
 
 
 def chain_inputs(seed: int, n: int, width: int, segment: int, label_rate: float) -> GrowInputs:

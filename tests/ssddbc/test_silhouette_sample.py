@@ -71,7 +71,7 @@ def mutate(rng: np.random.Generator, labels: np.ndarray, kind: int) -> np.ndarra
 def test_any_sequence_of_partitions_gives_the_from_scratch_values(
     seed: int, n: int, steps: list[int], integer: bool
 ) -> None:
-    X, labeled, index, rows = problem(seed, n, integer=integer)
+    _, labeled, index, rows = problem(seed, n, integer=integer)
     sample = SilhouetteSample(index, np.ascontiguousarray(rows.T), labeled)
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 4, n)
@@ -95,7 +95,7 @@ def test_it_is_the_silhouette_of_the_sampled_points(seed: int) -> None:
 
 
 def test_few_moved_points_cost_few_additions() -> None:
-    X, labeled, index, rows = problem(0, 2000)
+    _, labeled, index, rows = problem(0, 2000)
     sample = SilhouetteSample(index, np.ascontiguousarray(rows.T), labeled)
     labels = np.random.default_rng(1).integers(0, 6, 2000)
     sample.score(labels)

@@ -28,7 +28,9 @@ matrix earns its cost only there. With a sampled silhouette the graph answers al
 rows (at N = 13,800 and 64 columns, 0.16 % of the within-H rows and none of the merge or
 assignment rows), and building the matrix (6.0 s at N = 13,800, d = 768) cost more than the
 distance blocks of those rows for the whole 216-configuration search; the matrix also made
-every worker page 760 MB in. ``exact_silhouette_max_n`` defaults to 5,000. The exact silhouette reads all N² distances
+every worker page 760 MB in.
+
+``exact_silhouette_max_n`` defaults to 5,000. The exact silhouette reads all N² distances
 per configuration: on the quiet-machine profile of issue 13 it took 54.6 s of the 66 s of a
 serial 216-configuration search at N = 13,800, so the switch must sit well below that size.
 The sample costs ``s / N_unlabelled`` of the exact computation, so below about

@@ -27,6 +27,8 @@ __all__ = ["first_members", "subset_neighbors", "three_nearest_choice"]
 
 # three_nearest_choice handles about this many candidate entries per chunk of rows.
 _ENTRIES = 1_000_000
+# Columns of three_nearest_choice's first pass.
+_NARROW = 8
 
 
 def first_members(
@@ -100,7 +102,7 @@ def three_nearest_choice(
     obtained by completing its values with the row's last distance ``d_M``; an absent group's
     bound is ``d_M`` completed ``min(m, size)`` times, the same for every absent group of that
     count, so absent groups are counted per count, never listed. The cost is O(r M), whatever
-    the number of groups.
+    the number of groups; a first pass over the first 8 columns decides most rows.
 
     Parameters
     ----------
@@ -129,11 +131,20 @@ def three_nearest_choice(
     below = np.zeros((m, n_groups + 1), dtype=np.int64)
     for c in range(m):
         below[c, 1:] = np.cumsum(t == c + 1)
-    step = max(1, _ENTRIES // width)
-    for s in range(0, r, step):
-        out[s : s + step] = _choose_rows(
-            nb_rows[s : s + step], ds_rows[s : s + step], group, t, per_count, below, m
-        )
+    # Most rows are decided by their first few candidates; a row decided by a prefix of its
+    # columns is decided by all of them, with the same group (bounds only grow with the
+    # width), so the narrow pass changes no answer and the rest take the full width.
+    todo = np.arange(r)
+    for w in (_NARROW, width) if width > _NARROW else (width,):
+        step = max(1, _ENTRIES // w)
+        for s in range(0, todo.size, step):
+            rows = todo[s : s + step]
+            out[rows] = _choose_rows(
+                nb_rows[rows, :w], ds_rows[rows, :w], group, t, per_count, below, m
+            )
+        todo = todo[out[todo] < 0]
+        if todo.size == 0:
+            break
     return out
 
 

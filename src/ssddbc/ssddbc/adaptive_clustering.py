@@ -56,11 +56,7 @@ from ssddbc.density.density_estimation import (
 from ssddbc.ssddbc._result import ClusteringResult
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.assignment import ASSIGN_MODELS, assign_sparse_points
-from ssddbc.ssddbc.clustering import (
-    category_labels_of,
-    grow_core_clusters,
-    high_density_neighbors,
-)
+from ssddbc.ssddbc.clustering import category_labels_of, grow_from_table, neighbor_table
 from ssddbc.ssddbc.co_calculation import CO_MODES, compute_co_value
 from ssddbc.ssddbc.merging import merge_isolated_core_clusters
 from ssddbc.ssddbc.unknown import identify_unknown_clusters_from_predictions
@@ -277,8 +273,8 @@ def _run_percentile(
     high_idx = np.flatnonzero(identify_high_density_points(per_k.relative, percentile))
 
     # ---- 3. core clusters ----------------------------------------------------------------
-    nbr_lists = high_density_neighbors(source, high_idx, inputs.k, per_k.co)
-    core_labels, _ = grow_core_clusters(high_idx, nbr_lists, labeled, y, densities)
+    table = neighbor_table(source, high_idx, inputs.k, per_k.co)
+    core_labels = grow_from_table(high_idx, table, labeled, y, densities)
 
     # ---- 4. small-cluster merge ----------------------------------------------------------
     core_labels = merge_isolated_core_clusters(core_labels, x, y, labeled, source)

@@ -115,50 +115,66 @@ def high_density_neighbors(
     list of list of int
         Global neighbour indices, one list per entry of ``high_idx``.
     """
+    glob, n_keep = neighbor_table(source, high_idx, k, co)
+    return [g[:c] for g, c in zip(glob.tolist(), n_keep.tolist(), strict=True)]
+
+
+def neighbor_table(
+    source: DistanceSource,
+    high_idx: npt.NDArray[np.int64],
+    k: int,
+    co: float | npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """:func:`high_density_neighbors` as arrays: ``(|H|, kk)`` neighbours and kept counts.
+
+    Row ``i`` lists ``high_idx[i]``'s ``kk = min(k, |H| - 1)`` nearest other points of ``H``
+    (global indices, (distance, index) order); its KNN_co list is the first ``n_keep[i]``.
+    """
     m = len(high_idx)
-    kk = min(k, m - 1)
+    kk = max(0, min(k, m - 1))
     per_point = np.ndim(co) > 0
     co_arr = np.asarray(co, dtype=np.float64)
+    glob = np.zeros((m, kk), dtype=np.int64)
+    n_keep = np.zeros(m, dtype=np.int64)
 
-    def keep(rows: Any, glob: Any, dist: Any) -> list[list[int]]:
+    def keep(at: Any, rows: Any, nbrs: Any, dist: Any) -> None:
         cut = co_arr[rows][:, None] if per_point else co_arr
-        n_keep = np.count_nonzero(dist.astype(np.float64) <= cut, axis=1)
+        glob[at] = nbrs
         # Rows are sorted by distance, so the kept neighbours are a prefix.
-        return [g[:c] for g, c in zip(glob.tolist(), n_keep.tolist(), strict=True)]
+        n_keep[at] = np.count_nonzero(dist.astype(np.float64) <= cut, axis=1)
 
-    def exact(rows: Any, local: Any) -> list[list[int]]:
-        """Neighbour lists of ``rows`` (positions ``local`` in H) from distance blocks."""
-        got: list[list[int]] = []
+    def exact(local: Any) -> None:
+        """Rows at positions ``local`` of H, from distance blocks."""
+        rows = high_idx[local]
         for sl, chunk in source.row_blocks(rows, m):
             block = source.block(chunk, high_idx)
             block[np.arange(len(chunk)), local[sl]] = np.inf  # self is never its own neighbour
             pos, dist = smallest_per_row(block, kk)
-            got.extend(keep(chunk, high_idx[pos], dist))
-        return got
+            keep(local[sl], chunk, high_idx[pos], dist)
 
+    if kk == 0:
+        return glob, n_keep
     if source.candidates is None:
-        return exact(high_idx, np.arange(m))
+        exact(np.arange(m))
+        return glob, n_keep
 
     # The first kk members of H in a global row are the within-H neighbours whenever the
     # row holds kk of them; the other rows are computed exactly.
     nb, ds = source.candidates
     member = np.zeros(nb.shape[0], dtype=bool)
     member[high_idx] = True
-    out: list[list[int]] = [[] for _ in range(m)]
-    todo: list[int] = []
+    todo: list[npt.NDArray[np.int64]] = []
     step = max(1, 1_000_000 // max(1, nb.shape[1]))
     for s in range(0, m, step):
         rows = high_idx[s : s + step]
-        ok, glob, dist = subset_neighbors(nb[rows], ds[rows], member, kk)
-        lists = keep(rows[ok], glob, dist)
-        for p, lst in zip((np.flatnonzero(ok) + s).tolist(), lists, strict=True):
-            out[p] = lst
-        todo.extend((np.flatnonzero(~ok) + s).tolist())
-    if todo:
-        local = np.asarray(todo, dtype=np.int64)
-        for p, lst in zip(todo, exact(high_idx[local], local), strict=True):
-            out[p] = lst
-    return out
+        ok, nbrs, dist = subset_neighbors(nb[rows], ds[rows], member, kk)
+        at = np.flatnonzero(ok)
+        keep(at + s, rows[at], nbrs, dist)
+        todo.append(np.flatnonzero(~ok) + s)
+    local = np.concatenate(todo)
+    if local.size:
+        exact(local)
+    return glob, n_keep
 
 
 def _materialise(q: int, ops: list[list[Any] | None], built: list[set[int] | None]) -> set[int]:
@@ -252,7 +268,6 @@ def grow_core_clusters(
     n = len(densities)
     lab: list[bool] = labeled_mask.tolist()
     tgt: list[int] = targets.tolist()
-    rho: list[float] = densities.tolist()
     # The hard constraint depends on the two points only: drop those links once, up front.
     nbrs: list[list[int]] = [[] for _ in range(n)]
     for g, lst in zip(high_idx.tolist(), neighbor_lists, strict=True):
@@ -261,6 +276,58 @@ def grow_core_clusters(
             nbrs[g] = [x for x in lst if not lab[x] or tgt[x] == tg]
         else:
             nbrs[g] = lst
+    out, clusters = _grow(high_idx, nbrs, lab, tgt, densities, want_clusters=True)
+    assert clusters is not None
+    return out, clusters
+
+
+def grow_from_table(
+    high_idx: npt.NDArray[np.int64],
+    table: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    labeled_mask: npt.NDArray[np.bool_],
+    targets: npt.NDArray[np.int64],
+    densities: npt.NDArray[np.float64],
+) -> npt.NDArray[np.int64]:
+    """:func:`grow_core_clusters` on :func:`neighbor_table`'s arrays; the labels only.
+
+    The KNN_co prefixes and the hard constraint are applied to the arrays at once, so the
+    growth loop receives its lists without a per-neighbour Python pass.
+    """
+    glob, n_keep = table
+    n = len(densities)
+    lab_arr = np.asarray(labeled_mask, dtype=bool)
+    tgt_arr = np.asarray(targets)
+    kept = np.arange(glob.shape[1])[None, :] < n_keep[:, None]
+    # A labelled point never links to a point labelled with another class.
+    hard = (
+        lab_arr[high_idx][:, None] & lab_arr[glob] & (tgt_arr[glob] != tgt_arr[high_idx][:, None])
+    )
+    kept &= ~hard
+    flat: list[int] = glob[kept].tolist()
+    ends = np.cumsum(np.count_nonzero(kept, axis=1)).tolist()
+    nbrs: list[list[int]] = [[]] * n  # read only; points outside H are never visited
+    start = 0
+    for g, end in zip(high_idx.tolist(), ends, strict=True):
+        nbrs[g] = flat[start:end]
+        start = end
+    out, _ = _grow(
+        high_idx, nbrs, lab_arr.tolist(), tgt_arr.tolist(), densities, want_clusters=False
+    )
+    return out
+
+
+def _grow(
+    high_idx: npt.NDArray[np.int64],
+    nbrs: list[list[int]],
+    lab: list[bool],
+    tgt: list[int],
+    densities: npt.NDArray[np.float64],
+    *,
+    want_clusters: bool,
+) -> tuple[npt.NDArray[np.int64], list[set[int]] | None]:
+    """The growth loop over per-point neighbour lists with the hard constraint applied."""
+    n = len(densities)
+    rho: list[float] = densities.tolist()
     order = high_idx[np.lexsort((high_idx, -densities[high_idx]))].tolist()
 
     # A point's label is the id of the cluster it joined; absorbed ids forward to their
@@ -395,6 +462,8 @@ def grow_core_clusters(
     inside = lab_arr >= 0
     out = np.full(n, -1, dtype=np.int64)
     out[inside] = remap[roots[lab_arr[inside]]]
+    if not want_clusters:
+        return out, None
     members = np.flatnonzero(inside)
     members = members[np.argsort(out[members], kind="stable")]
     bounds = np.searchsorted(out[members], np.arange(alive.size + 1))
