@@ -155,3 +155,17 @@ def test_bad_columns_are_refused_before_any_work() -> None:
     sample = SilhouetteSample(np.array([1, 2]), np.zeros((10, 2), np.float32), labeled)
     with pytest.raises(InvalidInputError, match="labels"):
         sample.score(np.zeros(9, dtype=np.int64))
+
+
+@pytest.mark.parametrize("factor", [1e-35, 1e-20, 1e20, 1e30])
+def test_the_silhouette_is_scale_free_at_extreme_scales(factor: float) -> None:
+    """Distances scaled by ``factor`` (2**q far outside float32's range at 1e-35) give the
+    same silhouette: the fixed point adapts its scale."""
+    _, labeled, index, rows = problem(7, 400)
+    labels = np.random.default_rng(7).integers(0, 4, 400)
+    base = SilhouetteSample(index, np.ascontiguousarray(rows.T), labeled).score(labels)
+    scaled = (rows.astype(np.float64) * factor).astype(np.float32)
+    assert fixed_point_scale(float(scaled.max()), 400) != fixed_point_scale(float(rows.max()), 400)
+    got = SilhouetteSample(index, np.ascontiguousarray(scaled.T), labeled).score(labels)
+    assert got[0] == pytest.approx(base[0], rel=1e-5)
+    assert got == sampled_silhouette(labels, labeled, (index, scaled))

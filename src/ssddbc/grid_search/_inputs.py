@@ -325,7 +325,7 @@ def prepare_inputs(
     """Ensure everything the configurations of one feature matrix share, once.
 
     Runs at most one neighbour search (at the plan's graph width) and computes the pairwise
-    distances (N <= ``pairwise_max_n``) and the sampled silhouette rows (N >
+    distances (N <= ``pairwise_max_n``) and the sampled silhouette columns (N >
     ``exact_silhouette_max_n``) at most once per feature matrix; on a warm store it runs
     none of them.
 
@@ -459,7 +459,7 @@ def prepare_inputs(
             store.ensure_array(ref, columns_name, sample_columns)
 
         before = dict(store.stats)
-        step(f"silhouette sample rows ({size} x {n})", ensure_sample, grew("array_computes"))
+        step(f"silhouette sample ({n} x {size})", ensure_sample, grew("array_computes"))
         computed.clear()
     return SharedInputs(
         ref=ref,
