@@ -1,7 +1,7 @@
 """Shared inputs: what the main process prepares once per feature matrix, in one store entry.
 
 :func:`prepare_inputs` ensures the KNN graph (at the plan's width), the features, the split
-array and, by route, the pairwise distances or the sampled silhouette rows, all in one
+array and, by route, the pairwise distances or the sampled silhouette columns, all in one
 ``knncache`` entry; :class:`SharedInputs` is the small, frozen handle to them (and the route
 decided for them) that every :class:`~ssddbc.grid_search._tasks.ConfigTask` carries.
 
@@ -236,7 +236,7 @@ def metric_rows(features: Any, metric: str) -> np.ndarray[Any, Any]:
 
     The features themselves for ``"euclidean"``; their L2-normalised rows for ``"cosine"``
     (:func:`ssddbc._metric.l2_normalize`, the rows knncache searched). The pairwise matrix,
-    the sampled silhouette rows and the silhouette over ``X`` all use these rows.
+    the sampled silhouette columns and the silhouette over ``X`` all use these rows.
     """
     if metric == "cosine":
         from ssddbc._metric import l2_normalize
