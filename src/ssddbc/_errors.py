@@ -49,7 +49,19 @@ class InvalidInputError(SsddbcError, ValueError):
         return (type(self), (self.argument, self.message))
 
 
-class FeatureCacheError(SsddbcError, ValueError):
+class _PathError(SsddbcError, ValueError):
+    """A file or folder that cannot be used: its path and what is wrong with it."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.message))
+
+
+class FeatureCacheError(_PathError):
     """A feature-cache file is missing, unreadable or malformed.
 
     Attributes
@@ -59,14 +71,6 @@ class FeatureCacheError(SsddbcError, ValueError):
     message : str
         What is wrong with it.
     """
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = str(path)
-        self.message = message
-        super().__init__(f"{self.path}: {message}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.message))
 
 
 class SearchConfigError(SsddbcError, ValueError):
@@ -146,7 +150,7 @@ class TorchRequiredError(SsddbcError, ImportError):
         return (type(self), (self.missing,))
 
 
-class RunFolderError(SsddbcError, ValueError):
+class RunFolderError(_PathError):
     """A grid-search run folder cannot be used: malformed or mismatching files, no access.
 
     Attributes
@@ -156,11 +160,3 @@ class RunFolderError(SsddbcError, ValueError):
     message : str
         What is wrong with it.
     """
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = str(path)
-        self.message = message
-        super().__init__(f"{self.path}: {message}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.path, self.message))

@@ -426,41 +426,36 @@ def prepare_inputs(
             ),
             grew("array_computes"),
         )
-    if route.exact_silhouette:
-        return SharedInputs(
-            ref=ref,
-            split_array=name,
-            has_pairwise=has_pairwise,
-            searched=searched,
-            candidate_width=int(ref.k),
-            graph=graph,
-        )
+    # The sampled silhouette (N above the plan's exact_silhouette_max_n): its seeded sample
+    # and distance columns; all zero and empty when the silhouette is exact.
+    request = seed = size = 0
+    index_name = columns_name = ""
+    if not route.exact_silhouette:
+        labeled = np.asarray(labeled_mask, dtype=bool)
+        request, seed = route.silhouette_sample_size, route.silhouette_seed
+        size = min(request, int(np.count_nonzero(~labeled)))
+        if size:
+            index_name, columns_name = _sample_names(name, request, seed, metric)
+            computed: dict[str, np.ndarray[Any, Any]] = {}
 
-    labeled = np.asarray(labeled_mask, dtype=bool)
-    request, seed = route.silhouette_sample_size, route.silhouette_seed
-    size = min(request, int(np.count_nonzero(~labeled)))
-    index_name, columns_name = _sample_names(name, request, seed, metric)
-    if size:
-        computed: dict[str, np.ndarray[Any, Any]] = {}
+            def sample_index(feats: Any) -> np.ndarray[Any, Any]:
+                index, columns = sample_arrays(feats, labeled, request, seed, metric)
+                computed["columns"] = columns
+                return index
 
-        def sample_index(feats: Any) -> np.ndarray[Any, Any]:
-            index, columns = sample_arrays(feats, labeled, request, seed, metric)
-            computed["columns"] = columns
-            return index
+            def sample_columns(feats: Any) -> np.ndarray[Any, Any]:
+                columns = computed.pop("columns", None)
+                if columns is None:
+                    return sample_arrays(feats, labeled, request, seed, metric)[1]
+                return columns
 
-        def sample_columns(feats: Any) -> np.ndarray[Any, Any]:
-            columns = computed.pop("columns", None)
-            if columns is None:
-                return sample_arrays(feats, labeled, request, seed, metric)[1]
-            return columns
+            def ensure_sample() -> None:
+                store.ensure_array(ref, index_name, sample_index)
+                store.ensure_array(ref, columns_name, sample_columns)
 
-        def ensure_sample() -> None:
-            store.ensure_array(ref, index_name, sample_index)
-            store.ensure_array(ref, columns_name, sample_columns)
-
-        before = dict(store.stats)
-        step(f"silhouette sample ({n} x {size})", ensure_sample, grew("array_computes"))
-        computed.clear()
+            before = dict(store.stats)
+            step(f"silhouette sample ({n} x {size})", ensure_sample, grew("array_computes"))
+            computed.clear()
     return SharedInputs(
         ref=ref,
         split_array=name,
@@ -468,8 +463,8 @@ def prepare_inputs(
         searched=searched,
         candidate_width=int(ref.k),
         silhouette_sample=size,
-        silhouette_index_array=index_name if size else "",
-        silhouette_columns_array=columns_name if size else "",
+        silhouette_index_array=index_name,
+        silhouette_columns_array=columns_name,
         silhouette_request=request,
         silhouette_seed=seed,
         graph=graph,

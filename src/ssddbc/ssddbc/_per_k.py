@@ -100,20 +100,14 @@ def _iter(
     k: int,
     percentiles: Sequence[float],
     *,
-    dense_method: int,
-    co_mode: int,
-    co_manual: float | None,
-    assign_model: int,
-    voting_k: int,
-    precomputed_knn: Any,
-    pairwise_distances: Any,
-    eval_dense: bool,
-    eval_version: str,
-    fast_mode: bool,
-    metric: str,
     graph_candidates: bool,
+    **options: Any,
 ) -> Iterator[ClusteringResult | tuple[Any, ...]]:
-    """Both public functions' work; a warning names their caller (5 frames up from it)."""
+    """Both public functions' work; a warning names their caller (5 frames up from it).
+
+    ``options`` are the algorithm keywords :func:`_validate_inputs` takes, as the public
+    functions forward them.
+    """
     if isinstance(percentiles, (str, bytes)) or np.ndim(percentiles) != 1:
         raise InvalidInputError(
             "percentiles", f"expected a sequence of numbers, got {percentiles!r}"
@@ -121,24 +115,7 @@ def _iter(
     if len(percentiles) == 0:
         raise InvalidInputError("percentiles", "expected at least one percentile, got none")
     inputs = _validate_inputs(
-        X,
-        targets,
-        known_mask,
-        labeled_mask,
-        k,
-        list(percentiles),
-        dense_method=dense_method,
-        co_mode=co_mode,
-        co_manual=co_manual,
-        assign_model=assign_model,
-        voting_k=voting_k,
-        precomputed_knn=precomputed_knn,
-        pairwise_distances=pairwise_distances,
-        eval_dense=eval_dense,
-        eval_version=eval_version,
-        fast_mode=fast_mode,
-        metric=metric,
-        stacklevel=5,
+        X, targets, known_mask, labeled_mask, k, list(percentiles), **options, stacklevel=5
     )
     per_k = _prepare_k(inputs, candidates_with_matrix=graph_candidates)
     return _results(inputs, per_k)

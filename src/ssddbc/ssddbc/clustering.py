@@ -27,6 +27,7 @@ O(1) and gives the same result:
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from typing import Any
 
@@ -265,17 +266,15 @@ def grow_core_clusters(
     clusters : list of set
         Members of each cluster (their contents; the iteration order is not defined).
     """
-    n = len(densities)
-    lab: list[bool] = labeled_mask.tolist()
-    tgt: list[int] = targets.tolist()
-    # The hard constraint depends on the two points only: drop those links once, up front.
-    nbrs: list[list[int]] = [[] for _ in range(n)]
-    for g, lst in zip(high_idx.tolist(), neighbor_lists, strict=True):
-        if lab[g]:
-            tg = tgt[g]
-            nbrs[g] = [x for x in lst if not lab[x] or tgt[x] == tg]
-        else:
-            nbrs[g] = lst
+    lengths = np.fromiter((len(lst) for lst in neighbor_lists), dtype=np.int64)
+    if lengths.size != len(high_idx):
+        raise ValueError("neighbor_lists: expected one list per entry of high_idx")
+    flat = np.fromiter(itertools.chain.from_iterable(neighbor_lists), dtype=np.int64)
+    glob = np.zeros((lengths.size, int(lengths.max(initial=0))), dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    rows = np.repeat(np.arange(lengths.size), lengths)
+    glob[rows, np.arange(flat.size) - starts[rows]] = flat
+    nbrs, lab, tgt = _filtered_lists(high_idx, (glob, lengths), labeled_mask, targets)
     out, clusters = _grow(high_idx, nbrs, lab, tgt, densities, want_clusters=True)
     assert clusters is not None
     return out, clusters
@@ -288,13 +287,27 @@ def grow_from_table(
     targets: npt.NDArray[np.int64],
     densities: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.int64]:
-    """:func:`grow_core_clusters` on :func:`neighbor_table`'s arrays; the labels only.
+    """:func:`grow_core_clusters` on :func:`neighbor_table`'s arrays; the labels only."""
+    nbrs, lab, tgt = _filtered_lists(high_idx, table, labeled_mask, targets)
+    out, _ = _grow(high_idx, nbrs, lab, tgt, densities, want_clusters=False)
+    return out
 
-    The KNN_co prefixes and the hard constraint are applied to the arrays at once, so the
-    growth loop receives its lists without a per-neighbour Python pass.
+
+def _filtered_lists(
+    high_idx: npt.NDArray[np.int64],
+    table: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]],
+    labeled_mask: npt.NDArray[np.bool_],
+    targets: npt.NDArray[np.int64],
+) -> tuple[list[list[int]], list[bool], list[int]]:
+    """Each point's KNN_co list with the hard constraint applied, and the masks as lists.
+
+    Row ``i`` of ``table = (glob, n_keep)`` holds the list of ``high_idx[i]`` as its first
+    ``n_keep[i]`` entries. The hard constraint depends on the two points only, so its links
+    are dropped once, up front, on the arrays at once: the growth loop then receives its
+    lists without a per-neighbour Python pass.
     """
     glob, n_keep = table
-    n = len(densities)
+    n = len(labeled_mask)
     lab_arr = np.asarray(labeled_mask, dtype=bool)
     tgt_arr = np.asarray(targets)
     kept = np.arange(glob.shape[1])[None, :] < n_keep[:, None]
@@ -310,10 +323,7 @@ def grow_from_table(
     for g, end in zip(high_idx.tolist(), ends, strict=True):
         nbrs[g] = flat[start:end]
         start = end
-    out, _ = _grow(
-        high_idx, nbrs, lab_arr.tolist(), tgt_arr.tolist(), densities, want_clusters=False
-    )
-    return out
+    return nbrs, lab_arr.tolist(), tgt_arr.tolist()
 
 
 def _grow(
