@@ -209,7 +209,11 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
         ),
         "pickle": (["--features", "obj.npy", "--targets", "y.npy", *k], "object arrays"),
         "missing file": (["--features", "nope.npy", "--targets", "y.npy", *k], "no such file"),
-        "npz key": (["--features", "two.npz", "--targets", "y.npy", *k], "has no array"),
+        # One sentence, not wrapped in "unreadable array file" (it is readable).
+        "npz key": (
+            ["--features", "two.npz", "--targets", "y.npy", *k],
+            "error: two.npz: has no array 'features'",
+        ),
         "no known": (base, "give exactly one of known_mask and known_classes"),
         "both known": ([*base, *k, "--known_mask", "known.npy"], "give exactly one"),
         "absent class": ([*base, "--known_classes", "0,7"], "classes [7] do not occur"),

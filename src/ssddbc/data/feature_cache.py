@@ -19,11 +19,12 @@ yourself).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import re
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -406,19 +407,36 @@ def _file_fail(path: Path) -> Fail:
     return fail
 
 
-def _read_npz(path: Path) -> dict[str, Any]:
+@contextlib.contextmanager
+def npy_load_errors(path: Path, what: str, never: str) -> Iterator[None]:
+    """``np.load``'s failures on ``path`` as :class:`FeatureCacheError` naming it.
+
+    ``what`` names the file in "unreadable {what}: ..."; ``never`` ends the sentence about
+    object arrays ("holds object arrays (pickled data), {never}"). A FeatureCacheError
+    raised inside passes through unchanged.
+    """
     try:
-        # Our own handle: np.load leaks its file when the zip directory is unreadable.
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as z:
-            content: dict[str, Any] = {k: z[k] for k in z.files}
+        yield
+    except FeatureCacheError:
+        raise
     except ValueError as exc:
         if "pickle" in str(exc):
             raise FeatureCacheError(
-                str(path), "holds object arrays (pickled data), which a .npz cache never loads"
+                str(path), f"holds object arrays (pickled data), {never}"
             ) from None
-        raise FeatureCacheError(str(path), f"unreadable .npz file: {exc}") from None
+        raise FeatureCacheError(str(path), f"unreadable {what}: {exc}") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise FeatureCacheError(str(path), f"unreadable .npz file: {exc}") from None
+        raise FeatureCacheError(str(path), f"unreadable {what}: {exc}") from None
+
+
+def _read_npz(path: Path) -> dict[str, Any]:
+    # Our own handle: np.load leaks its file when the zip directory is unreadable.
+    with (
+        npy_load_errors(path, ".npz file", "which a .npz cache never loads"),
+        open(path, "rb") as handle,
+        np.load(handle, allow_pickle=False) as z,
+    ):
+        content: dict[str, Any] = {k: z[k] for k in z.files}
     raw = content.pop("metadata_json", None)
     if raw is not None:
         try:

@@ -39,7 +39,6 @@ import argparse
 import math
 import numbers
 import sys
-import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +54,7 @@ from ssddbc.data.feature_cache import (
     SuperclassData,
     _check_name,
     _same_npz,
+    npy_load_errors,
     write_superclass,
 )
 from ssddbc.data.feature_cache import _npz_arrays as _cache_arrays
@@ -294,31 +294,22 @@ def _load_array(spec: str, key: str) -> NDArray[Any]:
     path = Path(path_s)
     if not path.is_file():
         raise FeatureCacheError(str(path), "no such file")
-    try:
-        with open(path, "rb") as handle:
-            loaded = np.load(handle, allow_pickle=False)
-            if isinstance(loaded, np.ndarray):
-                if inner:
-                    raise FeatureCacheError(str(path), f"is a .npy file; it has no key {inner!r}")
-                return loaded
-            with loaded as z:
-                names = list(z.files)
-                wanted = inner or (key if key in names else (names[0] if len(names) == 1 else ""))
-                if wanted not in names:
-                    raise FeatureCacheError(
-                        str(path),
-                        f"has no array {inner or key!r} (arrays: {', '.join(names) or 'none'}); "
-                        f"name one as {path}:KEY",
-                    )
-                return np.asarray(z[wanted])
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise FeatureCacheError(
-                str(path), "holds object arrays (pickled data), which are never loaded"
-            ) from None
-        raise FeatureCacheError(str(path), f"unreadable array file: {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise FeatureCacheError(str(path), f"unreadable array file: {exc}") from None
+    with npy_load_errors(path, "array file", "which are never loaded"), open(path, "rb") as handle:
+        loaded = np.load(handle, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            if inner:
+                raise FeatureCacheError(str(path), f"is a .npy file; it has no key {inner!r}")
+            return loaded
+        with loaded as z:
+            names = list(z.files)
+            wanted = inner or (key if key in names else (names[0] if len(names) == 1 else ""))
+            if wanted not in names:
+                raise FeatureCacheError(
+                    str(path),
+                    f"has no array {inner or key!r} (arrays: {', '.join(names) or 'none'}); "
+                    f"name one as {path}:KEY",
+                )
+            return np.asarray(z[wanted])
 
 
 def _int_list(text: str) -> list[int]:
