@@ -77,8 +77,8 @@ from knncache._atomic import atomic_write, temp_pattern
 from knncache._entry import ENGINE_KEYED_PARAMS, ENGINE_META_KEYS, FEATURES_FILE
 from knncache._errors import CorruptEntryError, InvalidParameterError
 from knncache._knn import KnnGraph, _search_rows, check_graph, validate_features, validate_metric
-from knncache._locks import _names_fd
-from knncache._ref import _open_at
+from knncache._locks import names_fd
+from knncache._ref import open_at
 from knncache._safefs import open_dir, open_regular
 
 __all__ = [
@@ -479,7 +479,7 @@ def _map_npy(path: str, expected_fp: str) -> npt.NDArray[Any]:
     directory, name = os.path.split(path)
     dfd = open_dir(directory or ".")
     try:
-        return _open_at(dfd, name, directory)
+        return open_at(dfd, name, directory)
     except ValueError as exc:
         raise CorruptEntryError(expected_fp, f"{path!r}: {exc}") from None
     finally:
@@ -546,7 +546,7 @@ def _shipped(arr: npt.NDArray[Any], scratch_dir: Any) -> Iterator[str]:
         yield path
     finally:
         try:
-            if fd is None or _names_fd(dfd, name, fd):
+            if fd is None or names_fd(dfd, name, fd):
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=dfd)
         finally:

@@ -17,7 +17,7 @@ from typing import Any
 
 from knncache._atomic import atomic_write
 from knncache._errors import StoreClosedError, StoreWriteError
-from knncache._locks import _boot_id, _pid_alive, _start_time
+from knncache._locks import boot_id, pid_alive, start_time
 from knncache._ref import _CLOSED_ROOTS, _IN_USE
 from knncache._safefs import DIR_FLAGS, open_dir_at, read_capped, remove_at, scan
 from knncache._store import KnnStore
@@ -134,9 +134,9 @@ def _owner_record() -> dict[str, Any]:
     return {
         "format": _OWNER_FORMAT,
         "pid": pid,
-        "boot_id": _boot_id(),
+        "boot_id": boot_id(),
         "pidns": _pidns_id(),
-        "start": _start_time(pid),
+        "start": start_time(pid),
         "uid": os.getuid(),
         "created": time.time(),
     }
@@ -177,16 +177,16 @@ def _judge(dir_fd: int, name: str, pid_in_name: int, older_than: float | None) -
         if old_enough:
             return True, f"no owner record, unused for {age:.0f} s (> --older-than)"
         return False, "no owner record: owner unknown (use --older-than)"
-    same_boot = owner.get("boot_id") is not None and owner.get("boot_id") == _boot_id()
+    same_boot = owner.get("boot_id") is not None and owner.get("boot_id") == boot_id()
     same_ns = owner.get("pidns") is not None and owner.get("pidns") == _pidns_id()
     if not (same_boot and same_ns):
         where = "another boot" if not same_boot else "another PID namespace"
         if old_enough:
             return True, f"owner pid {pid_in_name} in {where}, unused for {age:.0f} s"
         return False, f"owner pid {pid_in_name} runs in {where}: cannot tell (use --older-than)"
-    alive = _pid_alive(pid_in_name)
+    alive = pid_alive(pid_in_name)
     if alive and owner.get("start") is not None:
-        now_start = _start_time(pid_in_name)
+        now_start = start_time(pid_in_name)
         alive = now_start is None or now_start == owner["start"]
     if alive:
         return False, f"owner pid {pid_in_name} is alive"

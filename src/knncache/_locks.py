@@ -132,7 +132,7 @@ def _read_text(path: str) -> str | None:
         return None
 
 
-def _boot_id() -> str | None:
+def boot_id() -> str | None:
     return _read_text("/proc/sys/kernel/random/boot_id")
 
 
@@ -143,7 +143,7 @@ def _pidns() -> int | None:
         return None
 
 
-def _start_time(pid: int) -> int | None:
+def start_time(pid: int) -> int | None:
     """Start time of ``pid`` in clock ticks since boot (Linux), or ``None``."""
     text = _read_text(f"/proc/{pid}/stat")
     if text is None:
@@ -156,7 +156,7 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -218,7 +218,7 @@ class LockMarker:
         treated as another host: it may be a reboot, but it may as well be a second machine
         with the same name, and breaking a live holder's lock must not be a guess.
         """
-        boot = _boot_id()
+        boot = boot_id()
         return (
             self.host == socket.gethostname()
             and self.pid is not None
@@ -234,10 +234,10 @@ class LockMarker:
         """
         if self.pid is None or not self.on_this_host():
             return False
-        if not _pid_alive(self.pid):
+        if not pid_alive(self.pid):
             return True
         if self.start is not None:
-            now = _start_time(self.pid)
+            now = start_time(self.pid)
             if now is not None and now != self.start:
                 return True
         return False
@@ -313,9 +313,9 @@ def _marker_bytes(token: str) -> bytes:
         "pid": pid,
         "acquired": time.time(),
         "token": token,
-        "boot_id": _boot_id(),
+        "boot_id": boot_id(),
         "pidns": _pidns(),
-        "start": _start_time(pid),
+        "start": start_time(pid),
     }
     return (json.dumps(record, sort_keys=True) + "\n").encode()
 
@@ -428,7 +428,7 @@ def _open_lock_file(dir_fd: int, name: str, where: str, *, create: bool = True) 
     return fd
 
 
-def _names_fd(dir_fd: int, name: str, fd: int) -> bool:
+def names_fd(dir_fd: int, name: str, fd: int) -> bool:
     """Whether ``name`` in ``dir_fd`` still is the (linked) file open as ``fd``."""
     fst = os.fstat(fd)
     if fst.st_nlink == 0:
@@ -477,7 +477,7 @@ def flock_acquire(dir_fd: int, name: str, mode: int, timeout: float, *, where: s
         except OSError as exc:
             os.close(fd)
             raise StoreWriteError(path, exc.strerror or str(exc), exc.errno) from None
-        if _names_fd(dir_fd, name, fd):
+        if names_fd(dir_fd, name, fd):
             return fd
         os.close(fd)  # removed or replaced while we waited: lock the file now there
 
@@ -485,7 +485,7 @@ def flock_acquire(dir_fd: int, name: str, mode: int, timeout: float, *, where: s
 def flock_release(fd: int, dir_fd: int | None = None, remove: str | None = None) -> None:
     """Let go of a lock from :func:`flock_acquire`; unlink ``remove`` first if it is ours."""
     try:
-        if remove is not None and dir_fd is not None and _names_fd(dir_fd, remove, fd):
+        if remove is not None and dir_fd is not None and names_fd(dir_fd, remove, fd):
             with contextlib.suppress(OSError):
                 os.unlink(remove, dir_fd=dir_fd)
     finally:

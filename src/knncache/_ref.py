@@ -91,7 +91,7 @@ def _map_fd(fd: int, where: str) -> np.ndarray[Any, Any]:
     return flat.reshape(shape, order="F" if fortran else "C")
 
 
-def _open_at(dfd: int, name: str, where: str) -> np.ndarray[Any, Any]:
+def open_at(dfd: int, name: str, where: str) -> np.ndarray[Any, Any]:
     """Map ``name`` in the entry directory ``dfd`` (a regular file; links never followed).
 
     Raises
@@ -198,7 +198,7 @@ class KnnRef:
 
     def _map(self, dfd: int, name: str) -> np.ndarray[Any, Any]:
         try:
-            return _open_at(dfd, name, str(self.path))
+            return open_at(dfd, name, str(self.path))
         except FileNotFoundError:
             raise
         except (OSError, ValueError) as exc:

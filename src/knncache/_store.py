@@ -75,14 +75,14 @@ from knncache._knn import check_graph, validate_features, validate_k, validate_m
 from knncache._locks import (
     LOCK_SUFFIX,
     PIN_SUFFIX,
-    _names_fd,
+    names_fd,
     exclusive_pin,
     flock_acquire,
     flock_release,
     make_lock_strategy,
     pin_entry,
 )
-from knncache._ref import _IN_USE, KnnRef, _open_at
+from knncache._ref import _IN_USE, KnnRef, open_at
 from knncache._safefs import (
     DIR_FLAGS,
     kind_of,
@@ -968,7 +968,7 @@ class KnnStore(abc.ABC):
                 self._use(fp)
                 return
         self._sweep(dfd, fp, meta)
-        feats = _open_at(dfd, FEATURES_FILE, str(entry))
+        feats = open_at(dfd, FEATURES_FILE, str(entry))
         result = np.asarray(compute(feats))  # type: ignore[arg-type]  # a read-only map
         del feats
         if result.dtype.kind not in "biuf":
@@ -1274,7 +1274,7 @@ class KnnStore(abc.ABC):
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 return  # in use (or flock refused: then nobody can tell, so it stays)
-            if _names_fd(root_fd, name, fd):
+            if names_fd(root_fd, name, fd):
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=root_fd)
                     report.temp_removed.append(path)
