@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.system import shape
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 #: Modules through which code reaches files (or the process environment's file system).
@@ -138,3 +140,108 @@ def test_the_scan_catches_a_planted_arrow(source: str, layer: str) -> None:
 )
 def test_allowed_arrows_pass(source: str, layer: str) -> None:
     assert violations(source, layer) == []
+
+
+# --- The module map's shape: circles, private names, lazy imports, adapters, size ---------
+
+MODULES = shape.load()
+#: A module over this many lines has more than one job (docs/architecture.md).
+MAX_MODULE_LINES = 800
+
+
+def test_no_import_circle() -> None:
+    assert shape.circles(shape.graph(MODULES)) == []
+
+
+def test_no_private_name_crosses_a_module() -> None:
+    crossing = [
+        f"{i.importer}:{i.line} {i.target}.{i.name}" for i in shape.private_imports(MODULES)
+    ]
+    assert crossing == []
+
+
+def test_imports_inside_functions_are_optional_dependencies_with_a_reason() -> None:
+    bad = [f"{i.importer}:{i.line} {i.target}" for i in shape.bad_function_imports(MODULES)]
+    assert bad == []
+
+
+def test_the_design_never_imports_the_adapters() -> None:
+    assert shape.stub_modules(MODULES), "ssddbc.compat.STUB_MODULES lists the original paths"
+    found = [f"{i.importer}:{i.line} {i.target}" for i in shape.design_importing_adapters(MODULES)]
+    assert found == []
+
+
+def test_no_module_is_too_large() -> None:
+    large = {m.name: m.lines for m in MODULES.values() if m.lines > MAX_MODULE_LINES}
+    assert large == {}
+
+
+def _planted(files: dict[str, str]) -> dict[str, shape.Module]:
+    known = set(files)
+    modules = {}
+    for name, text in files.items():
+        is_package = name.endswith(".__init__")
+        real = name.removesuffix(".__init__")
+        mod = shape.Module(real, Path(name), is_package, len(text.splitlines()), text)
+        mod.imports = shape.parse_module(real, is_package, text, known | {real})
+        modules[real] = mod
+    return modules
+
+
+def test_a_planted_circle_through_a_function_level_import_is_found() -> None:
+    modules = _planted(
+        {
+            "knncache.a": "from knncache.b import g\n",
+            "knncache.b": "def g():\n    from knncache.a import f\n",
+        }
+    )
+    assert shape.circles(shape.graph(modules)) == [["knncache.a", "knncache.b"]]
+
+
+def test_a_planted_relative_circle_is_found() -> None:
+    modules = _planted(
+        {
+            "ssddbc.x.__init__": "from .y import f\n",
+            "ssddbc.x.y": "from ssddbc.x import z\n",
+            "ssddbc.x.z": "import ssddbc.x.y\n",
+        }
+    )
+    assert shape.circles(shape.graph(modules)) == [["ssddbc.x.y", "ssddbc.x.z"]]
+
+
+def test_a_planted_private_import_is_found() -> None:
+    modules = _planted({"knncache.a": "_x = 1\n", "knncache.b": "from knncache.a import _x\n"})
+    assert [i.name for i in shape.private_imports(modules)] == ["_x"]
+    same = _planted({"knncache.a": "from knncache.a import _x\n"})
+    assert shape.private_imports(same) == []
+
+
+@pytest.mark.parametrize(
+    ("source", "bad"),
+    [
+        ("def f():\n    import scipy.sparse  # optional: knncache runs without scipy\n", False),
+        ("def f():\n    # optional: only for plots\n    import matplotlib\n", False),
+        ("def f():\n    import scipy.sparse\n", True),  # no reason given
+        ("def f():\n    import json  # cheap\n", True),  # stdlib: import it at the top
+        ("def f():\n    from knncache.a import g  # avoids a circle\n", True),  # own module
+        ("def f():\n    import faiss  # heavy\n", True),  # a core dependency
+    ],
+)
+def test_function_level_imports_are_judged(source: str, bad: bool) -> None:
+    modules = _planted({"knncache.a": "def g():\n    pass\n", "knncache.b": source})
+    assert bool(shape.bad_function_imports(modules)) is bad
+
+
+def test_a_planted_design_import_of_an_adapter_is_found() -> None:
+    modules = _planted(
+        {
+            "ssddbc.compat.__init__": 'STUB_MODULES = ("ssddbc.old",)\n',
+            "ssddbc.compat.research": "from ssddbc.design import f\n",
+            "ssddbc.old": "from ssddbc.compat.research import g\n",
+            "ssddbc.design": "def f():\n    pass\n",
+            "ssddbc.sneaky": "from ssddbc.old import g\n",
+            "ssddbc.direct": "import ssddbc.compat.research\n",
+        }
+    )
+    found = sorted(i.importer for i in shape.design_importing_adapters(modules))
+    assert found == ["ssddbc.direct", "ssddbc.sneaky"]
