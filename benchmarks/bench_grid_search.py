@@ -32,7 +32,7 @@ features that moved a little, run interleaved):
                 the shared arrays into a fresh store, one task per k, the selected cell rerun
 
 Reported: median wall per call of calls 2..n, and the overhead of (s) and (o) over (x).
-Target (issue 13): (s) overhead <= 10 % at N=3,000.
+Target: (s) overhead <= 10 % at N=3,000.
 
 Run:  python benchmarks/bench_grid_search.py            (full, a few minutes)
       python benchmarks/bench_grid_search.py --quick    (small, CI smoke run)

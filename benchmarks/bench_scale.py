@@ -15,7 +15,7 @@ silhouette, with the largest standard error of a sampled one), (a) and (b) wall 
 a multiple of (a) measured in the same run, (b) - (a) (what the search adds to its one
 neighbour search), the growth exponent of each between consecutive sizes
 (``log(t2/t1) / log(n2/n1)``) and the peak memory of the process tree (summed PSS,
-TreeMemory from bench_grid_search.py); then the issue-13 goals with met / MISSED: (b)/(a) <=
+TreeMemory from bench_grid_search.py); then the scale goals with met / MISSED: (b)/(a) <=
 10 at 3,000, <= 6 at 13,800, <= 2.5 at 50,000 (peak <= 2 GB) and 130,000 (peak <= 6 GB),
 growth exponent of (b) <= 1.3. The load average is printed before and after: compare ratios
 within one run.
@@ -74,7 +74,7 @@ from ssddbc.grid_search.api import run_clustering_search_on_features
 from ssddbc.ssddbc.clustering import grow_core_clusters as grow_core_clusters_new
 
 WORKERS = 2
-#: Issue 13's goals: N -> (largest full search / one search, largest peak tree MB or None).
+#: The scale goals: N -> (largest full search / one search, largest peak tree MB or None).
 GOALS: dict[int, tuple[float, float | None]] = {
     3000: (10.0, None),
     13800: (6.0, None),
@@ -220,7 +220,7 @@ def main() -> None:
     print(f"\nload after: {os.getloadavg()}")
     if args.quick:
         return
-    print("\nGoals (issue 13):")
+    print("\nGoals:")
     for i, r in enumerate(rows):
         ratio_goal, mb_goal = GOALS.get(r["n"], (None, None))
         ratio = r["search_s"] / r["ensure_s"]
