@@ -19,7 +19,7 @@ REPO = DOCS.parent
 
 project = "knncache + ssddbc"
 author = "knncache developers"
-copyright = "knncache developers"  # noqa: A001 (Sphinx's name)
+copyright = "knncache developers"
 release = knncache.__version__
 version = release
 
@@ -110,9 +110,13 @@ def _write_help() -> None:
     """Write the --help of every command into docs/_generated/ (included by the reference)."""
     out = DOCS / "_generated"
     out.mkdir(exist_ok=True)
-    env = {**os.environ, "COLUMNS": "88", "PYTHONPATH": os.pathsep.join(
-        [str(REPO / "src"), os.environ.get("PYTHONPATH", "")]
-    )}
+    env = {
+        **os.environ,
+        "COLUMNS": "88",
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p
+        ),
+    }
     commands = {
         "ssddbc-search": ["ssddbc.grid_search.batch_runner", "--help"],
         "knncache": ["knncache", "--help"],

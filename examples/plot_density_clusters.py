@@ -20,8 +20,10 @@ model = ssddbc.SSDDBC(k=12, density_percentile=40)
 labels = model.fit_predict(
     data.features, data.targets, known_mask=data.known_mask, labeled_mask=data.labeled_mask
 )
-print(f"{model.n_clusters_} clusters, {model.core_sample_indices_.size} core points,",
-      f"unknown (no labelled member): {model.unknown_clusters_.tolist()}")
+print(
+    f"{model.n_clusters_} clusters, {model.core_sample_indices_.size} core points,",
+    f"unknown (no labelled member): {model.unknown_clusters_.tolist()}",
+)
 
 # %%
 # A two-dimensional view (PCA) of the 64-pixel features.

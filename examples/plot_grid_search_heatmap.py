@@ -38,12 +38,14 @@ print("selected:", result.best_params, f"score {result.score:.4f}")
 grid = result.results_grid
 score = np.array([[grid[k, p]["score"] for k in k_values] for p in percentiles])
 accuracy = np.array([[grid[k, p]["all_acc"] for k in k_values] for p in percentiles])
-best = (list(k_values).index(result.best_params["k"]),
-        list(percentiles).index(result.best_params["density_percentile"]))
+best = (
+    list(k_values).index(result.best_params["k"]),
+    list(percentiles).index(result.best_params["density_percentile"]),
+)
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True, layout="constrained")
 for ax, values, title in zip(
-    axes, (score, accuracy), ("label-only score", "All accuracy (ground truth)")
+    axes, (score, accuracy), ("label-only score", "All accuracy (ground truth)"), strict=True
 ):
     image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(k_values)), list(k_values))
