@@ -11,7 +11,7 @@ import numpy as np
 import xxhash
 
 from knncache._errors import InvalidNameError
-from knncache._knn import validate_metric
+from knncache._graph import validate_metric
 
 __all__ = [
     "FINGERPRINT_PATTERN",
