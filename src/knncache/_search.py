@@ -33,7 +33,7 @@ _TINY = 2.0**-20
 def _pow2_scale(max_abs: float, dim: int) -> float:
     """A power of two ``s`` with ``max_abs * s`` safe for the float32 candidate search.
 
-    1.0 (no scaling, the bit-exact historical path) unless squared norms could overflow
+    1.0 (no scaling: the values are searched as they are) unless squared norms could overflow
     float32 (``4 * (dim + 4) * max_abs**2`` beyond its range) or underflow it. Scaling by a
     power of two is exact, so neighbours and tie order are unchanged.
     """
@@ -244,9 +244,8 @@ def _max_abs(arr: npt.NDArray[Any]) -> float:
 def _unit_rows(x64: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Rows divided by their L2 norm, without overflow or underflow of the norm.
 
-    Rows whose norm float64 can compute directly are divided as they are (the historical,
-    bit-exact path); others are first scaled by a power of two (exact) of their largest
-    magnitude.
+    Rows whose norm float64 can compute directly are divided as they are; others are first
+    scaled by a power of two (exact) of their largest magnitude.
     """
     with np.errstate(over="ignore", under="ignore"):
         norm = np.linalg.norm(x64, axis=1, keepdims=True)
