@@ -18,7 +18,7 @@ purpose derives from :class:`KnnCacheError`.
 from __future__ import annotations
 
 from knncache._atomic import atomic_write
-from knncache._engines import ENGINE_DEFAULTS, entry_key, recall_at_k
+from knncache._engines import ENGINE_DEFAULTS, check_engine, compute_knn, entry_key, recall_at_k
 from knncache._ephemeral import EphemeralStore
 from knncache._errors import (
     ArrayNotFoundError,
@@ -40,7 +40,7 @@ from knncache._errors import (
 )
 from knncache._export import umap_knn
 from knncache._fingerprint import FORMAT_VERSION, fingerprint
-from knncache._knn import KnnGraph, compute_knn
+from knncache._graph import KnnGraph
 from knncache._locks import LockMarker
 from knncache._persistent import PersistentStore
 from knncache._ref import KnnRef
@@ -76,6 +76,7 @@ __all__ = [
     "UnknownMetricError",
     "__version__",
     "atomic_write",
+    "check_engine",
     "compute_knn",
     "entry_key",
     "fingerprint",

@@ -1,68 +1,40 @@
-"""Search engines behind ``compute_knn(method=...)``: approximate faiss indexes, the exact
-search split across an executor's workers, recall measurement, and the engine's entry key.
+"""The search engines and ``compute_knn``, which routes to them.
 
 The route is decided once, by :func:`make_engine`, into an :class:`Engine` (method, resolved
-parameters, executor) that both :func:`knncache.compute_knn` and ``KnnStore.ensure`` carry.
-
-Every engine shares the exact search's second half (``knncache._knn._search_rows``):
+parameters, executor) that both :func:`compute_knn` and ``KnnStore.ensure`` carry. Every
+engine shares the exact search's second half (:func:`knncache._search.search_rows`):
 candidates' distances recomputed in float64, self dropped, rows sorted by (distance,
 index). What differs is where the candidates come from:
 
 ``"exact"``
-    faiss ``IndexFlatL2``, then widened until provably exact. With an executor, the query
-    rows are split into blocks, each searched by a worker against the whole matrix (a
-    ``.npy`` memory map), and the blocks concatenated: bit-identical to the local search,
-    because each row's result depends only on that row and the whole matrix.
+    faiss ``IndexFlatL2``, then widened until provably exact; with an executor, split into
+    blocks of query rows searched by its workers (:mod:`knncache._engine_workers`),
+    bit-identical to the local search.
 ``"hnsw"``
     faiss ``IndexHNSWFlat(d, M)`` with ``efConstruction``, searched with ``efSearch``
     (raised to the candidate count when smaller). Built single-threaded, so that two builds
-    of the same data are the same index and the same graph (a store relies on it); searched
-    with all threads.
+    of the same data are the same index and the same graph (a store relies on it).
 ``"ivf"``
     faiss ``IndexIVFFlat`` with ``nlist`` k-means lists (``"auto"``: ``round(sqrt(N))``,
     at most ``N // 39`` so that k-means has its 39 training points per list), searched in
     the ``nprobe`` nearest lists. Trained and filled single-threaded (reproducible).
 
 A row for which an approximate index returns fewer candidates than needed (faiss pads with
-``-1``) is searched exactly, so every graph is complete. The defaults
-(:data:`ENGINE_DEFAULTS`) give recall@20 >= 0.95 on the test suite's seeded 20,000 x 128 set
-(a Gaussian mixture); measure your data with :func:`recall_at_k`.
-
-Prefix property (the first ``k`` columns of a graph at ``k_max`` are the graph at ``k``):
-exact, always. ``"ivf"``: the candidate set (the probed lists) does not depend on ``k``, so
-it holds up to float32 near-ties at the ``k``-th candidate. ``"hnsw"``: not guaranteed (the
-beam search explores more for a larger ``k``); a store keeps it anyway, since it stores
-the graph at ``k_max`` and serves its first ``k`` columns.
-
-Overflow: every engine runs through ``_search_rows``, which rescales features whose float32
-squared norms would overflow by one power of two of the whole matrix (so blocks searched on
-different workers agree), and every route ends in ``check_graph``: a graph with a
+``-1``) is searched exactly, so every graph is complete; measure recall with
+:func:`recall_at_k`. Prefix property (the first ``k`` columns of a graph at ``k_max`` are
+the graph at ``k``): exact, always; ``"ivf"`` up to float32 near-ties at the ``k``-th
+candidate; ``"hnsw"`` not guaranteed (a store keeps it anyway: it serves the first ``k``
+columns of the graph at ``k_max``). Every route ends in ``check_graph``: a graph with a
 non-finite distance or an invalid index is refused with ``InvalidFeaturesError``.
-
-Shipping (exact on an executor): workers map the matrix from a ``.npy`` whose last path
-component is never followed (a link or FIFO there is refused): the entry's
-``features.npy``, the caller's ``features_npy``, or a copy ``.knncache-ship-{hex}.npy``
-written by :func:`knncache.atomic_write` into the store root (or ``scratch_dir``) and held
-with a shared ``flock`` until its owner removes it. ``clear`` and ``gc`` remove such a copy
-only when they can lock it exclusively and it is older than the store's grace period (a
-dead owner's), and an ``atomic_write`` leftover of one past that period; nothing is
-followed and nothing outside the root is touched. A read-only store refuses a miss before
-anything is shipped.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import itertools
 import json
 import math
 import numbers
 import os
-import re
-import secrets
-import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,13 +45,12 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
-from knncache._atomic import atomic_write, temp_pattern
+from knncache._engine_workers import SHIP_RE, SHIP_TEMP_RE, distributed_exact
 from knncache._entry import ENGINE_KEYED_PARAMS, ENGINE_META_KEYS, FEATURES_FILE
-from knncache._errors import CorruptEntryError, InvalidParameterError
-from knncache._knn import KnnGraph, _search_rows, check_graph, validate_features, validate_metric
-from knncache._locks import names_fd
-from knncache._ref import open_at
-from knncache._safefs import open_dir, open_regular
+from knncache._errors import InvalidParameterError
+from knncache._fingerprint import fingerprint
+from knncache._graph import KnnGraph, check_graph, validate_features, validate_k, validate_metric
+from knncache._search import search_rows
 
 __all__ = [
     "ENGINE_DEFAULTS",
@@ -88,11 +59,12 @@ __all__ = [
     "SHIP_RE",
     "SHIP_TEMP_RE",
     "Engine",
+    "check_engine",
+    "compute_knn",
     "engine_meta",
     "entry_key",
     "make_engine",
     "recall_at_k",
-    "run_engine",
 ]
 
 METHODS: tuple[str, ...] = tuple(ENGINE_KEYED_PARAMS)
@@ -111,17 +83,6 @@ ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     }
 )
 
-# Parameters that change the graph (part of an entry's key). The exact engine's parameters
-# only say how the work is spread.
-_KEYED = ENGINE_KEYED_PARAMS
-
-#: The features shipped to an executor's workers (a ``.npy`` in the store root or scratch
-#: directory, held with a shared ``flock`` while in use) and ``atomic_write``'s temporary
-#: file of one. Housekeeping removes an unheld one past the grace period.
-SHIP_PREFIX = ".knncache-ship-"
-SHIP_RE = re.compile(re.escape(SHIP_PREFIX) + r"[0-9a-f]{32}\.npy")
-SHIP_TEMP_RE = re.compile(temp_pattern(SHIP_RE.pattern))
-
 RECALL_SAMPLE = 1000
 
 
@@ -133,10 +94,13 @@ def _positive_int(method: str, name: str, value: object) -> int:
     return int(value)
 
 
-def _resolve(method: str, params: Mapping[str, Any], n: int, executor: Any) -> dict[str, Any]:
-    """Validate ``params`` for ``method`` and fill in the defaults (``nlist="auto"`` too)."""
+def _check_method(method: object) -> str:
     if not isinstance(method, str) or method not in METHODS:
         raise InvalidParameterError("method", method, f"expected one of {METHODS!r}")
+    return method
+
+
+def _check_names(method: str, params: Mapping[str, Any]) -> None:
     defaults = ENGINE_DEFAULTS[method]
     unknown = sorted(set(params) - set(defaults))
     if unknown:
@@ -145,34 +109,81 @@ def _resolve(method: str, params: Mapping[str, Any], n: int, executor: Any) -> d
             dict(params),
             f"unknown {method} parameter(s) {unknown!r}; expected some of {sorted(defaults)!r}",
         )
-    out = {**defaults, **params}
-    if method == "exact":
+
+
+def check_engine(method: object, params: object) -> tuple[str, dict[str, Any]]:
+    """Validate a search method and its graph parameters, without data.
+
+    The checks :func:`compute_knn` and ``KnnStore.ensure`` make of an approximate method's
+    parameters before they look at the features; what depends on N (``nlist <= N``) is
+    checked when the features come.
+
+    Parameters
+    ----------
+    method : {"exact", "hnsw", "ivf"}
+    params : mapping or None
+        ``"exact"`` takes none here (its executor parameters belong to a call of
+        :func:`compute_knn`); ``"hnsw"`` and ``"ivf"`` take some of their names in
+        :data:`ENGINE_DEFAULTS`, each a positive integer (ivf's ``nlist`` also ``"auto"``).
+        ``None`` means no parameters.
+
+    Returns
+    -------
+    (method, params)
+        The method, and a new dict of the given parameters with integer values as ``int``
+        (defaults are not filled in).
+
+    Raises
+    ------
+    InvalidParameterError
+        Naming the bad method, the unknown parameter names or the bad value.
+    """
+    name = _check_method(method)
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise InvalidParameterError("params", params, "expected a mapping of names to values")
+    out = dict(params)
+    if name == "exact":
+        if out:
+            raise InvalidParameterError("params", out, "the exact method takes no parameters")
+        return name, out
+    _check_names(name, out)
+    for key in ENGINE_DEFAULTS[name]:
+        if key in out and not (key == "nlist" and out[key] == "auto"):
+            out[key] = _positive_int(name, key, out[key])
+    return name, out
+
+
+def _resolve(method: object, params: Mapping[str, Any], n: int, executor: Any) -> dict[str, Any]:
+    """Validate ``params`` for ``method`` and fill in the defaults (``nlist="auto"`` too)."""
+    name = _check_method(method)
+    _check_names(name, params)
+    if name == "exact":
+        out = {**ENGINE_DEFAULTS[name], **params}
         if executor is None and any(v is not None for v in params.values()):
             raise InvalidParameterError(
                 "params", dict(params), "exact parameters apply only with an executor"
             )
         if out["blocks"] is not None:
-            out["blocks"] = _positive_int(method, "blocks", out["blocks"])
-        for name in ("scratch_dir", "features_npy"):
-            if out[name] is not None and not isinstance(out[name], (str, os.PathLike)):
-                raise InvalidParameterError(name, out[name], "expected a path or None")
+            out["blocks"] = _positive_int(name, "blocks", out["blocks"])
+        for key in ("scratch_dir", "features_npy"):
+            if out[key] is not None and not isinstance(out[key], (str, os.PathLike)):
+                raise InvalidParameterError(key, out[key], "expected a path or None")
         return out
     if executor is not None:
         raise InvalidParameterError(
             "executor",
             type(executor).__name__,
-            f"only the exact method runs on an executor, not {method!r}",
+            f"only the exact method runs on an executor, not {name!r}",
         )
-    if method == "hnsw":
-        for name in ("M", "efConstruction", "efSearch"):
-            out[name] = _positive_int(method, name, out[name])
-    else:
+    out = {**ENGINE_DEFAULTS[name], **check_engine(name, params)[1]}
+    if name == "ivf":
         if out["nlist"] == "auto":
             out["nlist"] = max(1, min(round(math.sqrt(n)), n // 39))
-        out["nlist"] = _positive_int(method, "nlist", out["nlist"])
         if out["nlist"] > n:
             raise InvalidParameterError("nlist", out["nlist"], f"ivf needs nlist <= N ({n} points)")
-        out["nprobe"] = min(_positive_int(method, "nprobe", out["nprobe"]), out["nlist"])
+        out["nprobe"] = min(out["nprobe"], out["nlist"])
     return out
 
 
@@ -195,7 +206,7 @@ class Engine:
     @property
     def keyed_params(self) -> dict[str, Any]:
         """The parameters that change the graph (written to the meta and hashed in the key)."""
-        return {name: self.params[name] for name in _KEYED[self.method]}
+        return {name: self.params[name] for name in ENGINE_KEYED_PARAMS[self.method]}
 
     def key(self, fp: str) -> str:
         """The store key of this engine's graph of features with fingerprint ``fp``.
@@ -236,14 +247,14 @@ class Engine:
         Raises
         ------
         InvalidFeaturesError
-            ``"overflow"``: the graph cannot be valid (see :func:`knncache._knn.check_graph`),
+            ``"overflow"``: the graph cannot be valid (see :func:`knncache._graph.check_graph`),
             whatever the method or executor.
         """
         if self.method == "exact":
             if self.executor is None:
-                graph = _search_rows(arr, k, metric, exclude_self)
+                graph = search_rows(arr, k, metric, exclude_self)
             else:
-                graph = _distributed_exact(arr, k, metric, exclude_self, self.executor, self.params)
+                graph = distributed_exact(arr, k, metric, exclude_self, self.executor, self.params)
         else:
             graph = _approximate(arr, k, metric, exclude_self, self.method, self.params)
         check_graph(graph, arr.shape[0])
@@ -300,7 +311,7 @@ def make_engine(
             type(executor).__name__,
             "expected a concurrent.futures.Executor or distributed.Client",
         )
-    resolved = _resolve(method, dict(params or {}), n, executor)  # type: ignore[arg-type]
+    resolved = _resolve(method, dict(params or {}), n, executor)
     return Engine(str(method), MappingProxyType(resolved), executor)
 
 
@@ -322,30 +333,94 @@ def entry_key(
     InvalidFeaturesError, UnknownMetricError, InvalidParameterError
         Bad ``X``, ``metric``, ``method`` or ``params`` (the checks of ``ensure``).
     """
-    from knncache._fingerprint import fingerprint
-
     validate_metric(metric)
     arr = validate_features(X, metric)
     return make_engine(method, params, arr.shape[0]).key(fingerprint(arr, metric))
 
 
-def run_engine(
-    arr: npt.NDArray[Any],
+def compute_knn(
+    X: Any,
     k: int,
-    metric: str,
-    exclude_self: bool,
-    method: str,
-    executor: Any,
-    params: Mapping[str, Any],
+    metric: str = "euclidean",
+    *,
+    exclude_self: bool = True,
+    method: str = "exact",
+    executor: Any = None,
+    **params: Any,
 ) -> KnnGraph:
-    """``compute_knn``'s non-default routes (validated input)."""
-    return make_engine(method, params, arr.shape[0], executor).compute(arr, k, metric, exclude_self)
+    """k-nearest-neighbour graph of the rows of ``X``: exact by default, or approximate.
+
+    faiss (``IndexFlatL2``, float32) proposes ``k`` plus a margin of candidates per row; their
+    distances are then recomputed exactly in float64 (difference norm) and cast to float32,
+    the row's own index is dropped wherever it appears (duplicates of a point are still its
+    neighbours, itself is not), and each row is sorted by (distance, index). Rows where the
+    candidate window might hide a tie or a near-tie (within the float32 error bound of the
+    faiss distances) are recomputed by exact brute force. The output therefore does not depend
+    on faiss' thread count or BLAS blocking: the same input gives bit-identical output.
+
+    Because of the (distance, index) order, ``graph.neighbors[:, :k2]`` of a graph computed at
+    ``k`` is the graph at any ``k2 <= k``.
+
+    Parameters
+    ----------
+    X : array_like
+        Feature matrix ``(N, d)``, integer or floating dtype (float64 accepted; the candidate
+        search runs in float32, the final distances in float64).
+    k : int
+        Number of neighbours, ``1 <= k <= N - 1`` (``<= N`` with ``exclude_self=False``).
+    metric : {"euclidean", "cosine"}
+        ``"euclidean"`` returns true (not squared) distances; ``"cosine"`` returns
+        ``1 - cos(x_i, x_j)``, computed on L2-normalised rows.
+    exclude_self : bool, keyword-only
+        Drop each point from its own neighbour list (default). With ``False`` a point is its
+        own neighbour at distance 0 (listed first unless a duplicate has a smaller index).
+    method : {"exact", "hnsw", "ivf"}, keyword-only
+        ``"exact"`` is the search described above. ``"hnsw"`` (faiss ``IndexHNSWFlat``) and
+        ``"ivf"`` (faiss ``IndexIVFFlat``) replace the candidate search by an approximate
+        one; the candidates' distances are still recomputed exactly and each row sorted by
+        (distance, index), but a true neighbour may be missing. Their parameters and
+        defaults are in :data:`ENGINE_DEFAULTS`; measure the result with
+        :func:`recall_at_k`.
+    executor : concurrent.futures.Executor or distributed.Client, optional, keyword-only
+        Exact method only: split the query rows into blocks searched by the executor's
+        workers, each against the whole matrix, and merge; the result is bit-identical to
+        the local one. Workers must see the same file system (the matrix reaches them as a
+        ``.npy`` memory map: the file behind ``X`` when it is one, else a temporary copy).
+    **params
+        Parameters of ``method`` (see :data:`knncache.ENGINE_DEFAULTS`); unknown names are
+        refused.
+
+    Returns
+    -------
+    KnnGraph
+        ``(neighbors int64 (N, k), distances float32 (N, k))``.
+
+    Raises
+    ------
+    InvalidFeaturesError
+        Not a 2-D real array of at least 2 rows, a non-finite value, or (cosine) a
+        zero row (the first offending row is named); also ``"overflow"`` when a row's
+        distances do not fit in float32 (every method and executor).
+    InvalidKError
+        If ``k`` is not an integer in range.
+    UnknownMetricError
+        If ``metric`` is unknown.
+    InvalidParameterError
+        Unknown ``method``, unknown or out-of-range ``params``, or an ``executor`` with an
+        approximate method.
+    """
+    validate_metric(metric)
+    arr = validate_features(X, metric)
+    n = arr.shape[0]
+    k = validate_k(k, n, exclude_self=bool(exclude_self))
+    engine = make_engine(method, params, n, executor)
+    return engine.compute(arr, k, metric, bool(exclude_self))
 
 
 # ---------------------------------------------------------------------- approximate
 @contextlib.contextmanager
 def _faiss_threads(count: int) -> Iterator[None]:
-    import faiss
+    import faiss  # slow to import, not needed to load a graph: imported on first search
 
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(count)
@@ -363,7 +438,7 @@ def _approximate(
     method: str,
     p: Mapping[str, Any],
 ) -> KnnGraph:
-    import faiss
+    import faiss  # slow to import, not needed to load a graph: imported on first search
 
     def build(x32: npt.NDArray[np.float32], kk: int) -> Any:
         d = x32.shape[1]
@@ -384,10 +459,10 @@ def _approximate(
             index.nprobe = p["nprobe"]
         return index
 
-    graph = _search_rows(arr, k, metric, exclude_self, index_factory=build, prove=False)
+    graph = search_rows(arr, k, metric, exclude_self, index_factory=build, prove=False)
     short = np.flatnonzero(graph.neighbors.min(axis=1) < 0)
     if short.size:
-        exact = _search_rows(arr, k, metric, exclude_self, rows=short)
+        exact = search_rows(arr, k, metric, exclude_self, rows=short)
         graph.neighbors[short] = exact.neighbors
         graph.distances[short] = exact.distances
     return graph
@@ -458,128 +533,7 @@ def recall_at_k(
         raise InvalidParameterError("seed", seed, "expected an integer")
     rng = np.random.default_rng(int(seed))
     rows = np.sort(rng.choice(n, size=min(size, n), replace=False)).astype(np.int64)
-    exact = _search_rows(arr, k_int, metric, True, rows=rows).neighbors
+    exact = search_rows(arr, k_int, metric, True, rows=rows).neighbors
     found = nb[rows, :k_int]
     hits = (found[:, :, None] == exact[:, None, :]).any(axis=2).sum()
     return float(hits) / float(exact.size)
-
-
-# ---------------------------------------------------------------------- exact on workers
-def _worker_count(executor: Any) -> int:
-    with contextlib.suppress(Exception):
-        info = executor.scheduler_info()  # distributed.Client
-        return max(1, sum(int(w.get("nthreads", 1)) for w in info["workers"].values()))
-    count = getattr(executor, "_max_workers", None)  # concurrent.futures executors
-    return int(count) if isinstance(count, int) and count > 0 else 4
-
-
-def _map_npy(path: str, expected_fp: str) -> npt.NDArray[Any]:
-    """Read-only map of the ``.npy`` file ``path``: a regular file (its last component is not
-    followed, a FIFO or device never opened), truncated or foreign ones refused."""
-    directory, name = os.path.split(path)
-    dfd = open_dir(directory or ".")
-    try:
-        return open_at(dfd, name, directory)
-    except ValueError as exc:
-        raise CorruptEntryError(expected_fp, f"{path!r}: {exc}") from None
-    finally:
-        os.close(dfd)
-
-
-def _search_block(
-    path: str,
-    expected_fp: str,
-    k: int,
-    metric: str,
-    exclude_self: bool,
-    start: int,
-    stop: int,
-) -> tuple[int, KnnGraph]:
-    """Worker side: map the matrix, check it is the caller's, search rows ``start:stop``.
-
-    The block's rows are searched against the whole matrix with the same power-of-two
-    scaling as the local search (it depends on the whole matrix), so blocks agree bit for bit
-    with it; the caller checks the merged graph.
-    """
-    from knncache._fingerprint import fingerprint
-
-    arr = _map_npy(path, expected_fp)
-    if fingerprint(arr, metric) != expected_fp:
-        raise CorruptEntryError(expected_fp, f"{path!r} does not hold the features being searched")
-    rows = np.arange(start, stop, dtype=np.int64)
-    graph = _search_rows(arr, k, metric, exclude_self, rows=rows)
-    return start, KnnGraph(np.ascontiguousarray(graph.neighbors), graph.distances)
-
-
-_HOLD_TIMEOUT = 10.0
-
-
-@contextlib.contextmanager
-def _shipped(arr: npt.NDArray[Any], scratch_dir: Any) -> Iterator[str]:
-    """A ``.npy`` copy of ``arr`` for the workers: its path, for the duration of the block.
-
-    Written with :func:`knncache.atomic_write` (mode ``0o666 & ~umask``, never through a
-    link) under a random :data:`SHIP_RE` name, then held with a shared ``flock`` until it is
-    removed, so that ``clear`` and ``gc`` of a store whose root holds it (they take it
-    exclusively, without waiting) never remove it while it is in use. Where flock is refused
-    the copy is simply not held (housekeeping cannot lock it either, so it is kept).
-    """
-    directory = os.fspath(scratch_dir) if scratch_dir is not None else tempfile.gettempdir()
-    name = f"{SHIP_PREFIX}{secrets.token_hex(16)}.npy"
-    path = os.path.join(directory, name)
-    atomic_write(path, lambda w: np.save(w, np.ascontiguousarray(arr), allow_pickle=False))
-    dfd = open_dir(directory)
-    fd: int | None = None
-    try:
-        fd, _ = open_regular(dfd, name, where=directory)
-        deadline = time.monotonic() + _HOLD_TIMEOUT
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:  # a housekeeper checking it (it keeps a fresh file)
-                if time.monotonic() >= deadline:
-                    break
-                time.sleep(0.01)
-            except OSError:  # flock unsupported here
-                break
-        yield path
-    finally:
-        try:
-            if fd is None or names_fd(dfd, name, fd):
-                with contextlib.suppress(OSError):
-                    os.unlink(name, dir_fd=dfd)
-        finally:
-            if fd is not None:
-                os.close(fd)
-            os.close(dfd)
-
-
-def _distributed_exact(
-    arr: npt.NDArray[Any],
-    k: int,
-    metric: str,
-    exclude_self: bool,
-    executor: Any,
-    p: Mapping[str, Any],
-) -> KnnGraph:
-    from knncache._fingerprint import fingerprint
-
-    n = arr.shape[0]
-    blocks = p["blocks"] if p["blocks"] is not None else 2 * _worker_count(executor)
-    bounds = np.unique(np.linspace(0, n, min(blocks, n) + 1).astype(np.int64))
-    fp = fingerprint(arr, metric)
-    with contextlib.ExitStack() as stack:
-        if p["features_npy"] is not None:
-            path = os.fspath(p["features_npy"])
-        else:
-            path = stack.enter_context(_shipped(arr, p["scratch_dir"]))
-        futures = [
-            executor.submit(_search_block, path, fp, k, metric, exclude_self, int(lo), int(hi))
-            for lo, hi in itertools.pairwise(bounds)
-        ]
-        parts = [f.result() for f in futures]
-    parts.sort(key=lambda part: part[0])
-    neighbors = np.concatenate([g.neighbors for _, g in parts], axis=0)
-    distances = np.concatenate([g.distances for _, g in parts], axis=0)
-    return KnnGraph(neighbors, distances)

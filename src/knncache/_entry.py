@@ -41,7 +41,7 @@ import numpy as np
 
 from knncache._errors import CorruptEntryError, ForeignObjectError, InvalidNameError
 from knncache._fingerprint import FORMAT_VERSION, checksum_fd
-from knncache._knn import METRICS
+from knncache._graph import METRICS
 from knncache._safefs import open_regular, read_capped, scan
 
 __all__ = [

@@ -11,7 +11,7 @@ import numpy as np
 import xxhash
 
 from knncache._errors import InvalidNameError
-from knncache._knn import validate_metric
+from knncache._graph import validate_metric
 
 __all__ = [
     "FINGERPRINT_PATTERN",
@@ -23,8 +23,8 @@ __all__ = [
 
 #: Version of the on-disk entry format and of the fingerprint header. Bumping it makes every
 #: existing key miss (old entries are then neither served nor mistaken for new ones).
-#: Version 2: one commit marker ``array_{name}.json`` per extra array (no longer listed in
-#: ``meta.json``), so that lock-free writers of different arrays never lose each other's.
+#: Version 2: one commit marker ``array_{name}.json`` per extra array (``meta.json`` does
+#: not list them), so that lock-free writers of different arrays never lose each other's.
 FORMAT_VERSION = 2
 
 FINGERPRINT_PATTERN = r"[0-9a-f]{32}"

@@ -32,7 +32,7 @@ from knncache._errors import (
     StoreClosedError,
 )
 from knncache._fingerprint import validate_fingerprint
-from knncache._knn import KnnGraph
+from knncache._graph import KnnGraph
 from knncache._safefs import DIR_FLAGS, open_dir_at, open_regular, read_capped
 
 __all__ = ["KnnRef"]

@@ -19,6 +19,7 @@ from knncache import (
     EntryNotFoundError,
     InvalidParameterError,
     PersistentStore,
+    check_engine,
     compute_knn,
     entry_key,
     fingerprint,
@@ -123,6 +124,47 @@ def test_recall_at_k_counts_what_it_should() -> None:
         recall_at_k(half, X, 11)
     with pytest.raises(InvalidParameterError, match="sample"):
         recall_at_k(half, X, sample=0)
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "expected"),
+    [
+        ("exact", None, {}),
+        ("exact", {}, {}),
+        ("hnsw", {}, {}),
+        ("hnsw", {"M": np.int64(16), "efSearch": 40}, {"M": 16, "efSearch": 40}),
+        ("ivf", {"nlist": "auto", "nprobe": 3}, {"nlist": "auto", "nprobe": 3}),
+        ("ivf", {"nlist": 7}, {"nlist": 7}),
+    ],
+)
+def test_check_engine_normalises(method: str, params: Any, expected: dict[str, Any]) -> None:
+    got_method, got = check_engine(method, params)
+    assert (got_method, got) == (method, expected)
+    assert all(type(v) is int for v in got.values() if v != "auto")
+    if params:
+        assert got is not params
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "name"),
+    [
+        ("annoy", {}, "method"),
+        (None, {}, "method"),
+        ("hnsw", [("M", 4)], "params"),
+        ("exact", {"blocks": 4}, "params"),
+        ("hnsw", {"ef": 10}, "params"),
+        ("ivf", {"M": 16}, "params"),
+        ("hnsw", {"M": 0}, "M"),
+        ("hnsw", {"efSearch": True}, "efSearch"),
+        ("ivf", {"nprobe": 2.5}, "nprobe"),
+        ("ivf", {"nlist": "many"}, "nlist"),
+        ("hnsw", {"M": "auto"}, "M"),
+    ],
+)
+def test_check_engine_refuses(method: Any, params: Any, name: str) -> None:
+    with pytest.raises(InvalidParameterError) as info:
+        check_engine(method, params)
+    assert info.value.name == name
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,8 @@ from knncache import (
     compute_knn,
     fingerprint,
 )
-from knncache._locks import _remove_if_token, read_marker
+from knncache._locks import read_marker
+from knncache._locks import remove_if_token as _remove_if_token
 from knncache.cli import main as cli_main
 from tests.knncache import kc_workers
 from tests.knncache import test_knncache_store_contract as contract
