@@ -1,17 +1,12 @@
-"""The original's cluster-quality components: core-cluster separation and a density penalty.
+"""The original's cluster quality: ``separation_weight * separation - penalty_weight * penalty``.
 
-``quality = separation_weight * separation - penalty_weight * penalty`` with
-
-* separation: ``exp(-mean distance between every pair of core clusters)``, the distance
-  between two clusters being that of their prototypes (``"prototype"``, what the searches
-  use: :func:`ssddbc.evaluation.separation_score`), the mean of their ``k`` closest
-  cross pairs (``"nearest_k"``) or the mean of all cross pairs (``"all_pairs"``);
-* penalty: :func:`ssddbc.evaluation.local_density_penalty` over each point's ``k`` nearest
-  neighbours.
-
-Every function returns ``(value, metrics)`` as in the original. Distances are those of
-:mod:`ssddbc._distances` (float32 rows); the original used numpy/scikit-learn in the
-features' dtype, so values agree to float rounding.
+Separation is ``exp(-mean distance between every pair of core clusters)``, two clusters'
+distance being that of their prototypes (``"prototype"``, as
+:func:`ssddbc.evaluation.separation_score`), the mean of their ``k`` closest cross pairs
+(``"nearest_k"``) or of all cross pairs (``"all_pairs"``); the penalty is
+:func:`ssddbc.evaluation.local_density_penalty`. Every function returns ``(value, metrics)``;
+distances are those of :mod:`ssddbc._distances`, so values agree with the original's to float
+rounding.
 """
 
 from __future__ import annotations

@@ -85,7 +85,7 @@ def test_adaptive_clustering_on_superclass(
     eval_version : {"v1", "v2"}
         Accuracy version.
     run_kmeans_baseline : bool
-        Also run :func:`ssddbc.baseline.kmeans.test_kmeans_baseline` on the test part with
+        Also run :func:`ssddbc.compat.kmeans.test_kmeans_baseline` on the test part with
         the true number of test classes (adds ``kmeans_*`` keys).
     use_l2 : bool
         Read ``feature_cache_dir`` (True) or the ``features_nol2`` cache beside it.
