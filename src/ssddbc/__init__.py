@@ -1,16 +1,11 @@
 """SS-DDBC: semi-supervised density-based clustering for Generalized Category Discovery.
 
-Subpackages keep the module paths of the original research code:
-``ssddbc.density.density_estimation``, ``ssddbc.ssddbc.adaptive_clustering``,
-``ssddbc.evaluation``, ``ssddbc.data``, ``ssddbc.grid_search.api``,
-``ssddbc.grid_search.batch_runner`` and ``ssddbc.testing.test_superclass``.
-
-Every name the original's ``ssddbc/__init__.py`` exported is available here too
-(``from ssddbc import adaptive_density_clustering, compute_total_loss, ...``), imported on
-first use so that ``import ssddbc`` stays cheap (grid-search workers import it). The
-original's PyTorch names (``DataProvider``, ``FeatureExtractor``, ``ModelLoader``, ...) raise
-:class:`TorchRequiredError`, an ``ImportError``; they are not in ``__all__``, so
-``from ssddbc import *`` works.
+This package's API leads ``__all__``: the estimators :class:`SSDDBC` and
+:class:`SSDDBCSearch`, the search on a feature matrix
+(:func:`run_clustering_search_on_features`, :class:`SearchSession`) and the errors. Every
+name the original research code's ``ssddbc/__init__.py`` exported follows (implemented in
+:mod:`ssddbc.compat` or the design modules). All of them are imported on first use, so
+``import ssddbc`` stays cheap; the original's PyTorch names raise :class:`TorchRequiredError`.
 """
 
 from __future__ import annotations
@@ -30,6 +25,14 @@ from ssddbc._errors import (
     UnsafePickleError,
 )
 
+#: This package's names imported on first use -> their module.
+_LAZY_API: dict[str, str] = {
+    "SSDDBC": "ssddbc.estimators",
+    "SSDDBCSearch": "ssddbc.estimators",
+    "SearchSession": "ssddbc.grid_search.api",
+    "run_clustering_search_on_features": "ssddbc.grid_search.api",
+}
+
 #: The original's top-level names -> the module that defines them here.
 _ORIGINAL_NAMES: dict[str, str] = {
     "FeatureLoader": "ssddbc.data",
@@ -38,32 +41,32 @@ _ORIGINAL_NAMES: dict[str, str] = {
     "compute_median_density": "ssddbc.density.density_estimation",
     "identify_high_density_points": "ssddbc.density.density_estimation",
     "build_clusters_ssddbc": "ssddbc.ssddbc.clustering",
-    "analyze_ssddbc_clustering_result": "ssddbc.ssddbc.analysis",
-    "analyze_cluster_composition": "ssddbc.ssddbc.analysis",
-    "ssddbc_conflict_resolution": "ssddbc.ssddbc.conflict",
-    "compute_cluster_cohesion": "ssddbc.ssddbc.conflict",
+    "analyze_ssddbc_clustering_result": "ssddbc.compat.analysis",
+    "analyze_cluster_composition": "ssddbc.compat.analysis",
+    "ssddbc_conflict_resolution": "ssddbc.compat.conflict",
+    "compute_cluster_cohesion": "ssddbc.compat.conflict",
     "assign_sparse_points_density_based": "ssddbc.ssddbc.assignment",
     "merge_clusters_by_label_consistency": "ssddbc.ssddbc.merging",
     "merge_clusters_by_category_label": "ssddbc.ssddbc.merging",
     "get_cluster_category_labels": "ssddbc.ssddbc.merging",
     "adaptive_density_clustering": "ssddbc.ssddbc.adaptive_clustering",
-    "identify_unknown_clusters": "ssddbc.unknown.detection",
-    "identify_unknown_clusters_from_predictions": "ssddbc.unknown.detection",
-    "test_kmeans_baseline": "ssddbc.baseline.kmeans",
-    "build_prototypes": "ssddbc.prototypes.prototype_builder",
-    "compute_total_loss": "ssddbc.evaluation.loss_function",
-    "compute_supervised_loss_l1": "ssddbc.evaluation.loss_function",
-    "compute_l2_loss": "ssddbc.evaluation.loss_function",
-    "compute_cluster_quality_score": "ssddbc.evaluation.cluster_quality",
-    "compute_cluster_separation": "ssddbc.evaluation.cluster_quality",
-    "compute_local_density_penalty": "ssddbc.evaluation.cluster_quality",
-    "compute_separation_component": "ssddbc.evaluation.cluster_quality",
-    "compute_penalty_component": "ssddbc.evaluation.cluster_quality",
-    "compute_co_value": "ssddbc.utils.co_calculation",
-    "get_co_mode_description": "ssddbc.utils.co_calculation",
-    "apply_co_filter": "ssddbc.utils.co_calculation",
-    "test_adaptive_clustering_on_superclass": "ssddbc.testing.test_superclass",
-    "main": "ssddbc.testing.main",
+    "identify_unknown_clusters": "ssddbc.compat.unknown",
+    "identify_unknown_clusters_from_predictions": "ssddbc.ssddbc.unknown",
+    "test_kmeans_baseline": "ssddbc.compat.kmeans",
+    "build_prototypes": "ssddbc.compat.prototypes",
+    "compute_total_loss": "ssddbc.compat.loss",
+    "compute_supervised_loss_l1": "ssddbc.compat.loss",
+    "compute_l2_loss": "ssddbc.compat.loss",
+    "compute_cluster_quality_score": "ssddbc.compat.cluster_quality",
+    "compute_cluster_separation": "ssddbc.compat.cluster_quality",
+    "compute_local_density_penalty": "ssddbc.compat.cluster_quality",
+    "compute_separation_component": "ssddbc.compat.cluster_quality",
+    "compute_penalty_component": "ssddbc.compat.cluster_quality",
+    "compute_co_value": "ssddbc.ssddbc.co_calculation",
+    "get_co_mode_description": "ssddbc.ssddbc.co_calculation",
+    "apply_co_filter": "ssddbc.ssddbc.co_calculation",
+    "test_adaptive_clustering_on_superclass": "ssddbc.compat.test_superclass",
+    "main": "ssddbc.compat.testing_cli",
     "run_grid_search": "ssddbc.grid_search.batch_runner",
     "parse_superclasses": "ssddbc.grid_search.batch_runner",
 }
@@ -80,20 +83,26 @@ _TORCH_NAMES = frozenset(
     }
 )
 
+#: This package's own API first.
 __all__ = [
     "SSDDBC",
-    "EnhancedDataset",
     "FeatureCacheError",
-    "FeatureLoader",
     "InvalidInputError",
     "RunFolderError",
     "SSDDBCSearch",
     "SearchConfigError",
+    "SearchSession",
     "SsddbcError",
     "SsddbcWarning",
     "TorchRequiredError",
     "UnsafePickleError",
     "__version__",
+    "run_clustering_search_on_features",
+]
+#: Then the original research code's names.
+__all__ += [
+    "EnhancedDataset",
+    "FeatureLoader",
     "adaptive_density_clustering",
     "analyze_cluster_composition",
     "analyze_ssddbc_clustering_result",
@@ -132,11 +141,8 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name in _TORCH_NAMES:
         raise TorchRequiredError(name)
-    if name in ("SSDDBC", "SSDDBCSearch"):
-        # The estimators import scikit-learn: loaded on first use, not with the package.
-        name_module = "ssddbc.estimators"
-        return getattr(import_module(name_module), name)
-    module = _ORIGINAL_NAMES.get(name)
+    # The estimators import scikit-learn, the search the whole pipeline: loaded on first use.
+    module = _LAZY_API.get(name) or _ORIGINAL_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(import_module(module), name)
@@ -145,4 +151,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_ORIGINAL_NAMES) | {"SSDDBC", "SSDDBCSearch"})
+    return sorted(set(globals()) | set(_ORIGINAL_NAMES) | set(_LAZY_API))

@@ -72,7 +72,7 @@ def kmeans_baseline(
     InvalidInputError
         On malformed features or ``n_clusters`` outside ``[1, n]``.
     """
-    from sklearn.cluster import KMeans
+    from sklearn.cluster import KMeans  # optional heavy dependency, loaded only for this baseline
 
     X = _features(features)
     k = _n_clusters(n_clusters, X.shape[0])

@@ -1,21 +1,17 @@
 """GCD evaluation: Hungarian accuracy, All/Old/New splits and the label-only selection score.
 
-Everything public lives in two modules, re-exported here:
-
-* :mod:`ssddbc.evaluation.accuracy`: :func:`cluster_acc`, :func:`split_cluster_acc_v1`,
-  :func:`split_cluster_acc_v2`, :func:`split_cluster_acc_original_api`,
-  :func:`evaluation_mask`;
-* :mod:`ssddbc.evaluation.loss_function` (the original's module name):
-  :func:`selection_score` and its parts :func:`l1_loss`, :func:`unlabelled_silhouette`,
-  :func:`separation_score`, :func:`local_density_penalty`; for large N a sampled
-  silhouette from precomputed rows (:func:`silhouette_sample_indices`,
-  :func:`silhouette_rows`); the original's :func:`compute_total_loss`,
-  :func:`compute_supervised_loss_l1` and :func:`compute_l2_loss`;
-* :mod:`ssddbc.evaluation.cluster_quality` (the original's cluster-quality components) and
-  :mod:`ssddbc.evaluation.l2_strategies` (the L2 component registry).
+:mod:`ssddbc.evaluation.accuracy` holds the accuracies (:func:`cluster_acc`, the
+``split_cluster_acc_*`` variants, :func:`evaluation_mask`) and
+:mod:`ssddbc.evaluation.score` the score the searches maximise (:func:`selection_score` and
+its parts). The original's loss API (:func:`compute_total_loss`, the cluster-quality
+components, ...) lives in :mod:`ssddbc.compat`; its names are reachable here too, imported on
+first use.
 """
 
 from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 from ssddbc.evaluation.accuracy import (
     EvaluationMode,
@@ -25,21 +21,11 @@ from ssddbc.evaluation.accuracy import (
     split_cluster_acc_v1,
     split_cluster_acc_v2,
 )
-from ssddbc.evaluation.cluster_quality import (
-    compute_cluster_quality_score,
-    compute_cluster_separation,
-    compute_local_density_penalty,
-    compute_penalty_component,
-    compute_separation_component,
-)
-from ssddbc.evaluation.loss_function import (
+from ssddbc.evaluation.score import (
     SILHOUETTE_SAMPLE_SIZE,
     SILHOUETTE_SEED,
     SILHOUETTE_WEIGHT,
     SelectionScore,
-    compute_l2_loss,
-    compute_supervised_loss_l1,
-    compute_total_loss,
     l1_loss,
     local_density_penalty,
     sampled_silhouette,
@@ -50,6 +36,18 @@ from ssddbc.evaluation.loss_function import (
     unlabelled_silhouette,
 )
 
+#: The original's loss names exported here -> the compatibility module that defines them.
+_ORIGINAL_NAMES: dict[str, str] = {
+    "compute_cluster_quality_score": "ssddbc.compat.cluster_quality",
+    "compute_cluster_separation": "ssddbc.compat.cluster_quality",
+    "compute_l2_loss": "ssddbc.compat.loss",
+    "compute_local_density_penalty": "ssddbc.compat.cluster_quality",
+    "compute_penalty_component": "ssddbc.compat.cluster_quality",
+    "compute_separation_component": "ssddbc.compat.cluster_quality",
+    "compute_supervised_loss_l1": "ssddbc.compat.loss",
+    "compute_total_loss": "ssddbc.compat.loss",
+}
+
 __all__ = [
     "SILHOUETTE_SAMPLE_SIZE",
     "SILHOUETTE_SEED",
@@ -57,14 +55,6 @@ __all__ = [
     "EvaluationMode",
     "SelectionScore",
     "cluster_acc",
-    "compute_cluster_quality_score",
-    "compute_cluster_separation",
-    "compute_l2_loss",
-    "compute_local_density_penalty",
-    "compute_penalty_component",
-    "compute_separation_component",
-    "compute_supervised_loss_l1",
-    "compute_total_loss",
     "evaluation_mask",
     "l1_loss",
     "local_density_penalty",
@@ -78,3 +68,27 @@ __all__ = [
     "split_cluster_acc_v2",
     "unlabelled_silhouette",
 ]
+#: The original's loss names, resolved by __getattr__ below.
+__all__ += [
+    "compute_cluster_quality_score",
+    "compute_cluster_separation",
+    "compute_l2_loss",
+    "compute_local_density_penalty",
+    "compute_penalty_component",
+    "compute_separation_component",
+    "compute_supervised_loss_l1",
+    "compute_total_loss",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _ORIGINAL_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_ORIGINAL_NAMES))

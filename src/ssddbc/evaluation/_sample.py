@@ -1,30 +1,10 @@
-"""Sampled silhouettes of many partitions of one feature matrix: exact sums, reused.
+"""Sampled silhouettes of many partitions of one feature matrix, from exact reusable sums.
 
-A sampled silhouette needs, for each of ``s`` sampled points, the sum of its distances to
-the members of every cluster: an ``(s, C)`` table that costs ``s * N`` additions to build. A
-grid search builds one per partition, hundreds of times on the same rows, while consecutive
-partitions differ in few points (on the golden digits split, the points that change cluster
-between neighbouring percentiles of one ``k`` are 16 % of N on average; on the synthetic
-benchmark data, almost none). :class:`SilhouetteSample` therefore keeps the last table it
-built, matches each new cluster to the old cluster it overlaps most, and adds and subtracts
-only the distance columns of the points that differ.
-
-That is only sound if the sums do not depend on the order of the additions, which float
-sums do. So distances are added as fixed-point integers: a float32 distance ``v`` counts as
-``floor(v * 2**q)`` in int64, where ``q`` (:func:`fixed_point_scale`) is chosen per feature
-matrix so that any sum of ``N`` of them stays below ``2**61``. Integer sums are exact in
-any order: a table is the same whether built from scratch or derived from any earlier
-partition, in whichever process, in a resumed run or not. The float64 sums used afterwards
-are those integers times ``2**-q``. Whenever a plain float64 accumulation of the distances
-is exact (every distance on the ``2**-q`` grid and the sums below ``2**53`` grid steps,
-which holds unless the distances span many binades), the two agree bit for bit; otherwise
-this is the exactly rounded sum of the truncated distances, within ``2 N**2 max(v) 2**-61``
-of the true sum.
-
-:func:`fixed_cluster_sums` is the from-scratch computation on rows laid out ``(s, N)`` (what
-:func:`ssddbc.evaluation.sampled_silhouette` uses); :class:`SilhouetteSample` holds the
-columns laid out ``(N, s)`` (one contiguous vector per point, what a search stores) and is
-safe to share between threads.
+:class:`SilhouetteSample` keeps the last ``(s, C)`` table of each sampled point's distance
+sums per cluster and derives the next partition's by adding and subtracting only the points
+that changed cluster. Distances are summed as fixed-point int64 (:func:`fixed_point_scale`),
+exact in any order, so a table is the same however, wherever and from whichever earlier
+partition it was built; :func:`fixed_cluster_sums` is the from-scratch computation.
 """
 
 from __future__ import annotations
@@ -53,7 +33,15 @@ BLOCK = 65_536
 
 
 def fixed_point_scale(max_value: float, n: int) -> int:
-    """The exponent ``q``: ``n`` distances of at most ``max_value`` sum below ``2**61``."""
+    """The exponent ``q``: ``n`` distances of at most ``max_value`` sum below ``2**61``.
+
+    A float32 distance ``v`` counts as ``floor(v * 2**q)`` in int64. Integer sums are exact in
+    any order; the float64 sums used afterwards are those integers times ``2**-q``. Whenever a
+    plain float64 accumulation of the distances is exact (every distance on the ``2**-q``
+    grid and the sums below ``2**53`` grid steps, which holds unless the distances span many
+    binades), the two agree bit for bit; otherwise this is the exactly rounded sum of the
+    truncated distances, within ``2 N**2 max(v) 2**-61`` of the true sum.
+    """
     if not math.isfinite(max_value) or max_value < 0:
         raise InvalidInputError("silhouette_rows", f"distances must be finite, >= 0: {max_value}")
     if max_value == 0:

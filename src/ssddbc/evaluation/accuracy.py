@@ -1,14 +1,8 @@
 """GCD clustering accuracy: Hungarian matching, All/Old/New splits, evaluation masks.
 
-Cluster ids and class ids are arbitrary integers (negative ids such as ``-1`` are fine): both
-are re-indexed with :func:`numpy.unique` before matching, so the contingency table is
-``(n_clusters, n_classes)`` rather than a square table sized by the largest id. Matching a
-rectangular table gives the same optimum as the zero-padded square one used by the GCD
-reference code.
-
-Empty splits (a superclass without novel classes, an evaluation subset without known-class
-samples) give ``nan`` for that split, silently: tests run with warnings as errors, and the
-original code divides by zero there.
+Cluster and class ids are arbitrary integers, re-indexed with :func:`numpy.unique` before a
+rectangular matching (the same optimum as the GCD reference code's zero-padded square one).
+An empty split gives ``nan`` for that split, silently (the original divides by zero there).
 """
 
 from __future__ import annotations

@@ -13,11 +13,12 @@ own names. The original's exports of this package are here too, with its signatu
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import Any
+
 from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
-from ssddbc.ssddbc.analysis import analyze_cluster_composition, analyze_ssddbc_clustering_result
 from ssddbc.ssddbc.assignment import assign_sparse_points, assign_sparse_points_density_based
 from ssddbc.ssddbc.clustering import build_clusters_ssddbc, cluster_label_rule, grow_core_clusters
-from ssddbc.ssddbc.conflict import compute_cluster_cohesion, ssddbc_conflict_resolution
 from ssddbc.ssddbc.merging import (
     merge_clusters_by_label_consistency,
     merge_isolated_core_clusters,
@@ -37,3 +38,18 @@ __all__ = [
     "merge_isolated_core_clusters",
     "ssddbc_conflict_resolution",
 ]
+
+#: The original's helpers of this package, defined in ssddbc.compat (imported on first use).
+_ORIGINAL_NAMES: dict[str, str] = {
+    "analyze_cluster_composition": "ssddbc.compat.analysis",
+    "analyze_ssddbc_clustering_result": "ssddbc.compat.analysis",
+    "compute_cluster_cohesion": "ssddbc.compat.conflict",
+    "ssddbc_conflict_resolution": "ssddbc.compat.conflict",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ORIGINAL_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module), name)

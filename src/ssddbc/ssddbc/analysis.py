@@ -1,24 +1,29 @@
-"""Reports on a clustering (the original research code's ``analysis`` module).
+"""Accuracy of the core clusters alone (the original's ``eval_dense`` mode).
 
-:func:`evaluate_high_density_clustering` scores the core clusters alone (the original's
-``eval_dense`` mode uses it). The two ``analyze_*`` functions print a per-cluster report and
-return ``None``, as in the original; they exist for scripts that call them.
+The original's printing reports of this module, ``analyze_ssddbc_clustering_result`` and
+``analyze_cluster_composition``, live in :mod:`ssddbc.compat.analysis` and are reachable here
+too, imported on first use.
 """
 
 from __future__ import annotations
 
-from typing import IO, Any
+from importlib import import_module
+from typing import Any
 
 import numpy as np
 
 from ssddbc._errors import InvalidInputError
 from ssddbc._validation import as_mask, as_targets
+from ssddbc.evaluation.accuracy import split_cluster_acc_v1, split_cluster_acc_v2
 
 __all__ = [
-    "analyze_cluster_composition",
-    "analyze_ssddbc_clustering_result",
+    "analyze_cluster_composition",  # noqa: F822  (resolved by __getattr__)
+    "analyze_ssddbc_clustering_result",  # noqa: F822  (resolved by __getattr__)
     "evaluate_high_density_clustering",
 ]
+
+#: The original's reports, defined in the compatibility package.
+_ORIGINAL_NAMES = frozenset({"analyze_cluster_composition", "analyze_ssddbc_clustering_result"})
 
 
 def evaluate_high_density_clustering(
@@ -48,8 +53,6 @@ def evaluate_high_density_clustering(
         ``(0.0, 0.0, 0.0, 0, None)`` when no point is clustered; the last value is the
         original's removed DBCV score.
     """
-    from ssddbc.evaluation.accuracy import split_cluster_acc_v1, split_cluster_acc_v2
-
     labels = as_targets(cluster_labels, None, "cluster_labels")
     n = labels.shape[0]
     y = as_targets(targets, n, "targets")
@@ -64,93 +67,7 @@ def evaluate_high_density_clustering(
     return all_acc, old_acc, new_acc, int(np.unique(labels[sel]).size), None
 
 
-def _distribution(values: Any) -> str:
-    ids, counts = np.unique(np.asarray(values), return_counts=True)
-    return ", ".join(f"{int(i)}: {int(c)}" for i, c in zip(ids, counts, strict=True)) or "-"
-
-
-def analyze_ssddbc_clustering_result(
-    clusters: Any,
-    cluster_labels: Any,
-    labeled_mask: Any,
-    targets: Any,
-    known_mask: Any,
-    *,
-    file: IO[str] | None = None,
-) -> None:
-    """Print, per core cluster, its size, labelled/known counts and label distributions.
-
-    Parameters
-    ----------
-    clusters : sequence of sets
-        Members of each core cluster.
-    cluster_labels : array_like
-        ``(N,)`` core labels (``-1`` unclustered).
-    labeled_mask, targets, known_mask : array_like
-        ``(N,)`` arrays.
-    file : text stream, optional
-        Keyword-only; standard output by default.
-    """
-    labels = as_targets(cluster_labels, None, "cluster_labels")
-    n = labels.shape[0]
-    lab = as_mask(labeled_mask, "labeled_mask", n)
-    known = as_mask(known_mask, "known_mask", n)
-    y = as_targets(targets, n, "targets")
-    assigned = int((labels >= 0).sum())
-    print(f"core clusters: {len(clusters)}; clustered {assigned} of {n} samples", file=file)
-    for cid, members in enumerate(clusters):
-        idx = np.fromiter((int(i) for i in members), dtype=np.int64)
-        print(
-            f"  cluster {cid}: size {idx.size}, labelled {int(lab[idx].sum())}, "
-            f"known {int(known[idx].sum())}, labelled labels {{{_distribution(y[idx[lab[idx]]])}}}"
-            f", true labels {{{_distribution(y[idx])}}}",
-            file=file,
-        )
-    rest = np.flatnonzero(labels < 0)
-    if rest.size:
-        print(
-            f"  unclustered: {rest.size}, labelled {int(lab[rest].sum())}, "
-            f"known {int(known[rest].sum())}",
-            file=file,
-        )
-
-
-def analyze_cluster_composition(
-    predictions: Any,
-    targets: Any,
-    known_mask: Any,
-    labeled_mask: Any,
-    unknown_clusters: Any,
-    *,
-    file: IO[str] | None = None,
-) -> None:
-    """Print, per final cluster, its size, whether it is unknown, and its composition.
-
-    Parameters
-    ----------
-    predictions : array_like
-        ``(N,)`` cluster ids.
-    targets, known_mask, labeled_mask : array_like
-        ``(N,)`` arrays.
-    unknown_clusters : sequence of int
-        Ids of the clusters without a labelled member.
-    file : text stream, optional
-        Keyword-only; standard output by default.
-    """
-    pred = as_targets(predictions, None, "predictions")
-    n = pred.shape[0]
-    y = as_targets(targets, n, "targets")
-    known = as_mask(known_mask, "known_mask", n)
-    lab = as_mask(labeled_mask, "labeled_mask", n)
-    unknown = {int(c) for c in unknown_clusters}
-    ids = np.unique(pred)
-    print(f"clusters: {ids.size} ({len(unknown)} without a labelled member)", file=file)
-    for cid in ids.tolist():
-        m = pred == cid
-        kind = "unknown" if cid in unknown else "labelled"
-        print(
-            f"  cluster {cid} ({kind}): size {int(m.sum())}, labelled {int((m & lab).sum())}, "
-            f"known {int((m & known).sum())}, labelled labels {{{_distribution(y[m & lab])}}}"
-            f", true labels {{{_distribution(y[m])}}}",
-            file=file,
-        )
+def __getattr__(name: str) -> Any:
+    if name in _ORIGINAL_NAMES:
+        return getattr(import_module("ssddbc.compat.analysis"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["identify_unknown_clusters", "identify_unknown_clusters_from_predictions"]
+__all__ = ["identify_unknown_clusters_from_predictions"]
 
 
 def identify_unknown_clusters_from_predictions(predictions: Any, labeled_mask: Any) -> list[int]:
@@ -29,26 +29,3 @@ def identify_unknown_clusters_from_predictions(predictions: Any, labeled_mask: A
     ids = np.unique(pred)
     has_label = np.isin(ids, pred[lab])
     return [int(c) for c in ids[~has_label]]
-
-
-def identify_unknown_clusters(clusters: Any, labeled_mask: Any) -> list[int]:
-    """Positions of the clusters (sets of member indices) with no labelled member.
-
-    Parameters
-    ----------
-    clusters : sequence of iterables of int
-        Members of each cluster; an empty cluster counts as unknown, as in the original.
-    labeled_mask : array_like
-        ``(N,)`` boolean.
-
-    Returns
-    -------
-    list of int
-    """
-    lab = np.asarray(labeled_mask, dtype=bool)
-    out = []
-    for cid, members in enumerate(clusters):
-        idx = np.fromiter((int(i) for i in members), dtype=np.int64)
-        if not lab[idx].any():
-            out.append(cid)
-    return out

@@ -1,26 +1,24 @@
-"""Single-configuration runs on a feature cache (the original's ``ssddbc.testing``).
+"""Single-configuration runs on a feature cache, at the original's path ``ssddbc.testing``.
 
-* :func:`test_adaptive_clustering_on_superclass` (:mod:`.test_superclass`): the original's
-  one-superclass test with its parameters and result dict;
-* :func:`main` (:mod:`.main`, ``python -m ssddbc.testing.main``): its command line.
-
-Both are imported on first use, so ``import ssddbc.testing`` stays cheap.
+:func:`test_adaptive_clustering_on_superclass` (:mod:`.test_superclass`) and :func:`main`
+(:mod:`.main`) are imported on first use, so ``import ssddbc.testing`` stays cheap.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 __all__ = ["main", "test_adaptive_clustering_on_superclass"]
 
+_MODULES = {
+    "main": "ssddbc.compat.testing_cli",
+    "test_adaptive_clustering_on_superclass": "ssddbc.compat.test_superclass",
+}
+
 
 def __getattr__(name: str) -> Any:
-    if name == "test_adaptive_clustering_on_superclass":
-        from ssddbc.testing.test_superclass import test_adaptive_clustering_on_superclass
-
-        return test_adaptive_clustering_on_superclass
-    if name == "main":
-        from ssddbc.testing.main import main
-
-        return main
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module), name)
