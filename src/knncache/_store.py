@@ -1,14 +1,11 @@
 """``KnnStore``: the abstract store of k-NN graphs, its public API and template methods.
 
 Backends (:class:`~knncache.PersistentStore`, :class:`~knncache.EphemeralStore`) override
-only small primitives: :meth:`KnnStore._prepare_root`, :meth:`KnnStore._after_write` and
-:meth:`KnnStore._on_close`, and declare the capability attribute ``is_persistent``. The
-store works on a :class:`~knncache._storedir.StoreDir` (its root, lock strategy and
-counters); the per-entry lock is a strategy from :mod:`knncache._locks` chosen by ``lock=``.
-Writing an entry is :mod:`knncache._write`; removing anything, and the policy of what may
-be removed without an exclusive lock, is :mod:`knncache._housekeeping`. Nothing under the
-root is trusted: names are resolved relative to directory descriptors without following
-links, kinds are checked, reads are capped (:mod:`knncache._safefs`).
+only :meth:`KnnStore._prepare_root`, :meth:`KnnStore._after_write` and
+:meth:`KnnStore._on_close`, and declare the capability ``is_persistent``. The store works on
+a :class:`~knncache._storedir.StoreDir`; writing is :mod:`knncache._write`, removing (and
+the policy of what may be removed without an exclusive lock) :mod:`knncache._housekeeping`,
+the per-entry lock a strategy from :mod:`knncache._locks` chosen by ``lock=``.
 """
 
 from __future__ import annotations
@@ -31,8 +28,6 @@ from knncache._entry import META_FILE, Meta, validate_array_name
 from knncache._errors import (
     CorruptEntryError,
     EntryNotFoundError,
-    ForeignObjectError,
-    KnnCacheError,
     KnnCacheWarning,
     StoreClosedError,
 )
@@ -239,6 +234,13 @@ class KnnStore(abc.ABC):
             persistent=self.is_persistent,
         )
 
+    def _hit(self, meta: Meta) -> KnnRef:
+        fp = meta["fingerprint"]
+        self._dir.touch(fp)
+        self._dir.stats["hits"] += 1
+        self._dir.use(fp)
+        return self._ref(meta)
+
     def _write_meta(self, dfd: int, meta: Meta) -> None:
         """Commit an entry: the one write of ``meta.json``."""
         write_json(dfd, META_FILE, meta)
@@ -322,10 +324,7 @@ class KnnStore(abc.ABC):
 
         meta, problem = self._dir.inspect(fp)
         if problem is None and meta is not None and usable(meta, k, store_features):
-            self._dir.touch(fp)
-            self._dir.stats["hits"] += 1
-            self._dir.use(fp)
-            return self._ref(meta)
+            return self._hit(meta)
         what = f"entry {fp} is corrupt ({problem})" if problem else f"entry {fp} is not stored"
         if meta is not None:
             what = f"entry {fp} holds k={meta['k']} (< {k}) or no features"
@@ -348,10 +347,7 @@ class KnnStore(abc.ABC):
                 meta = None
             if usable(meta, k, store_features):
                 assert meta is not None
-                self._dir.touch(fp)
-                self._dir.stats["hits"] += 1
-                self._dir.use(fp)
-                return self._ref(meta)
+                return self._hit(meta)
             self._dir.stats["misses"] += 1
             meta = write_entry(
                 self._dir, fp, arr, k, metric, store_features, meta, engine, self._write_meta
@@ -426,15 +422,7 @@ class KnnStore(abc.ABC):
             raise CorruptEntryError(fp, f"the entry is a {kind_of(st.st_mode)} (not followed)")
         self._dir.require_writable(f"array {name!r} of entry {fp} is not stored (or is corrupt)")
         with self._lock(fp):
-            try:
-                with self._dir.entry_fd(fp) as dfd:
-                    write_array(self._dir, dfd, fp, name, compute)
-            except ForeignObjectError as exc:
-                raise CorruptEntryError(fp, str(exc)) from None
-            except FileNotFoundError as exc:
-                if isinstance(exc, KnnCacheError):
-                    raise
-                raise EntryNotFoundError(str(entry), fp) from None
+            write_array(self._dir, fp, name, compute)
         self._after_write(fp)
 
     def pin(self, ref: KnnRef | str) -> contextlib.AbstractContextManager[None]:

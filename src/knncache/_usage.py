@@ -13,8 +13,8 @@ class InUse:
     and removals drop it (``discard``); eviction skips what ``contains`` reports. Closing an
     ephemeral store drops its entries and marks its root closed (``close_root``).
 
-    Each method is one operation on a built-in set (atomic under the GIL, and no lock that
-    a forked child could inherit held).
+    Plain sets, no lock: each update is atomic under the GIL, and a forked child cannot
+    inherit a held lock.
     """
 
     def __init__(self) -> None:

@@ -32,6 +32,7 @@ from knncache._errors import (
     CorruptEntryError,
     EntryNotFoundError,
     FeaturesNotStoredError,
+    ForeignObjectError,
     InvalidFeaturesError,
     KnnCacheError,
     KnnCacheWarning,
@@ -245,10 +246,24 @@ def _fill_entry(
 
 
 def write_array(
-    d: StoreDir, dfd: int, fp: str, name: str, compute: Callable[[np.memmap[Any, Any]], Any]
+    d: StoreDir, fp: str, name: str, compute: Callable[[np.memmap[Any, Any]], Any]
 ) -> None:
     """Under the entry lock: compute the extra array ``name`` unless an intact one is
     committed, write it, commit it by its marker (see :meth:`knncache.KnnStore.ensure_array`)."""
+    try:
+        with d.entry_fd(fp) as dfd:
+            _write_array(d, dfd, fp, name, compute)
+    except ForeignObjectError as exc:
+        raise CorruptEntryError(fp, str(exc)) from None
+    except FileNotFoundError as exc:
+        if isinstance(exc, KnnCacheError):
+            raise
+        raise EntryNotFoundError(str(d.entry(fp)), fp) from None
+
+
+def _write_array(
+    d: StoreDir, dfd: int, fp: str, name: str, compute: Callable[[np.memmap[Any, Any]], Any]
+) -> None:
     entry = d.entry(fp)
     try:
         meta = check_entry(dfd, fp, arrays=False)
@@ -263,7 +278,7 @@ def write_array(
             check_file(dfd, fp, fname, rec, checksum=True)
         except CorruptEntryError as exc:
             warnings.warn(
-                f"knncache: {exc}; recomputing array {name!r}", KnnCacheWarning, stacklevel=3
+                f"knncache: {exc}; recomputing array {name!r}", KnnCacheWarning, stacklevel=4
             )
             d.stats["corrupt_rebuilds"] += 1
         else:
