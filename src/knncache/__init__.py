@@ -41,10 +41,11 @@ from knncache._errors import (
 from knncache._export import umap_knn
 from knncache._fingerprint import FORMAT_VERSION, fingerprint
 from knncache._graph import KnnGraph
+from knncache._housekeeping import CorruptEntry, EntryInfo
 from knncache._locks import LockMarker
 from knncache._persistent import PersistentStore
 from knncache._ref import KnnRef
-from knncache._store import CorruptEntry, EntryInfo, KnnStore
+from knncache._store import KnnStore
 from knncache._version import __version__
 
 __all__ = [

@@ -18,9 +18,9 @@ from typing import Any
 from knncache._atomic import atomic_write
 from knncache._errors import StoreClosedError, StoreWriteError
 from knncache._locks import boot_id, pid_alive, start_time
-from knncache._ref import _CLOSED_ROOTS, _IN_USE
 from knncache._safefs import DIR_FLAGS, open_dir_at, read_capped, remove_at, scan
 from knncache._store import KnnStore
+from knncache._usage import IN_USE
 
 __all__ = [
     "OWNER_FILE",
@@ -109,10 +109,7 @@ class EphemeralStore(KnnStore):
             raise StoreClosedError(str(self._root))
 
     def _on_close(self) -> None:
-        root = str(self._root)
-        _CLOSED_ROOTS.add(root)
-        for key in [key for key in _IN_USE if key[0] == root]:
-            _IN_USE.discard(key)
+        IN_USE.close_root(str(self._root))
         self._finalizer()
 
 

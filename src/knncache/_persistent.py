@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 from knncache._errors import StoreWriteError
-from knncache._locks import PIN_SUFFIX, LockMarker, break_soft_locks, held_exclusively_elsewhere
-from knncache._ref import _IN_USE
-from knncache._store import KnnStore, _Housekeeping
+from knncache._housekeeping import evict_entries, warn_pinned
+from knncache._locks import LockMarker, break_soft_locks
+from knncache._store import KnnStore
 
 __all__ = ["PersistentStore"]
 
@@ -112,41 +112,11 @@ class PersistentStore(KnnStore):
         StoreWriteError
             If the store is read-only and over budget.
         """
-        report = self._evict(max_bytes)
-        self._warn_pinned(report, "evict")
-        return report.removed
-
-    def _evict(self, max_bytes: int | None = None) -> _Housekeeping:
         self._check_open()
-        report = _Housekeeping()
         budget = self.max_bytes if max_bytes is None else int(max_bytes)
-        if budget is None:
-            return report
-        if self._why_read_only() is None:
-            for fp in self._stale_entries():  # older format: unreachable, always evictable
-                if self._remove_one(fp, report):
-                    self._stats["evictions"] += 1
-        infos = self.entries()
-        total = sum(e.bytes for e in infos)
-        if total <= budget:
-            if self._why_read_only() is None:
-                self._housekeep_files(report)
-            return report
-        self._require_writable("eviction cannot remove anything")
-        root = str(self._root)
-        for info in sorted(infos, key=lambda e: (e.last_used, e.fingerprint)):
-            if total <= budget:
-                break
-            if held_exclusively_elsewhere(self._root, f"{info.fingerprint}{PIN_SUFFIX}"):
-                report.pinned.append(info.fingerprint)  # pinned by some process (maybe this)
-                continue
-            if (root, info.fingerprint) in _IN_USE:
-                continue
-            if self._remove_one(info.fingerprint, report):
-                total -= info.bytes
-                self._stats["evictions"] += 1
-        self._housekeep_files(report)
-        return report
+        report = evict_entries(self._dir, budget)
+        warn_pinned(self._dir, report, "evict")
+        return report.removed
 
     def break_locks(
         self, older_than: float | None = None, *, dry_run: bool = False
@@ -174,7 +144,7 @@ class PersistentStore(KnnStore):
             The markers removed (holder host, pid, age...).
         """
         self._check_open()
-        threshold = self._lock_timeout if older_than is None else float(older_than)
+        threshold = self._dir.lock_timeout if older_than is None else float(older_than)
         if not threshold >= 0:
             raise ValueError(f"older_than must be >= 0 seconds, got {older_than!r}")
         removed, _ = break_soft_locks(self._root, threshold, dry_run=dry_run)

@@ -34,13 +34,9 @@ from knncache._errors import (
 from knncache._fingerprint import validate_fingerprint
 from knncache._graph import KnnGraph
 from knncache._safefs import DIR_FLAGS, open_dir_at, open_regular, read_capped
+from knncache._usage import IN_USE
 
 __all__ = ["KnnRef"]
-
-# Roots of ephemeral stores closed in this process: their refs raise StoreClosedError.
-_CLOSED_ROOTS: set[str] = set()
-# (root, fingerprint) of entries this process ensured or loaded: never evicted by it.
-_IN_USE: set[tuple[str, str]] = set()
 
 
 # The exact header np.save writes for a plain (non-structured) dtype.
@@ -176,11 +172,11 @@ class KnnRef:
         return Path(self.root) / validate_fingerprint(self.fingerprint)
 
     def _check_open(self) -> None:
-        if not self.persistent and self.root in _CLOSED_ROOTS:
+        if not self.persistent and IN_USE.is_closed(self.root):
             raise StoreClosedError(self.root)
 
     def _missing(self) -> Exception:
-        if not self.persistent and (self.root in _CLOSED_ROOTS or not os.path.isdir(self.root)):
+        if not self.persistent and (IN_USE.is_closed(self.root) or not os.path.isdir(self.root)):
             return StoreClosedError(self.root)
         return EntryNotFoundError(str(Path(self.root) / self.fingerprint), self.fingerprint)
 
@@ -269,7 +265,7 @@ class KnnRef:
                     raise self._missing() from None
         finally:
             os.close(dfd)
-        _IN_USE.add((self.root, self.fingerprint))
+        IN_USE.add(self.root, self.fingerprint)
         return KnnGraph(nb[:, :k], ds[:, :k])
 
     @staticmethod
@@ -305,7 +301,7 @@ class KnnRef:
             raise CorruptEntryError(
                 self.fingerprint, f"features hold shape {arr.shape}, expected ({self.n}, {self.d})"
             )
-        _IN_USE.add((self.root, self.fingerprint))
+        IN_USE.add(self.root, self.fingerprint)
         return arr
 
     def array(self, name: str) -> np.ndarray[Any, Any]:
@@ -345,5 +341,5 @@ class KnnRef:
                 f"{fname} holds shape {list(arr.shape)} dtype {arr.dtype.str}, its marker says "
                 f"{rec['shape']} {rec['dtype']}",
             )
-        _IN_USE.add((self.root, self.fingerprint))
+        IN_USE.add(self.root, self.fingerprint)
         return arr

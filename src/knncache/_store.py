@@ -1,195 +1,61 @@
-"""``KnnStore``: the abstract store; all shared logic lives here (template method).
+"""``KnnStore``: the abstract store of k-NN graphs, its public API and template methods.
 
 Backends (:class:`~knncache.PersistentStore`, :class:`~knncache.EphemeralStore`) override
-only small primitives: :meth:`KnnStore._prepare_root`, :meth:`KnnStore._after_write` and
-:meth:`KnnStore._on_close`, and declare the capability attribute ``is_persistent``. The
-per-entry lock is a strategy from :mod:`knncache._locks` chosen by ``lock=``.
-
-Correctness does not depend on the lock. Every file is written atomically, files of the
-same name always hold the same bytes (the graph is deterministic, the features are the
-fingerprinted content), ``meta.json`` is committed last and every extra array has its own
-commit marker (no read-modify-write of a shared file), so writers racing without a lock
-produce one valid entry and lose no array. What the lock buys is the right to delete: under
-an exclusive lock (``"hard"``) leftovers and superseded k-files are removed at once;
-otherwise (``"soft"``, ``"none"``) a file is only removed when nothing committed refers to
-it and it is older than a grace period, so no racing writer can lose a file it is about to
-commit.
-
-Nothing under the root is trusted: names are resolved relative to directory descriptors
-without following links, kinds are checked, reads are capped (:mod:`knncache._safefs`).
-Deletion (clear, gc, eviction, rebuilds) unlinks objects themselves and stays in the root.
-Housekeeping skips entries that another process pins (:meth:`KnnStore.pin`) or writes.
+only :meth:`KnnStore._prepare_root`, :meth:`KnnStore._after_write` and
+:meth:`KnnStore._on_close`, and declare the capability ``is_persistent``. The store works on
+a :class:`~knncache._storedir.StoreDir`; writing is :mod:`knncache._write`, removing (and
+the policy of what may be removed without an exclusive lock) :mod:`knncache._housekeeping`,
+the per-entry lock a strategy from :mod:`knncache._locks` chosen by ``lock=``.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import fcntl
-import json
 import os
 import stat
 import threading
-import time
 import types
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from knncache._atomic import atomic_write_at
-from knncache._engines import SHIP_RE, SHIP_TEMP_RE, Engine, engine_meta, make_engine
-from knncache._entry import (
-    FEATURES_FILE,
-    MAX_MARKER_BYTES,
-    META_FILE,
-    Meta,
-    StaleEntryError,
-    array_file,
-    array_marker,
-    check_entry,
-    check_file,
-    k_files,
-    parse_marker,
-    read_arrays,
-    read_meta,
-    validate_array_name,
-)
+from knncache._engines import make_engine
+from knncache._entry import META_FILE, Meta, validate_array_name
 from knncache._errors import (
     CorruptEntryError,
     EntryNotFoundError,
-    FeaturesNotStoredError,
-    ForeignObjectError,
-    InvalidFeaturesError,
-    KnnCacheError,
     KnnCacheWarning,
-    LockTimeoutError,
     StoreClosedError,
-    StoreWriteError,
 )
-from knncache._fingerprint import FORMAT_VERSION, fingerprint, is_fingerprint, validate_fingerprint
-from knncache._knn import check_graph, validate_features, validate_k, validate_metric
-from knncache._locks import (
-    LOCK_SUFFIX,
-    PIN_SUFFIX,
-    names_fd,
-    exclusive_pin,
-    flock_acquire,
-    flock_release,
-    make_lock_strategy,
-    pin_entry,
+from knncache._fingerprint import fingerprint, validate_fingerprint
+from knncache._graph import validate_features, validate_k, validate_metric
+from knncache._housekeeping import (
+    CorruptEntry,
+    EntryInfo,
+    clear_entries,
+    discard_corrupt,
+    entry_info,
+    in_flight,
+    list_entries,
+    problems,
+    warn_pinned,
 )
-from knncache._ref import _IN_USE, KnnRef, open_at
-from knncache._safefs import (
-    DIR_FLAGS,
-    kind_of,
-    open_dir_at,
-    open_regular,
-    read_capped,
-    remove_at,
-    scan,
-)
+from knncache._locks import pin_entry
+from knncache._ref import KnnRef
+from knncache._safefs import kind_of
+from knncache._storedir import StoreDir
+from knncache._write import usable, write_array, write_entry, write_json
 
-__all__ = ["CorruptEntry", "EntryInfo", "KnnStore"]
-
-_STAT_KEYS = (
-    "hits",
-    "misses",
-    "searches",
-    "corrupt_rebuilds",
-    "evictions",
-    "array_computes",
-    "array_hits",
-)
+__all__ = ["KnnStore"]
 
 
-@dataclass(frozen=True, slots=True)
-class EntryInfo:
-    """Summary of one committed entry (from its ``meta.json``; checksums not verified).
-
-    Attributes
-    ----------
-    fingerprint : str
-    n, d, k : int
-    metric : str
-    bytes : int
-        Total size of the entry's regular files.
-    created, last_used : float
-        POSIX timestamps; ``last_used`` is refreshed on every ``ensure`` hit.
-    has_features : bool
-    arrays : tuple of str
-        Names of the extra arrays (``ensure_array``).
-    method : str
-        The search engine that built the graph (``"exact"``, ``"hnsw"``, ``"ivf"``).
-    params : dict
-        The approximate engine's keyed parameters (empty for exact).
-    recall : dict or None
-        The recall measured when the graph was built (``{"k", "value", "sample", "seed"}``,
-        see :func:`knncache.recall_at_k`); None for an exact graph.
-    """
-
-    fingerprint: str
-    n: int
-    d: int
-    k: int
-    metric: str
-    bytes: int
-    created: float
-    last_used: float
-    has_features: bool
-    arrays: tuple[str, ...]
-    method: str = "exact"
-    params: dict[str, Any] = field(default_factory=dict)
-    recall: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CorruptEntry:
-    """One entry (or object of an entry) :meth:`KnnStore.verify` found bad, and why."""
-
-    fingerprint: str
-    path: str
-    reason: str
-
-
-@dataclass
-class _Housekeeping:
-    """What one clear/evict pass did (the CLI prints it; the API warns about ``pinned``)."""
-
-    removed: list[str] = field(default_factory=list)
-    pinned: list[str] = field(default_factory=list)
-    busy: list[str] = field(default_factory=list)
-    foreign_removed: list[str] = field(default_factory=list)
-    lock_files_removed: int = 0
-    temp_removed: list[str] = field(default_factory=list)
-
-
-def _now() -> float:
-    return time.time()
-
-
-def _remove_entry(root_fd: int, fp: str) -> None:
-    """Remove the entry ``fp`` (meta.json first: from then on it does not exist)."""
-    try:
-        dfd = open_dir_at(root_fd, fp)
-    except FileNotFoundError:
-        return
-    except OSError:
-        remove_at(root_fd, fp)  # a foreign object: the object itself goes, nothing it points to
-        return
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            remove_at(dfd, META_FILE)
-    finally:
-        os.close(dfd)
-    remove_at(root_fd, fp)
-
-
-def _entry_bytes(dfd: int) -> int:
-    return sum(st.st_size for _, st in scan(dfd) if stat.S_ISREG(st.st_mode))
+def store_dir(store: KnnStore) -> StoreDir:
+    """The directory state ``store`` works on (for the command line's housekeeping)."""
+    return store._dir
 
 
 class KnnStore(abc.ABC):
@@ -219,21 +85,15 @@ class KnnStore(abc.ABC):
         read_only: bool = False,
     ) -> None:
         self._root = Path(root).absolute()
-        self._lock_timeout = float(lock_timeout)
-        if not self._lock_timeout >= 0:
+        timeout = float(lock_timeout)
+        if not timeout >= 0:
             raise ValueError(f"lock_timeout must be >= 0 seconds, got {lock_timeout!r}")
         if not isinstance(read_only, bool):
             raise TypeError(f"read_only must be a bool, got {read_only!r}")
-        self._locking = make_lock_strategy(lock)
-        self._read_only = read_only
-        # Without an exclusive lock, an unreferenced file younger than this may belong to a
-        # writer about to commit: a writer's files reach the disk within I/O time of its
-        # commit (the search runs before the first write), far less than a lock timeout.
-        self._sweep_grace = max(self._lock_timeout, 60.0)
+        self._dir = StoreDir(self._root, lock=lock, lock_timeout=timeout, read_only=read_only)
         self._closed = False
         self._close_callbacks: list[Callable[[KnnStore], None]] = []
         self._callbacks_lock = threading.Lock()
-        self._stats: dict[str, int] = dict.fromkeys(_STAT_KEYS, 0)
 
     # ------------------------------------------------------------------ primitives
     @abc.abstractmethod
@@ -255,12 +115,12 @@ class KnnStore(abc.ABC):
     @property
     def lock(self) -> str:
         """The lock mode: ``"hard"``, ``"soft"`` or ``"none"``."""
-        return self._locking.name
+        return self._dir.locking.name
 
     @property
     def lock_timeout(self) -> float:
         """Seconds ``ensure`` waits for an entry lock held by another process."""
-        return self._lock_timeout
+        return self._dir.lock_timeout
 
     @property
     def read_only(self) -> bool:
@@ -272,29 +132,7 @@ class KnnStore(abc.ABC):
         arrays without taking a lock or creating a file; a miss raises
         :class:`~knncache.StoreWriteError`.
         """
-        return self._why_read_only() is not None
-
-    def _why_read_only(self) -> str | None:
-        if self._read_only:
-            return "opened with read_only=True"
-        try:
-            st = os.statvfs(self._root)
-        except OSError:
-            return None  # no root yet: the first write creates it (or reports why not)
-        if st.f_flag & os.ST_RDONLY:
-            return "read-only filesystem"
-        if not os.access(self._root, os.W_OK | os.X_OK):
-            return "no write permission"
-        return None
-
-    def _require_writable(self, what: str) -> None:
-        why = self._why_read_only()
-        if why is not None:
-            raise StoreWriteError(
-                str(self._root),
-                f"the store is read-only ({why}) and {what}; use a writable store, or "
-                "compute in memory with knncache.compute_knn",
-            )
+        return self._dir.why_read_only() is not None
 
     @property
     def stats(self) -> Mapping[str, int]:
@@ -304,7 +142,7 @@ class KnnStore(abc.ABC):
         (``ensure`` had to write), ``"searches"`` (``compute_knn`` runs),
         ``"corrupt_rebuilds"``, ``"evictions"``, ``"array_computes"``, ``"array_hits"``.
         """
-        return types.MappingProxyType(self._stats)
+        return types.MappingProxyType(self._dir.stats)
 
     @property
     def closed(self) -> bool:
@@ -359,8 +197,9 @@ class KnnStore(abc.ABC):
         self.close()
 
     def __repr__(self) -> str:
-        lock = "" if self._locking.name == "hard" else f", lock={self._locking.name!r}"
-        ro = ", read_only=True" if self._read_only else ""
+        name = self._dir.locking.name
+        lock = "" if name == "hard" else f", lock={name!r}"
+        ro = ", read_only=True" if self._dir.opened_read_only else ""
         state = " closed" if self._closed else ""
         return f"{type(self).__name__}({str(self._root)!r}{lock}{ro}{state})"
 
@@ -369,30 +208,20 @@ class KnnStore(abc.ABC):
         if self._closed:
             raise StoreClosedError(str(self._root))
 
-    def _entry(self, fp: str) -> Path:
-        return self._root / validate_fingerprint(fp)
-
     def _lock(
         self, fp: str, *, timeout: float | None = None, remove: bool = False
     ) -> contextlib.AbstractContextManager[None]:
-        wait = self._lock_timeout if timeout is None else timeout
-        return self._locking.hold(self._root, fp, wait, remove=remove)
+        return self._dir.lock(fp, timeout=timeout, remove=remove)
 
-    def _open_root(self) -> int:
-        return os.open(self._root, DIR_FLAGS)
-
-    @contextlib.contextmanager
-    def _entry_fd(self, fp: str) -> Iterator[int]:
-        """Descriptor of the real entry directory (FileNotFoundError, ForeignObjectError)."""
-        root_fd = self._open_root()
-        try:
-            dfd = open_dir_at(root_fd, validate_fingerprint(fp), where=str(self._root))
-        finally:
-            os.close(root_fd)
-        try:
-            yield dfd
-        finally:
-            os.close(dfd)
+    def _key_of(self, ref: KnnRef | str) -> str:
+        """The fingerprint of ``ref``: a ref into this store (EntryNotFoundError if not), or
+        a key (InvalidNameError if malformed)."""
+        fp = validate_fingerprint(ref if isinstance(ref, str) else ref.fingerprint)
+        if isinstance(ref, KnnRef) and Path(ref.root).absolute() != self._root:
+            raise EntryNotFoundError(
+                str(self._dir.entry(fp)), fp, "the ref points into another store"
+            )
+        return fp
 
     def _ref(self, meta: Meta) -> KnnRef:
         return KnnRef(
@@ -405,278 +234,16 @@ class KnnStore(abc.ABC):
             persistent=self.is_persistent,
         )
 
-    def _use(self, fp: str) -> None:
-        _IN_USE.add((str(self._root), fp))
-
-    def _inspect(self, fp: str) -> tuple[Meta | None, str | None]:
-        """``(meta, None)`` for a valid entry, ``(None, None)`` if absent, else the problem."""
-        try:
-            with self._entry_fd(fp) as dfd:
-                try:
-                    return check_entry(dfd, fp, arrays=False), None
-                except FileNotFoundError:
-                    # No meta: absent, or left behind (crash, hand deletion) with files in it.
-                    leftovers = [name for name, _ in scan(dfd)]
-                    if leftovers:
-                        return None, f"meta.json missing (uncommitted files: {leftovers})"
-                    return None, None
-        except (FileNotFoundError, NotADirectoryError):
-            return None, None
-        except ForeignObjectError as exc:
-            return None, f"the entry is a {exc.kind}, not a directory (not followed)"
-        except StaleEntryError:
-            return None, None  # an older format: a miss; a rewrite replaces it
-        except CorruptEntryError as exc:
-            return None, exc.reason
-        except OSError as exc:
-            return None, f"unreadable ({exc})"
-
-    @staticmethod
-    def _usable(meta: Meta | None, k: int, need_features: bool) -> bool:
-        return (
-            meta is not None
-            and meta["k"] >= k
-            and (not need_features or FEATURES_FILE in meta["files"])
-        )
-
-    def _touch(self, fp: str) -> None:
-        # The last-used time is meta.json's mtime: refreshing it costs no rewrite.
-        if self._why_read_only() is not None:
-            return
-        with contextlib.suppress(OSError), self._entry_fd(fp) as dfd:
-            os.utime(META_FILE, dir_fd=dfd, follow_symlinks=False)
-
-    @staticmethod
-    def _clear_name(dfd: int, name: str) -> None:
-        """Before writing ``name``: a foreign object there (a directory, a FIFO...) is nobody's
-        file, so it goes (itself, not followed); a regular file is replaced atomically."""
-        try:
-            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISREG(st.st_mode):
-            remove_at(dfd, name)
-
-    @classmethod
-    def _write_json(cls, dfd: int, name: str, record: Mapping[str, Any]) -> None:
-        data = json.dumps(record, indent=1, sort_keys=True).encode()
-
-        def write(w: BinaryIO) -> None:
-            w.write(data)
-
-        cls._clear_name(dfd, name)
-        atomic_write_at(dfd, name, write)
+    def _hit(self, meta: Meta) -> KnnRef:
+        fp = meta["fingerprint"]
+        self._dir.touch(fp)
+        self._dir.stats["hits"] += 1
+        self._dir.use(fp)
+        return self._ref(meta)
 
     def _write_meta(self, dfd: int, meta: Meta) -> None:
         """Commit an entry: the one write of ``meta.json``."""
-        self._write_json(dfd, META_FILE, meta)
-
-    @classmethod
-    def _save(cls, dfd: int, name: str, arr: np.ndarray[Any, Any]) -> dict[str, Any]:
-        def write(w: BinaryIO) -> None:
-            np.save(w, np.ascontiguousarray(arr), allow_pickle=False)
-
-        cls._clear_name(dfd, name)
-        digest, nbytes = atomic_write_at(dfd, name, write)
-        return {
-            "shape": [int(s) for s in arr.shape],
-            "dtype": arr.dtype.str,
-            "xxh3_128": digest,
-            "bytes": nbytes,
-        }
-
-    def _referenced(self, dfd: int, fp: str, keep: Meta | None) -> set[str]:
-        names = {META_FILE}
-        metas = [keep]
-        if not self._locking.exclusive:
-            # Another writer may have committed since ``keep`` was read.
-            with contextlib.suppress(OSError, CorruptEntryError):
-                metas.append(read_meta(dfd, fp))
-        for meta in metas:
-            if meta is not None:
-                names |= set(meta["files"])
-        arrays, _ = read_arrays(dfd, fp)
-        for name in arrays:
-            names |= {array_file(name), array_marker(name)}
-        return names
-
-    def _sweep(self, dfd: int, fp: str, keep: Meta | None) -> None:
-        """Under the entry lock: unlink regular files nothing committed refers to.
-
-        Under an exclusive lock every write happens under that lock, so such files can only
-        be leftovers of a writer that died (temporary files, k-files written before a crash,
-        k-files superseded by a larger k) and go at once. Without one, a file is removed
-        only when nothing committed refers to it and it is older than the grace period: a
-        younger one may be a racing writer's, about to be committed. Readers that mapped a
-        removed file keep their mapping. Foreign objects are left to ``_discard_corrupt``.
-        """
-        wanted = self._referenced(dfd, fp, keep)
-        cutoff = None if self._locking.exclusive else _now() - self._sweep_grace
-        for name, st in scan(dfd):
-            if name in wanted or not stat.S_ISREG(st.st_mode):
-                continue
-            if cutoff is not None and st.st_mtime > cutoff:
-                continue
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=dfd)
-
-    def _unlink_unreferenced(self, dfd: int, fp: str, names: list[str]) -> None:
-        """Failure cleanup: remove files we renamed into place that nothing commits.
-
-        Without an exclusive lock a racing writer may have committed the same files (same
-        names, same bytes); those stay.
-        """
-        wanted = set() if self._locking.exclusive else self._referenced(dfd, fp, None)
-        for name in names:
-            if name not in wanted:
-                with contextlib.suppress(OSError):
-                    os.unlink(name, dir_fd=dfd)
-
-    def _current_meta(self, dfd: int, fp: str) -> Meta | None:
-        """The committed meta of ``fp`` if the entry is intact (checksums verified), else None."""
-        try:
-            return check_entry(dfd, fp, arrays=False)
-        except (OSError, CorruptEntryError):
-            return None
-
-    def _write_entry(
-        self,
-        fp: str,
-        arr: np.ndarray[Any, Any],
-        k: int,
-        metric: str,
-        store_features: bool,
-        old: Meta | None,
-        engine: Engine,
-    ) -> Meta:
-        """Write (or complete) an entry under its lock; ``meta.json`` last.
-
-        The search runs before the first file is written, so a writer's files reach the
-        disk within I/O time of its commit. Without an exclusive lock the meta on disk is
-        read again just before committing: if a racing writer already committed an entry
-        that serves this request, it is returned instead (no downgrade from k=30 to k=20).
-        """
-        exclusive = self._locking.exclusive
-        n = arr.shape[0]
-        reuse_k = old is not None and old["k"] >= k
-        graph = None
-        if not reuse_k:
-            graph = engine.in_entry(self._entry(fp), old).compute(arr, k, metric, True)
-            self._stats["searches"] += 1
-            check_graph(graph, n)  # never write what could not be served
-        # Measured (approximate engines: a recall search) before the first file is written.
-        engine_fields = engine_meta(engine, graph, arr, metric, old)
-        path = str(self._entry(fp))
-        try:
-            root_fd = self._open_root()
-        except OSError as exc:
-            raise StoreWriteError(str(self._root), exc.strerror or str(exc), exc.errno) from None
-        try:
-            created_dir = False
-            try:
-                os.mkdir(fp, 0o777, dir_fd=root_fd)
-                created_dir = True
-                os.fsync(root_fd)  # the new entry directory itself must survive a crash
-            except FileExistsError:
-                pass
-            try:
-                dfd = open_dir_at(root_fd, fp, where=str(self._root))
-            except OSError as exc:
-                raise StoreWriteError(path, str(exc), exc.errno) from None
-            try:
-                return self._fill_entry(
-                    dfd, fp, arr, graph, k, metric, store_features, old, engine_fields
-                )
-            except BaseException as exc:
-                if created_dir and exclusive:
-                    remove_at(root_fd, fp)
-                elif created_dir:
-                    with contextlib.suppress(OSError):  # only if empty: nobody else's files
-                        os.rmdir(fp, dir_fd=root_fd)
-                if isinstance(exc, OSError) and not isinstance(exc, KnnCacheError):
-                    raise StoreWriteError(
-                        path, exc.strerror or str(exc) or type(exc).__name__, exc.errno
-                    ) from exc
-                raise
-            finally:
-                os.close(dfd)
-        finally:
-            os.close(root_fd)
-
-    def _fill_entry(
-        self,
-        dfd: int,
-        fp: str,
-        arr: np.ndarray[Any, Any],
-        graph: Any,
-        k: int,
-        metric: str,
-        store_features: bool,
-        old: Meta | None,
-        engine_fields: Mapping[str, Any],
-    ) -> Meta:
-        exclusive = self._locking.exclusive
-        n, d = arr.shape
-        written: list[str] = []
-        now = _now()
-        try:
-            self._sweep(dfd, fp, old)
-            files: dict[str, Any] = {}
-            reused: list[str] = []
-            if old is not None and FEATURES_FILE in old["files"]:
-                files[FEATURES_FILE] = old["files"][FEATURES_FILE]
-                reused.append(FEATURES_FILE)
-            elif store_features:
-                written.append(FEATURES_FILE)
-                files[FEATURES_FILE] = self._save(dfd, FEATURES_FILE, arr)
-            if graph is None:
-                assert old is not None
-                k_new = old["k"]
-                for name in k_files(k_new):
-                    files[name] = old["files"][name]
-                    reused.append(name)
-            else:
-                k_new = k
-                arrays: tuple[np.ndarray[Any, Any], ...] = (graph.neighbors, graph.distances)
-                for name, data in zip(k_files(k_new), arrays, strict=True):
-                    written.append(name)
-                    files[name] = self._save(dfd, name, data)
-            meta: Meta = {
-                "format_version": FORMAT_VERSION,
-                "fingerprint": fp,
-                "metric": metric,
-                "n": int(n),
-                "d": int(d),
-                "k": int(k_new),
-                "features_dtype": arr.dtype.str,
-                "files": files,
-                "created": old["created"] if old is not None else now,
-                "last_used": now,
-                "library": "knncache",
-                **engine_fields,
-            }
-            if not exclusive:
-                # Files we did not rewrite must look fresh to a racing writer's sweep.
-                for name in reused:
-                    os.utime(name, dir_fd=dfd, follow_symlinks=False)
-                current = self._current_meta(dfd, fp)
-                if current is not None:
-                    if self._usable(current, k, store_features):
-                        return current  # our files are the same bytes or unreferenced
-                    meta["created"] = min(meta["created"], current["created"])
-            self._write_meta(dfd, meta)
-        except BaseException:
-            self._unlink_unreferenced(dfd, fp, written)
-            raise
-        meta["arrays"] = read_arrays(dfd, fp)[0]
-        # Committed. Readers holding old memmaps keep them; new readers follow the meta.
-        # Without an exclusive lock a racing writer may be about to commit a meta naming the
-        # old k-files: they are left to the grace-period sweep.
-        if exclusive and old is not None and old["k"] < k_new:
-            for name in k_files(old["k"]):
-                with contextlib.suppress(OSError):
-                    os.unlink(name, dir_fd=dfd)
-        return meta
+        write_json(dfd, META_FILE, meta)
 
     # ------------------------------------------------------------------ public API
     def ensure(
@@ -755,21 +322,18 @@ class KnnStore(abc.ABC):
         engine = make_engine(method, params, arr.shape[0], executor)
         fp = engine.key(fingerprint(arr, metric))
 
-        meta, problem = self._inspect(fp)
-        if problem is None and meta is not None and self._usable(meta, k, store_features):
-            self._touch(fp)
-            self._stats["hits"] += 1
-            self._use(fp)
-            return self._ref(meta)
+        meta, problem = self._dir.inspect(fp)
+        if problem is None and meta is not None and usable(meta, k, store_features):
+            return self._hit(meta)
         what = f"entry {fp} is corrupt ({problem})" if problem else f"entry {fp} is not stored"
         if meta is not None:
             what = f"entry {fp} holds k={meta['k']} (< {k}) or no features"
-        self._require_writable(what)
+        self._dir.require_writable(what)
 
         self._prepare_root()
         with self._lock(fp):
-            meta, problem = self._inspect(fp)
-            if problem is not None and self._in_flight(fp):
+            meta, problem = self._dir.inspect(fp)
+            if problem is not None and in_flight(self._dir, fp):
                 problem = None  # a racing writer's uncommitted files (no exclusive lock)
             if problem is not None:
                 warnings.warn(
@@ -778,93 +342,19 @@ class KnnStore(abc.ABC):
                     KnnCacheWarning,
                     stacklevel=2,
                 )
-                self._stats["corrupt_rebuilds"] += 1
-                self._discard_corrupt(fp)
+                self._dir.stats["corrupt_rebuilds"] += 1
+                discard_corrupt(self._dir, fp)
                 meta = None
-            if self._usable(meta, k, store_features):
+            if usable(meta, k, store_features):
                 assert meta is not None
-                self._touch(fp)
-                self._stats["hits"] += 1
-                self._use(fp)
-                return self._ref(meta)
-            self._stats["misses"] += 1
-            meta = self._write_entry(fp, arr, k, metric, store_features, meta, engine)
-            self._use(fp)
+                return self._hit(meta)
+            self._dir.stats["misses"] += 1
+            meta = write_entry(
+                self._dir, fp, arr, k, metric, store_features, meta, engine, self._write_meta
+            )
+            self._dir.use(fp)
         self._after_write(fp)
         return self._ref(meta)
-
-    def _in_flight(self, fp: str) -> bool:
-        """Without an exclusive lock: no meta yet, but files younger than the grace period.
-
-        Those may belong to a writer racing us (it will commit them), so they are neither
-        reported nor removed.
-        """
-        if self._locking.exclusive:
-            return False
-        cutoff = _now() - self._sweep_grace
-        try:
-            with self._entry_fd(fp) as dfd:
-                children = dict(scan(dfd))
-        except OSError:
-            return False
-        if META_FILE in children:
-            return False
-        return any(stat.S_ISREG(st.st_mode) and st.st_mtime > cutoff for st in children.values())
-
-    def _discard_corrupt(self, fp: str) -> None:
-        """Under the entry lock: make way for a rebuild; foreign objects are unlinked, never
-        followed."""
-        try:
-            root_fd = self._open_root()
-        except OSError as exc:
-            raise StoreWriteError(str(self._root), exc.strerror or str(exc), exc.errno) from None
-        try:
-            try:
-                st = os.stat(fp, dir_fd=root_fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return
-            if not stat.S_ISDIR(st.st_mode) or self._locking.exclusive:
-                _remove_entry(root_fd, fp)
-            else:
-                # Uncommit only: a racing writer may be using the directory; the rewrite
-                # replaces every file it names and the sweep takes the rest in time. Foreign
-                # objects (links, FIFOs, directories in place of files) are nobody's.
-                dfd = open_dir_at(root_fd, fp)
-                try:
-                    remove_at(dfd, META_FILE)
-                    for name, cst in scan(dfd):
-                        if not stat.S_ISREG(cst.st_mode):
-                            remove_at(dfd, name)
-                finally:
-                    os.close(dfd)
-            try:
-                after = os.stat(fp, dir_fd=root_fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return
-            if not stat.S_ISDIR(after.st_mode):
-                raise StoreWriteError(str(self._entry(fp)), "cannot remove the foreign object")
-        except OSError as exc:
-            if isinstance(exc, KnnCacheError):
-                raise
-            raise StoreWriteError(
-                str(self._entry(fp)), exc.strerror or str(exc), exc.errno
-            ) from None
-        finally:
-            os.close(root_fd)
-
-    def _array_hit(self, fp: str, name: str) -> bool:
-        """Lock-free: whether array ``name`` is committed and intact (raises FeaturesNotStored)."""
-        try:
-            with self._entry_fd(fp) as dfd:
-                meta = read_meta(dfd, fp)
-                if FEATURES_FILE not in meta["files"]:
-                    raise FeaturesNotStoredError(fp)
-                raw = read_capped(dfd, array_marker(name), MAX_MARKER_BYTES)
-                rec = parse_marker(raw, fp, name)
-                check_file(dfd, fp, array_file(name), rec, checksum=True)
-                return True
-        except (OSError, CorruptEntryError):
-            return False
 
     def ensure_array(
         self,
@@ -917,12 +407,12 @@ class KnnStore(abc.ABC):
         self._check_open()
         validate_array_name(name)
         fp = validate_fingerprint(ref.fingerprint)
-        entry = self._entry(fp)
+        entry = self._dir.entry(fp)
         if Path(ref.root).absolute() != self._root:
             raise EntryNotFoundError(str(entry), fp, "the ref points into another store")
-        if self._array_hit(fp, name):
-            self._stats["array_hits"] += 1
-            self._use(fp)
+        if self._dir.array_committed(fp, name):
+            self._dir.stats["array_hits"] += 1
+            self._dir.use(fp)
             return
         try:
             st = os.lstat(entry)
@@ -930,73 +420,10 @@ class KnnStore(abc.ABC):
             raise EntryNotFoundError(str(entry), fp) from None
         if not stat.S_ISDIR(st.st_mode):
             raise CorruptEntryError(fp, f"the entry is a {kind_of(st.st_mode)} (not followed)")
-        self._require_writable(f"array {name!r} of entry {fp} is not stored (or is corrupt)")
+        self._dir.require_writable(f"array {name!r} of entry {fp} is not stored (or is corrupt)")
         with self._lock(fp):
-            try:
-                with self._entry_fd(fp) as dfd:
-                    self._ensure_array_locked(dfd, fp, name, compute)
-            except ForeignObjectError as exc:
-                raise CorruptEntryError(fp, str(exc)) from None
-            except FileNotFoundError as exc:
-                if isinstance(exc, KnnCacheError):
-                    raise
-                raise EntryNotFoundError(str(entry), fp) from None
+            write_array(self._dir, fp, name, compute)
         self._after_write(fp)
-
-    def _ensure_array_locked(
-        self, dfd: int, fp: str, name: str, compute: Callable[[np.memmap[Any, Any]], Any]
-    ) -> None:
-        entry = self._entry(fp)
-        try:
-            meta = check_entry(dfd, fp, arrays=False)
-        except FileNotFoundError:
-            raise EntryNotFoundError(str(entry), fp) from None
-        if FEATURES_FILE not in meta["files"]:
-            raise FeaturesNotStoredError(fp)
-        fname, mname = array_file(name), array_marker(name)
-        rec = meta["arrays"].get(name)
-        if rec is not None:
-            try:
-                check_file(dfd, fp, fname, rec, checksum=True)
-            except CorruptEntryError as exc:
-                warnings.warn(
-                    f"knncache: {exc}; recomputing array {name!r}", KnnCacheWarning, stacklevel=3
-                )
-                self._stats["corrupt_rebuilds"] += 1
-            else:
-                self._stats["array_hits"] += 1
-                self._use(fp)
-                return
-        self._sweep(dfd, fp, meta)
-        feats = open_at(dfd, FEATURES_FILE, str(entry))
-        result = np.asarray(compute(feats))  # type: ignore[arg-type]  # a read-only map
-        del feats
-        if result.dtype.kind not in "biuf":
-            raise InvalidFeaturesError(
-                "dtype",
-                f"ensure_array({name!r}): compute returned dtype {result.dtype}; "
-                "expected a numeric or bool array",
-            )
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                # A corrupt marker must not commit the new file before it is complete.
-                os.unlink(mname, dir_fd=dfd)
-            record = self._save(dfd, fname, result)
-            record.update(format_version=FORMAT_VERSION, fingerprint=fp, name=name)
-            self._write_json(dfd, mname, record)
-        except BaseException as exc:
-            # Nothing commits a half-done array; drop whatever was written (unless a racing
-            # writer committed it: no exclusive lock).
-            self._unlink_unreferenced(dfd, fp, [fname])
-            if isinstance(exc, OSError) and not isinstance(exc, KnnCacheError):
-                raise StoreWriteError(
-                    str(entry / fname), exc.strerror or str(exc), exc.errno
-                ) from exc
-            raise
-        with contextlib.suppress(OSError):
-            os.utime(META_FILE, dir_fd=dfd, follow_symlinks=False)
-        self._stats["array_computes"] += 1
-        self._use(fp)
 
     def pin(self, ref: KnnRef | str) -> contextlib.AbstractContextManager[None]:
         """Pin an entry while a block runs: housekeeping of any process leaves it alone.
@@ -1039,13 +466,11 @@ class KnnStore(abc.ABC):
             file cannot be created or is a foreign object.
         """
         self._check_open()
-        fp = validate_fingerprint(ref if isinstance(ref, str) else ref.fingerprint)
-        if isinstance(ref, KnnRef) and Path(ref.root).absolute() != self._root:
-            raise EntryNotFoundError(str(self._entry(fp)), fp, "the ref points into another store")
-        shared = self._why_read_only() is None
+        fp = self._key_of(ref)
+        shared = self._dir.why_read_only() is None
         if shared:
             self._prepare_root()
-        return pin_entry(self._root, fp, self._lock_timeout, shared_file=shared)
+        return pin_entry(self._root, fp, self._dir.lock_timeout, shared_file=shared)
 
     def get(self, fingerprint: str) -> KnnRef | None:
         """Ref to the committed, intact entry ``fingerprint``, or ``None``.
@@ -1062,11 +487,11 @@ class KnnStore(abc.ABC):
         """
         self._check_open()
         fp = validate_fingerprint(fingerprint)
-        meta, problem = self._inspect(fp)
+        meta, problem = self._dir.inspect(fp)
         if problem is not None:
             # Maybe a concurrent replacement (new meta, old k-files unlinked): look again.
-            meta, problem = self._inspect(fp)
-        if problem is not None and self._in_flight(fp):
+            meta, problem = self._dir.inspect(fp)
+        if problem is not None and in_flight(self._dir, fp):
             return None  # a racing writer's uncommitted files (no exclusive lock)
         if problem is not None:
             warnings.warn(
@@ -1075,7 +500,7 @@ class KnnStore(abc.ABC):
             return None
         if meta is None:
             return None
-        self._use(fp)
+        self._dir.use(fp)
         return self._ref(meta)
 
     def release(self, ref: KnnRef | str) -> None:
@@ -1085,26 +510,7 @@ class KnnStore(abc.ABC):
         they no longer need an entry, so that ``max_bytes`` can be honoured. (Pins are
         separate: they end with their ``with`` block.)
         """
-        fp = ref if isinstance(ref, str) else ref.fingerprint
-        _IN_USE.discard((str(self._root), fp))
-
-    def _children(self) -> list[tuple[str, os.stat_result]]:
-        try:
-            root_fd = self._open_root()
-        except OSError:
-            return []
-        try:
-            return list(scan(root_fd))
-        finally:
-            os.close(root_fd)
-
-    def _entry_dirs(self) -> list[Path]:
-        """Entry directories (real directories named by a fingerprint; links are not)."""
-        return [
-            self._root / name
-            for name, st in self._children()
-            if is_fingerprint(name) and stat.S_ISDIR(st.st_mode)
-        ]
+        self._dir.release(ref if isinstance(ref, str) else ref.fingerprint)
 
     def entries(self) -> list[EntryInfo]:
         """Committed entries, most recently used first (metas are read, checksums are not).
@@ -1118,36 +524,7 @@ class KnnStore(abc.ABC):
             If the store was closed.
         """
         self._check_open()
-        out = []
-        for entry in self._entry_dirs():
-            try:
-                out.append(self._entry_info(entry.name))
-            except (OSError, CorruptEntryError):
-                continue
-        out.sort(key=lambda e: (-e.last_used, e.fingerprint))
-        return out
-
-    def _entry_info(self, fp: str) -> EntryInfo:
-        with self._entry_fd(fp) as dfd:
-            meta = read_meta(dfd, fp)
-            arrays, _ = read_arrays(dfd, fp)
-            mtime = os.stat(META_FILE, dir_fd=dfd, follow_symlinks=False).st_mtime
-            size = _entry_bytes(dfd)
-        return EntryInfo(
-            fingerprint=fp,
-            n=meta["n"],
-            d=meta["d"],
-            k=meta["k"],
-            metric=meta["metric"],
-            bytes=size,
-            created=float(meta["created"]),
-            last_used=max(float(meta["last_used"]), mtime),
-            has_features=FEATURES_FILE in meta["files"],
-            arrays=tuple(sorted(arrays)),
-            method=str(meta.get("method", "exact")),
-            params=dict(meta.get("params", {})),
-            recall=dict(meta["recall"]) if "recall" in meta else None,
-        )
+        return list_entries(self._dir)
 
     def info(self, ref: KnnRef | str) -> EntryInfo:
         """The summary of one committed entry (a ref into this store, or its key).
@@ -1167,141 +544,13 @@ class KnnStore(abc.ABC):
             The store is closed.
         """
         self._check_open()
-        fp = validate_fingerprint(ref if isinstance(ref, str) else ref.fingerprint)
-        if isinstance(ref, KnnRef) and Path(ref.root).absolute() != self._root:
-            raise EntryNotFoundError(str(self._entry(fp)), fp, "the ref points into another store")
+        fp = self._key_of(ref)
         try:
-            return self._entry_info(fp)
+            return entry_info(self._dir, fp)
         except FileNotFoundError:
-            raise EntryNotFoundError(str(self._entry(fp)), fp) from None
+            raise EntryNotFoundError(str(self._dir.entry(fp)), fp) from None
 
     # ------------------------------------------------------------------ housekeeping
-    def _stale_entries(self) -> list[str]:
-        """Entries of an older format version (never served: nobody asks for their key)."""
-        out = []
-        for entry in self._entry_dirs():
-            try:
-                with self._entry_fd(entry.name) as dfd:
-                    read_meta(dfd, entry.name)
-            except StaleEntryError:
-                out.append(entry.name)
-            except (OSError, CorruptEntryError):
-                continue
-        return out
-
-    def _remove_one(self, fp: str, report: _Housekeeping) -> bool:
-        """Remove entry ``fp`` unless written (its lock is held) or pinned; record which."""
-        try:
-            with self._lock(fp, timeout=0, remove=True):
-                root_fd = self._open_root()
-                try:
-                    with exclusive_pin(root_fd, fp, str(self._root)) as free:
-                        if not free:
-                            report.pinned.append(fp)
-                            return False
-                        _remove_entry(root_fd, fp)
-                finally:
-                    os.close(root_fd)
-        except (LockTimeoutError, StoreWriteError):
-            report.busy.append(fp)
-            return False
-        _IN_USE.discard((str(self._root), fp))
-        report.removed.append(fp)
-        return True
-
-    def _housekeep_files(self, report: _Housekeeping) -> None:
-        """Remove lock and pin files of absent entries (never one that is held), and foreign
-        objects (links, FIFOs...) at lock, pin or entry names. Nothing is followed."""
-        try:
-            root_fd = self._open_root()
-        except OSError:
-            return
-        try:
-            children = dict(scan(root_fd))
-            for name, st in children.items():
-                if SHIP_RE.fullmatch(name) or SHIP_TEMP_RE.fullmatch(name):
-                    self._housekeep_ship(root_fd, name, st, report)
-                    continue
-                fp, suffix = name[:32], name[32:]
-                if not is_fingerprint(fp) or suffix not in ("", LOCK_SUFFIX, PIN_SUFFIX):
-                    continue
-                if suffix == "" and stat.S_ISDIR(st.st_mode):
-                    continue
-                if not stat.S_ISREG(st.st_mode) or suffix == "":
-                    if remove_at(root_fd, name):
-                        report.foreign_removed.append(str(self._root / name))
-                    continue
-                if fp in children:
-                    continue  # the entry exists: its lock and pin files stay
-                if suffix == PIN_SUFFIX:
-                    with exclusive_pin(root_fd, fp, str(self._root)) as free:
-                        removed = free
-                else:
-                    try:
-                        fd = flock_acquire(root_fd, name, fcntl.LOCK_EX, 0, where=str(self._root))
-                    except (LockTimeoutError, StoreWriteError):
-                        continue
-                    removed = not os.path.lexists(self._entry(fp))
-                    flock_release(fd, root_fd, name if removed else None)
-                report.lock_files_removed += int(removed)
-        finally:
-            os.close(root_fd)
-
-    def _housekeep_ship(
-        self, root_fd: int, name: str, st: os.stat_result, report: _Housekeeping
-    ) -> None:
-        """Remove features shipped to executor workers (or a partial write of them) left by a
-        process that died: only past the grace period, and a shipped file only while this
-        process holds it exclusively (its owner holds it shared until it removes it)."""
-        path = str(self._root / name)
-        if not stat.S_ISREG(st.st_mode):
-            if remove_at(root_fd, name):
-                report.foreign_removed.append(path)
-            return
-        if st.st_mtime > _now() - self._sweep_grace:
-            return  # being written, or just written and about to be held
-        if SHIP_TEMP_RE.fullmatch(name):
-            with contextlib.suppress(OSError):
-                os.unlink(name, dir_fd=root_fd)
-                report.temp_removed.append(path)
-            return
-        try:
-            fd, _ = open_regular(root_fd, name, where=str(self._root))
-        except (OSError, ForeignObjectError):
-            return  # gone meanwhile, or swapped (the next pass sees what it is now)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return  # in use (or flock refused: then nobody can tell, so it stays)
-            if names_fd(root_fd, name, fd):
-                with contextlib.suppress(OSError):
-                    os.unlink(name, dir_fd=root_fd)
-                    report.temp_removed.append(path)
-        finally:
-            os.close(fd)
-
-    def _warn_pinned(self, report: _Housekeeping, what: str) -> None:
-        if report.pinned:
-            warnings.warn(
-                f"knncache: {what} skipped {len(report.pinned)} pinned entries in "
-                f"{str(self._root)!r}: {report.pinned}",
-                KnnCacheWarning,
-                stacklevel=3,
-            )
-
-    def _clear(self) -> _Housekeeping:
-        self._check_open()
-        report = _Housekeeping()
-        if not self._children():
-            return report
-        self._require_writable("clear cannot remove anything")
-        self._housekeep_files(report)
-        for entry in self._entry_dirs():
-            self._remove_one(entry.name, report)
-        self._housekeep_files(report)
-        return report
-
     def clear(self) -> list[str]:
         """Remove every entry; return the fingerprints removed.
 
@@ -1319,51 +568,10 @@ class KnnStore(abc.ABC):
         StoreWriteError
             If the store is read-only.
         """
-        report = self._clear()
-        self._warn_pinned(report, "clear")
+        self._check_open()
+        report = clear_entries(self._dir)
+        warn_pinned(self._dir, report, "clear")
         return report.removed
-
-    def _problems(self, *, checksum: bool) -> list[CorruptEntry]:
-        bad = []
-        for name, st in self._children():
-            fp, suffix = name[:32], name[32:]
-            if not is_fingerprint(fp):
-                continue
-            path = str(self._root / name)
-            if suffix in (LOCK_SUFFIX, PIN_SUFFIX, ".softlock"):
-                if not stat.S_ISREG(st.st_mode):
-                    what = {LOCK_SUFFIX: "lock", PIN_SUFFIX: "pin", ".softlock": "soft-lock"}
-                    bad.append(
-                        CorruptEntry(
-                            fp,
-                            path,
-                            f"{what[suffix]} file is a {kind_of(st.st_mode)} (not followed)",
-                        )
-                    )
-                continue
-            if suffix:
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                bad.append(
-                    CorruptEntry(fp, path, f"the entry is a {kind_of(st.st_mode)} (not followed)")
-                )
-                continue
-            try:
-                with self._entry_fd(fp) as dfd:
-                    check_entry(dfd, fp, arrays=True, checksum=checksum)
-            except FileNotFoundError:
-                if self._being_written(fp):
-                    continue
-                bad.append(CorruptEntry(fp, path, "meta.json missing"))
-            except StaleEntryError:
-                continue  # an older format: a miss, removed by clear/gc, not corruption
-            except ForeignObjectError as exc:
-                bad.append(CorruptEntry(fp, path, f"the entry is a {exc.kind} (not followed)"))
-            except CorruptEntryError as exc:
-                bad.append(CorruptEntry(fp, path, exc.reason))
-            except OSError as exc:
-                bad.append(CorruptEntry(fp, path, f"unreadable ({exc})"))
-        return bad
 
     def verify(self) -> list[CorruptEntry]:
         """Check every entry completely (kinds, sizes, headers, checksums, graph values,
@@ -1386,13 +594,4 @@ class KnnStore(abc.ABC):
             If the store was closed.
         """
         self._check_open()
-        return self._problems(checksum=True)
-
-    def _being_written(self, fp: str) -> bool:
-        # Called when the meta was missing: held lock, a meta committed meanwhile, or (no
-        # exclusive lock) young files all mean a writer is at work.
-        if self._locking.held_by_other(self._root, fp):
-            return True
-        if os.path.lexists(self._entry(fp) / META_FILE):
-            return True
-        return self._in_flight(fp)
+        return problems(self._dir, checksum=True)

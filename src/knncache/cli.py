@@ -39,9 +39,17 @@ from knncache._entry import META_FILE, read_arrays, read_meta
 from knncache._ephemeral import DEFAULT_PREFIX, sweep_temp_dirs
 from knncache._errors import CorruptEntryError, KnnCacheError
 from knncache._fingerprint import validate_fingerprint
+from knncache._housekeeping import (
+    CorruptEntry,
+    HousekeepingReport,
+    clear_entries,
+    entry_bytes,
+    evict_entries,
+)
+from knncache._housekeeping import problems as find_problems
 from knncache._locks import LockMarker, break_soft_locks
 from knncache._persistent import PersistentStore
-from knncache._store import CorruptEntry, _entry_bytes, _Housekeeping
+from knncache._store import store_dir
 
 __all__ = ["format_size", "main", "parse_size"]
 
@@ -140,7 +148,7 @@ def _problem_payload(bad: list[CorruptEntry]) -> list[dict[str, str]]:
     return [{"fingerprint": b.fingerprint, "path": b.path, "reason": b.reason} for b in bad]
 
 
-def _housekeeping_lines(report: _Housekeeping) -> list[str]:
+def _housekeeping_lines(report: HousekeepingReport) -> list[str]:
     lines = [f"skipped pinned entry {fp} (a process pins it)" for fp in report.pinned]
     lines += [f"skipped entry {fp} (being written)" for fp in report.busy]
     lines += [f"removed foreign object {p} (not followed)" for p in report.foreign_removed]
@@ -148,7 +156,7 @@ def _housekeeping_lines(report: _Housekeeping) -> list[str]:
     return lines
 
 
-def _housekeeping_payload(report: _Housekeeping) -> dict[str, Any]:
+def _housekeeping_payload(report: HousekeepingReport) -> dict[str, Any]:
     return {
         "pinned": report.pinned,
         "busy": report.busy,
@@ -195,7 +203,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         for e in infos
     ]
     lines.append(f"{len(infos)} entries, {format_size(sum(e.bytes for e in infos))}")
-    problems = store._problems(checksum=False)
+    problems = find_problems(store_dir(store), checksum=False)
     lines += [f"PROBLEM {b.fingerprint}: {b.reason}" for b in problems]
     _emit(args, payload, lines)
     if args.json:  # the JSON stays a list of entries; problems go to stderr (and `info`)
@@ -209,7 +217,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.fingerprint is None:
         infos = store.entries()
         total = sum(e.bytes for e in infos)
-        problems = store._problems(checksum=False)
+        problems = find_problems(store_dir(store), checksum=False)
         payload = {
             "root": str(store.root),
             "entries": len(infos),
@@ -232,10 +240,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         raise _UsageError(str(exc)) from None
     entry = store.root / fp
     try:
-        with store._entry_fd(fp) as dfd:
+        with store_dir(store).entry_fd(fp) as dfd:
             meta = read_meta(dfd, fp)
             meta["arrays"] = read_arrays(dfd, fp)[0]
-            size = _entry_bytes(dfd)
+            size = entry_bytes(dfd)
             with contextlib.suppress(OSError):
                 mtime = os.stat(META_FILE, dir_fd=dfd, follow_symlinks=False).st_mtime
                 meta["last_used"] = max(meta["last_used"], mtime)
@@ -286,7 +294,7 @@ def _engine_text(meta: dict[str, Any]) -> str:
 def _cmd_verify(args: argparse.Namespace) -> int:
     store = _store(args.root)
     bad = store.verify()
-    checked = len(store._entry_dirs())
+    checked = len(store_dir(store).entry_dirs())
     payload = {"root": str(store.root), "checked": checked, "corrupt": _problem_payload(bad)}
     lines = [f"CORRUPT {b.fingerprint}: {b.reason}" for b in bad]
     lines.append(f"{checked} entries checked, {len(bad)} corrupt")
@@ -296,7 +304,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_clear(args: argparse.Namespace) -> int:
     store = _store(args.root)
-    report = store._clear()
+    report = clear_entries(store_dir(store))
     lines = _housekeeping_lines(report)
     lines.append(
         f"removed {len(report.removed)} entries from {store.root}"
@@ -339,7 +347,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
         raise _UsageError(str(exc)) from None
     store = _store(args.root)
     before = store.total_bytes()
-    report = store._evict(budget)
+    report = evict_entries(store_dir(store), budget)
     evicted = report.removed
     after = store.total_bytes()
     payload = {

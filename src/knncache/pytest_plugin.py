@@ -12,19 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    from knncache import EphemeralStore, PersistentStore
+from knncache._ephemeral import EphemeralStore
+from knncache._persistent import PersistentStore
 
 
 @pytest.fixture
 def knn_store() -> Iterator[EphemeralStore]:
     """An :class:`~knncache.EphemeralStore` for one test; removed when the test ends."""
-    from knncache import EphemeralStore
-
     store = EphemeralStore()
     try:
         yield store
@@ -35,8 +32,6 @@ def knn_store() -> Iterator[EphemeralStore]:
 @pytest.fixture
 def persistent_knn_store(tmp_path: Path) -> Iterator[PersistentStore]:
     """A :class:`~knncache.PersistentStore` under the test's ``tmp_path``."""
-    from knncache import PersistentStore
-
     store = PersistentStore(tmp_path / "knn_cache")
     try:
         yield store

@@ -26,23 +26,20 @@ from typing import Any
 
 import numpy as np
 
+from knncache._engines import compute_knn
 from knncache._errors import InvalidParameterError, MissingDependencyError
 from knncache._fingerprint import fingerprint
-from knncache._knn import METRICS, KnnGraph, compute_knn
+from knncache._graph import METRICS, KnnGraph
+from knncache._persistent import PersistentStore
 from knncache._ref import KnnRef
 
 try:
+    import scipy.sparse  # a dependency of scikit-learn
     from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-    from sklearn.utils.validation import check_is_fitted
+    from sklearn.neighbors import NearestNeighbors
+    from sklearn.utils.validation import check_is_fitted, validate_data
 except ImportError:  # pragma: no cover - exercised only without scikit-learn
     raise MissingDependencyError("scikit-learn", "knncache.sklearn") from None
-
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _sk_validate_data
-except ImportError:  # pragma: no cover - older scikit-learn
-
-    def _sk_validate_data(est: Any, X: Any, **kwargs: Any) -> Any:
-        return est._validate_data(X, **kwargs)
 
 
 try:  # scikit-learn >= 1.8: csr_matrix or csr_array, as configured
@@ -128,8 +125,6 @@ class KNeighborsTransformer(  # scikit-learn ships no type hints
 
     def _open_store(self) -> Any:
         if isinstance(self.store, (str, os.PathLike)):
-            from knncache._persistent import PersistentStore
-
             return PersistentStore(self.store)
         return self.store
 
@@ -156,7 +151,7 @@ class KNeighborsTransformer(  # scikit-learn ships no type hints
             Invalid parameters or data (scikit-learn's checks, then knncache's).
         """
         self._check_params()
-        X = _sk_validate_data(self, X, dtype=[np.float64, np.float32])
+        X = validate_data(self, X, dtype=[np.float64, np.float32])
         n = X.shape[0]
         if n < 2:
             raise ValueError(f"n_samples = {n}: a neighbour graph needs at least 2 samples")
@@ -198,7 +193,7 @@ class KNeighborsTransformer(  # scikit-learn ships no type hints
             More neighbours asked for than fitted samples, or invalid data.
         """
         check_is_fitted(self, "n_samples_fit_")
-        X = _sk_validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
         width = self._row_width
         if width > self.n_samples_fit_:
             raise ValueError(
@@ -214,8 +209,6 @@ class KNeighborsTransformer(  # scikit-learn ships no type hints
             graph = self._fitted_graph(max(1, width - 1))
             out = graph.to_csr(width, mode=self.mode, include_self=True)
         else:
-            from sklearn.neighbors import NearestNeighbors
-
             nn = NearestNeighbors(n_neighbors=width, metric=self.metric, algorithm="brute")
             out = nn.fit(self._fit_X).kneighbors_graph(X, mode=self.mode)
         return _align_api_if_sparse(out)
@@ -259,8 +252,6 @@ def symmetrize(graph: Any) -> Any:
     InvalidParameterError
         If ``graph`` is not a square sparse matrix.
     """
-    import scipy.sparse
-
     if not scipy.sparse.issparse(graph) or graph.shape[0] != graph.shape[1]:
         raise InvalidParameterError(
             "graph", type(graph).__name__, "expected a square scipy sparse matrix"

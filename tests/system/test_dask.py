@@ -83,11 +83,11 @@ _SEARCHES = {"count": 0}
 def _count_searches() -> None:
     """Wrap every binding of ``compute_knn`` in this process with a call counter."""
     import knncache
-    import knncache._knn
+    import knncache._engines
     import ssddbc.density.density_estimation
     import ssddbc.grid_search._tasks  # noqa: F401 - binds it at import time
 
-    original = knncache._knn.compute_knn
+    original = knncache._engines.compute_knn
     if getattr(original, "_counted", False):
         return
 

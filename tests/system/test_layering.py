@@ -119,7 +119,7 @@ def test_no_never_arrow_is_crossed(path: Path) -> None:
         ("import numpy as np\nx = np.load('a.npy')\n", "pure"),
         ("from knncache import PersistentStore", "pure"),
         ("from knncache import fingerprint", "pure"),
-        ("from knncache._knn import compute_knn", "pure"),
+        ("from knncache._engines import compute_knn", "pure"),
         ("import knncache", "pure"),
         ("from knncache import EphemeralStore", "ssddbc"),
         ("from knncache._store import KnnStore", "ssddbc"),
