@@ -41,6 +41,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import faiss
 import numpy as np
 import numpy.typing as npt
 import xxhash
@@ -420,8 +421,6 @@ def compute_knn(
 # ---------------------------------------------------------------------- approximate
 @contextlib.contextmanager
 def _faiss_threads(count: int) -> Iterator[None]:
-    import faiss  # slow to import, not needed to load a graph: imported on first search
-
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(count)
     try:
@@ -438,8 +437,6 @@ def _approximate(
     method: str,
     p: Mapping[str, Any],
 ) -> KnnGraph:
-    import faiss  # slow to import, not needed to load a graph: imported on first search
-
     def build(x32: npt.NDArray[np.float32], kk: int) -> Any:
         d = x32.shape[1]
         index: Any

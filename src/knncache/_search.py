@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import faiss
 import numpy as np
 import numpy.typing as npt
 
@@ -48,8 +49,6 @@ def _pow2_scale(max_abs: float, dim: int) -> float:
 
 def _refine_threads() -> int:
     try:
-        import faiss  # slow to import, not needed to load a graph: imported on first search
-
         wanted = int(faiss.omp_get_max_threads())
     except Exception:  # pragma: no cover - faiss always has it
         wanted = 1
@@ -57,8 +56,6 @@ def _refine_threads() -> int:
 
 
 def _faiss_index(x32: npt.NDArray[np.float32]) -> Any:
-    import faiss  # slow to import, not needed to load a graph: imported on first search
-
     index = faiss.IndexFlatL2(x32.shape[1])
     index.add(x32)
     return index
