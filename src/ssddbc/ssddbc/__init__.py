@@ -3,25 +3,53 @@
 ``adaptive_density_clustering`` keeps the original research code's name, arguments and return
 values. The step functions (:func:`grow_core_clusters`, :func:`merge_isolated_core_clusters`,
 :func:`assign_sparse_points`) are vectorised rewrites with their own signatures, hence their
-own names. The original's exports of this package are here too, with its signatures:
-:func:`build_clusters_ssddbc`, :func:`assign_sparse_points_density_based`,
-:func:`merge_clusters_by_label_consistency` (and, in :mod:`.merging`,
-``merge_isolated_clusters``), :func:`ssddbc_conflict_resolution`,
-:func:`compute_cluster_cohesion`, :func:`analyze_ssddbc_clustering_result` and
-:func:`analyze_cluster_composition`.
+own names. The original's exports of this package are here too, with its signatures.
+
+The names are imported on first use, so that the density layer can import this package's
+parameter table (:mod:`._params`) without loading the algorithm.
 """
 
 from __future__ import annotations
 
-from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
-from ssddbc.ssddbc.analysis import analyze_cluster_composition, analyze_ssddbc_clustering_result
-from ssddbc.ssddbc.assignment import assign_sparse_points, assign_sparse_points_density_based
-from ssddbc.ssddbc.clustering import build_clusters_ssddbc, cluster_label_rule, grow_core_clusters
-from ssddbc.ssddbc.conflict import compute_cluster_cohesion, ssddbc_conflict_resolution
-from ssddbc.ssddbc.merging import (
-    merge_clusters_by_label_consistency,
-    merge_isolated_core_clusters,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
+    from ssddbc.ssddbc.analysis import (
+        analyze_cluster_composition,
+        analyze_ssddbc_clustering_result,
+    )
+    from ssddbc.ssddbc.assignment import (
+        assign_sparse_points,
+        assign_sparse_points_density_based,
+    )
+    from ssddbc.ssddbc.clustering import (
+        build_clusters_ssddbc,
+        cluster_label_rule,
+        grow_core_clusters,
+    )
+    from ssddbc.ssddbc.conflict import compute_cluster_cohesion, ssddbc_conflict_resolution
+    from ssddbc.ssddbc.merging import (
+        merge_clusters_by_label_consistency,
+        merge_isolated_core_clusters,
+    )
+
+#: Each exported name -> the module that defines it.
+_HOMES: dict[str, str] = {
+    "adaptive_density_clustering": "ssddbc.ssddbc.adaptive_clustering",
+    "analyze_cluster_composition": "ssddbc.ssddbc.analysis",
+    "analyze_ssddbc_clustering_result": "ssddbc.ssddbc.analysis",
+    "assign_sparse_points": "ssddbc.ssddbc.assignment",
+    "assign_sparse_points_density_based": "ssddbc.ssddbc.assignment",
+    "build_clusters_ssddbc": "ssddbc.ssddbc.clustering",
+    "cluster_label_rule": "ssddbc.ssddbc.clustering",
+    "compute_cluster_cohesion": "ssddbc.ssddbc.conflict",
+    "grow_core_clusters": "ssddbc.ssddbc.clustering",
+    "merge_clusters_by_label_consistency": "ssddbc.ssddbc.merging",
+    "merge_isolated_core_clusters": "ssddbc.ssddbc.merging",
+    "ssddbc_conflict_resolution": "ssddbc.ssddbc.conflict",
+}
 
 __all__ = [
     "adaptive_density_clustering",
@@ -37,3 +65,16 @@ __all__ = [
     "merge_isolated_core_clusters",
     "ssddbc_conflict_resolution",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

@@ -34,6 +34,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ssddbc._errors import InvalidInputError
+from ssddbc._validation import (
+    as_features,
+    as_mask,
+    as_pairwise,
+    as_targets,
+    check_int,
+    warn_labeled_outside_known,
+)
 from ssddbc.ssddbc._candidates import subset_neighbors
 from ssddbc.ssddbc._select import smallest_per_row
 from ssddbc.ssddbc._source import DistanceSource
@@ -553,16 +562,6 @@ def build_clusters_ssddbc(
     InvalidInputError
         Malformed arrays, ``k`` out of range, or a missing or malformed ``co``.
     """
-    from ssddbc._errors import InvalidInputError
-    from ssddbc._validation import (
-        as_features,
-        as_mask,
-        as_pairwise,
-        as_targets,
-        check_int,
-        warn_labeled_outside_known,
-    )
-
     x = as_features(X, "X")
     n = x.shape[0]
     high = as_mask(high_density_mask, "high_density_mask", n)
