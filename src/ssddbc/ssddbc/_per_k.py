@@ -1,20 +1,15 @@
 """All density percentiles of one ``k`` on structures shared across them.
 
-A grid search runs 12 percentiles per ``k``. Everything before the high-density set depends
-on ``k`` only (doc sections 1-2): the validation, the densities, the relative densities, the
-cutoff, the checked candidate graph and the distance source (float32 features and their
-squared norms). :func:`cluster_percentiles` computes those once and runs each percentile's
-growth, merge and assignment on them, giving for every percentile exactly what
-:func:`~ssddbc.ssddbc.adaptive_clustering.adaptive_density_clustering` returns for it.
-
-The high-density sets are nested (``H`` at a higher percentile is a subset of ``H`` at a
-lower one), and one sorted structure serves all of them: the neighbour graph, whose rows are
-in (distance, index) order. The first ``kk`` members of ``H`` in a point's row are its
-within-``H`` neighbours whenever the row holds ``kk`` of them, for every ``H`` at once; the
-same graph decides most of the merge and assignment questions. So, unlike a single call, a
-float32 graph is used as candidates even when the pairwise matrix is given; the matrix then
-answers only the rows the graph leaves undecided (identical results, see
-:mod:`ssddbc.ssddbc._candidates`). A wider graph (e.g. 64 columns) decides more rows.
+Everything before the high-density set depends on ``k`` only (doc sections 1-2): the
+validation, the densities, the cutoff, the candidate graph and the distance source.
+:func:`cluster_percentiles` computes those once and runs each percentile's growth, merge and
+assignment on them, giving for every percentile exactly what
+:func:`~ssddbc.ssddbc.adaptive_clustering.adaptive_density_clustering` returns for it. The
+high-density sets are nested and the neighbour graph's rows are in (distance, index) order,
+so one graph answers the within-``H`` neighbours of every percentile; unlike a single call,
+a float32 graph therefore serves as candidates even when the pairwise matrix is given, which
+then answers only the rows the graph leaves undecided (identical results, see
+:mod:`ssddbc.ssddbc._candidates`).
 """
 
 from __future__ import annotations

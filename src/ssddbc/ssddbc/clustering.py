@@ -10,9 +10,8 @@ are enqueued in the iteration order of a Python ``set`` that received exactly th
 and removals the original made. That order decides which later conflicts are seen first.
 
 The original pays O(|P|) per absorption (every member re-inserted into the current set,
-relabelled and re-enqueued), and a large cluster absorbed by seed after seed makes that
-quadratic (60 million insertions for 30,000 points at N=50,000, k=3). Here an absorption is
-O(1) and gives the same result:
+relabelled and re-enqueued), quadratic when a large cluster is absorbed by seed after seed.
+Here an absorption is O(1) and gives the same result:
 
 * labels are cluster ids forwarded to their absorber (union-find), so nobody is relabelled;
 * only P's *front* members are enqueued: a member all of whose neighbours were in P when it
