@@ -68,7 +68,7 @@ def squared_norms(A: npt.ArrayLike) -> npt.NDArray[np.float64]:
     return out
 
 
-def _exact_pairs(
+def exact_pairs(
     a64: npt.NDArray[np.float64], b64: npt.NDArray[np.float64], ia: Any, ib: Any
 ) -> npt.NDArray[np.float64]:
     """Distances of selected pairs from the difference vectors (float32 inputs are exact)."""
@@ -110,7 +110,7 @@ def _block_kernel(
         unsure = lo != s.astype(np.float32)
         if unsure.any():
             ia, ib = np.nonzero(unsure)
-            lo[ia, ib] = _exact_pairs(a64[r0:], b64, ia, ib).astype(np.float32)
+            lo[ia, ib] = exact_pairs(a64[r0:], b64, ia, ib).astype(np.float32)
     return out
 
 

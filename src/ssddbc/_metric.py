@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ssddbc._distances import _exact_pairs
+from ssddbc._distances import exact_pairs
 from ssddbc._errors import InvalidInputError
 
 __all__ = [
@@ -205,7 +205,7 @@ def cosine_candidate_graph(
     n, m = nb.shape
     u64 = np.asarray(u, dtype=np.float64)
     rows = np.repeat(np.arange(n, dtype=np.int64), m)
-    dist = _exact_pairs(u64, u64, rows, nb.ravel()).astype(np.float32).reshape(n, m)
+    dist = exact_pairs(u64, u64, rows, nb.ravel()).astype(np.float32).reshape(n, m)
     order = np.lexsort((nb, dist), axis=-1)
     nb = np.take_along_axis(nb, order, axis=1)
     dist = np.take_along_axis(dist, order, axis=1)

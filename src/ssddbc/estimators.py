@@ -1,11 +1,10 @@
 """scikit-learn estimators over SS-DDBC: :class:`SSDDBC` and :class:`SSDDBCSearch`.
 
-Both are thin front ends: :class:`SSDDBC` calls
-:func:`ssddbc.ssddbc.adaptive_clustering.adaptive_density_clustering` and
-:class:`SSDDBCSearch` calls :func:`ssddbc.grid_search.api.run_clustering_search_on_features`;
-neither has a second implementation of anything. Their defaults are not restated here: they
-are read from the signature of ``adaptive_density_clustering`` (:data:`ALGORITHM_DEFAULTS`),
-the one table of the algorithm's defaults.
+Both are thin front ends: :class:`SSDDBC` runs the SS-DDBC pipeline
+(:func:`ssddbc.ssddbc._pipeline.cluster`) and :class:`SSDDBCSearch` calls
+:func:`ssddbc.grid_search.api.run_clustering_search_on_features`; neither has a second
+implementation of anything. Their defaults and ``_parameter_constraints`` are generated from
+the parameter table, :mod:`ssddbc.ssddbc._params`.
 
 SS-DDBC is semi-supervised: ``fit`` takes the class labels ``y`` and two masks as keyword
 arguments (scikit-learn routes them through ``fit_predict`` too). Which samples are labelled,
@@ -23,7 +22,6 @@ neither, no ``y``             none: plain density clustering
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
@@ -32,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
@@ -40,19 +38,14 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
+from sklearn.utils.validation import validate_data
 
 from ssddbc._errors import InvalidInputError
-from ssddbc._metric import METRICS
 from ssddbc._validation import as_mask
-from ssddbc.density.density_estimation import DENSITY_METHODS
-from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
-from ssddbc.ssddbc.assignment import ASSIGN_MODELS
-from ssddbc.ssddbc.co_calculation import CO_MODES
-
-try:  # scikit-learn >= 1.6
-    from sklearn.utils.validation import validate_data as _sk_validate_data
-except ImportError:  # pragma: no cover - older scikit-learn
-    _sk_validate_data = None
+from ssddbc.grid_search._workers import resolve_n_jobs
+from ssddbc.grid_search.api import run_clustering_search_on_features
+from ssddbc.ssddbc._params import SPECS, AlgorithmParams, ParamSpec
+from ssddbc.ssddbc._pipeline import cluster
 
 __all__ = ["ALGORITHM_DEFAULTS", "SSDDBC", "EstimatorParameterError", "SSDDBCSearch"]
 
@@ -68,24 +61,28 @@ ALGORITHM_PARAMS: tuple[str, ...] = (
     "metric",
 )
 
-#: Their defaults, read from ``adaptive_density_clustering``'s signature (the one table).
-ALGORITHM_DEFAULTS: Mapping[str, Any] = {
-    name: param.default
-    for name, param in inspect.signature(adaptive_density_clustering).parameters.items()
-    if name in ALGORITHM_PARAMS
-}
+#: Their defaults: the parameter table's.
+ALGORITHM_DEFAULTS: Mapping[str, Any] = {name: SPECS[name].default for name in ALGORITHM_PARAMS}
 _D = ALGORITHM_DEFAULTS
+
+
+def _constraint(spec: ParamSpec) -> list[Any]:
+    """scikit-learn's constraint objects for one row of the parameter table."""
+    if spec.type is str:
+        allowed: Any = StrOptions(set(spec.choices or ()))
+    elif spec.choices is not None:
+        allowed = Options(Integral, set(spec.choices))
+    else:
+        closed = {(True, True): "both", (True, False): "left", (False, True): "right"}
+        bounds = (spec.low is not None, spec.high is not None)
+        number = Integral if spec.type is int else Real
+        allowed = Interval(number, spec.low, spec.high, closed=closed.get(bounds, "neither"))
+    return [allowed, None] if spec.optional else [allowed]
+
 
 #: Constraints of the algorithm options, scikit-learn style (checked in ``fit``).
 _ALGORITHM_CONSTRAINTS: dict[str, list[Any]] = {
-    "k": [Interval(Integral, 1, None, closed="left")],
-    "density_percentile": [Interval(Real, 0, 100, closed="both")],
-    "dense_method": [Options(Integral, set(DENSITY_METHODS))],
-    "co_mode": [Options(Integral, set(CO_MODES))],
-    "co_manual": [Interval(Real, 0, None, closed="left"), None],
-    "assign_model": [Options(Integral, set(ASSIGN_MODELS))],
-    "voting_k": [Interval(Integral, 1, None, closed="left")],
-    "metric": [StrOptions(set(METRICS))],
+    name: _constraint(SPECS[name]) for name in ALGORITHM_PARAMS
 }
 
 
@@ -113,12 +110,7 @@ def _validate_params(estimator: BaseEstimator, constraints: Mapping[str, list[An
 def _check_X(estimator: BaseEstimator, X: Any, *, reset: bool) -> npt.NDArray[Any]:
     """scikit-learn's input checks (``n_features_in_``, messages), as our error."""
     try:
-        if _sk_validate_data is not None:
-            out = _sk_validate_data(
-                estimator, X, reset=reset, dtype="numeric", ensure_min_samples=2
-            )
-        else:  # pragma: no cover - scikit-learn < 1.6
-            out = estimator._validate_data(X, reset=reset, dtype="numeric", ensure_min_samples=2)
+        out = validate_data(estimator, X, reset=reset, dtype="numeric", ensure_min_samples=2)
     except ValueError as exc:
         raise InvalidInputError("X", str(exc)) from None
     return np.asarray(out)
@@ -165,9 +157,25 @@ def _resolve_split(
 class _SemiSupervisedClusterMixin(ClusterMixin):  # type: ignore[misc]
     """``fit_predict`` that passes ``y`` on (scikit-learn's drops it: clusterers ignore y)."""
 
+    dense_method: int
+    co_mode: int
+    co_manual: float | None
+    assign_model: int
+    voting_k: int
+
     def fit_predict(self, X: Any, y: Any = None, **kwargs: Any) -> Any:
         """Fit and return ``labels_`` (``y`` and keyword arguments as ``fit``)."""
         return self.fit(X, y, **kwargs).labels_
+
+    def _algorithm_params(self) -> AlgorithmParams:
+        """The fixed algorithm options of this estimator (validated again by the table)."""
+        return AlgorithmParams(
+            dense_method=self.dense_method,
+            co_mode=self.co_mode,
+            co_manual=self.co_manual,
+            assign_model=self.assign_model,
+            voting_k=self.voting_k,
+        )
 
 
 class SSDDBC(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[misc]
@@ -211,8 +219,9 @@ class SSDDBC(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[misc]
 
     Notes
     -----
-    The defaults are those of ``adaptive_density_clustering``; the keyword-only options of
-    the function that do nothing (``random_state``, ``silent``, ...) are not exposed.
+    The defaults are those of ``adaptive_density_clustering`` (the parameter table's); the
+    options of the function that do nothing (``random_state``, ``silent``, ...) are not
+    exposed.
     """
 
     _parameter_constraints: ClassVar[dict[str, Any]] = dict(_ALGORITHM_CONSTRAINTS)
@@ -284,23 +293,18 @@ class SSDDBC(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[misc]
         _validate_params(self, self._parameter_constraints)
         x = _check_X(self, X, reset=True)
         targets, known, labeled, classes = _resolve_split(y, known_mask, labeled_mask, len(x))
-        labels, n_clusters, unknown, _, category, _, core_clusters, densities = (
-            adaptive_density_clustering(
-                x,
-                targets,
-                known,
-                labeled,
-                self.k,
-                self.density_percentile,
-                dense_method=self.dense_method,
-                co_mode=self.co_mode,
-                co_manual=self.co_manual,
-                assign_model=self.assign_model,
-                voting_k=self.voting_k,
-                precomputed_knn=precomputed_knn,
-                pairwise_distances=pairwise_distances,
-                metric=self.metric,
-            )
+        labels, n_clusters, unknown, _, category, _, core_clusters, densities = cluster(
+            x,
+            targets,
+            known,
+            labeled,
+            self.k,
+            self.density_percentile,
+            self._algorithm_params(),
+            precomputed_knn=precomputed_knn,
+            pairwise_distances=pairwise_distances,
+            metric=self.metric,
+            stacklevel=2,
         )
         self.labels_ = labels
         self.n_clusters_ = int(n_clusters)
@@ -402,8 +406,6 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
 
     def __sklearn_clone__(self) -> SSDDBCSearch:
         """A clone sharing ``store`` and ``executor``: resources are used, not copied."""
-        from sklearn.base import clone
-
         params = {
             name: value if name in ("store", "executor") else clone(value, safe=False)
             for name, value in self.get_params(deep=False).items()
@@ -445,10 +447,6 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
         InvalidInputError, SearchConfigError, SearchFailedError
             As :func:`~ssddbc.grid_search.api.run_clustering_search_on_features`.
         """
-        from ssddbc.grid_search._workers import resolve_n_jobs
-        from ssddbc.grid_search.api import run_clustering_search_on_features
-        from ssddbc.ssddbc._params import AlgorithmParams
-
         _validate_params(self, self._parameter_constraints)
         x = _check_X(self, X, reset=True)
         # joblib's n_jobs, resolved by the search's own rule (named as this estimator's).
@@ -464,13 +462,7 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
             store=self.store,
             executor=self.executor,
             eval_mask=eval_mask,
-            params=AlgorithmParams(
-                dense_method=self.dense_method,
-                co_mode=self.co_mode,
-                co_manual=self.co_manual,
-                assign_model=self.assign_model,
-                voting_k=self.voting_k,
-            ),
+            params=self._algorithm_params(),
             metric=self.metric,
             max_workers=workers,
         )

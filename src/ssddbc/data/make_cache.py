@@ -52,12 +52,12 @@ from ssddbc._validation import as_features, as_mask, as_targets
 from ssddbc.data.feature_cache import (
     NPZ_NAME,
     SuperclassData,
-    _check_name,
-    _same_npz,
+    check_name,
     npy_load_errors,
+    npz_arrays,
+    same_npz,
     write_superclass,
 )
-from ssddbc.data.feature_cache import _npz_arrays as _cache_arrays
 from ssddbc.data.splits import make_gcd_split, train_test_permutation
 
 __all__ = ["DEFAULT_LABELED_FRACTION", "build_superclass", "main", "make_feature_cache"]
@@ -140,7 +140,7 @@ def build_superclass(
     InvalidInputError
         Naming the argument, on any bad or contradictory input.
     """
-    _check_name(name)
+    check_name(name)
     x = as_features(features, "features", min_rows=2)
     n = x.shape[0]
     y = as_targets(targets, n, "targets")
@@ -277,7 +277,7 @@ def make_feature_cache(
         raise FeatureCacheError(str(root), "is not a directory")
     path = root / data.name / NPZ_NAME
     if path.is_file() or path.is_symlink():
-        if not path.is_symlink() and _same_npz(path, _cache_arrays(data)):
+        if not path.is_symlink() and same_npz(path, npz_arrays(data)):
             return path, False
         if not overwrite:
             raise FeatureCacheError(

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from knncache import compute_knn
 from ssddbc._errors import InvalidInputError
 from ssddbc._validation import (
     as_features,
@@ -28,6 +29,7 @@ from ssddbc._validation import (
     check_int,
     check_percentile,
 )
+from ssddbc.ssddbc._params import DEFAULTS
 
 __all__ = [
     "DENSITY_METHODS",
@@ -89,8 +91,6 @@ def get_knn(
         x = as_features(X, "X")
         n = x.shape[0]
         k = check_int(k, "k", 1, n - 1)
-        from knncache import compute_knn  # the one exact search of the project
-
         graph = compute_knn(x, k, "euclidean")
         return as_precomputed_knn(graph, n, k)
     if X is not None:
@@ -186,7 +186,7 @@ _METHOD_FUNCS = {
 
 
 def compute_density(
-    X: Any, k: int = 10, dense_method: int = 1, precomputed_knn: Any = None
+    X: Any, k: int = 10, dense_method: int = DEFAULTS.dense_method, precomputed_knn: Any = None
 ) -> DensityResult:
     """Dispatch to the density method numbered ``dense_method`` (0-3, see DENSITY_METHODS).
 

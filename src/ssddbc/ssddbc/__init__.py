@@ -3,26 +3,48 @@
 ``adaptive_density_clustering`` keeps the original research code's name, arguments and return
 values. The step functions (:func:`grow_core_clusters`, :func:`merge_isolated_core_clusters`,
 :func:`assign_sparse_points`) are vectorised rewrites with their own signatures, hence their
-own names. The original's exports of this package are here too, with its signatures:
-:func:`build_clusters_ssddbc`, :func:`assign_sparse_points_density_based`,
-:func:`merge_clusters_by_label_consistency` (and, in :mod:`.merging`,
-``merge_isolated_clusters``), :func:`ssddbc_conflict_resolution`,
-:func:`compute_cluster_cohesion`, :func:`analyze_ssddbc_clustering_result` and
-:func:`analyze_cluster_composition`.
+own names. The original's exports of this package are here too, with its signatures.
+
+The names are imported on first use, so that the density layer can import this package's
+parameter table (:mod:`._params`) without loading the algorithm.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
-from ssddbc.ssddbc.assignment import assign_sparse_points, assign_sparse_points_density_based
-from ssddbc.ssddbc.clustering import build_clusters_ssddbc, cluster_label_rule, grow_core_clusters
-from ssddbc.ssddbc.merging import (
-    merge_clusters_by_label_consistency,
-    merge_isolated_core_clusters,
-)
+if TYPE_CHECKING:
+    from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
+    from ssddbc.ssddbc.assignment import (
+        assign_sparse_points,
+        assign_sparse_points_density_based,
+    )
+    from ssddbc.ssddbc.clustering import (
+        build_clusters_ssddbc,
+        cluster_label_rule,
+        grow_core_clusters,
+    )
+    from ssddbc.ssddbc.merging import (
+        merge_clusters_by_label_consistency,
+        merge_isolated_core_clusters,
+    )
+
+#: Each exported name -> the module that defines it.
+_HOMES: dict[str, str] = {
+    "adaptive_density_clustering": "ssddbc.ssddbc.adaptive_clustering",
+    "analyze_cluster_composition": "ssddbc.compat.analysis",
+    "analyze_ssddbc_clustering_result": "ssddbc.compat.analysis",
+    "assign_sparse_points": "ssddbc.ssddbc.assignment",
+    "assign_sparse_points_density_based": "ssddbc.ssddbc.assignment",
+    "build_clusters_ssddbc": "ssddbc.ssddbc.clustering",
+    "cluster_label_rule": "ssddbc.ssddbc.clustering",
+    "compute_cluster_cohesion": "ssddbc.compat.conflict",
+    "grow_core_clusters": "ssddbc.ssddbc.clustering",
+    "merge_clusters_by_label_consistency": "ssddbc.ssddbc.merging",
+    "merge_isolated_core_clusters": "ssddbc.ssddbc.merging",
+    "ssddbc_conflict_resolution": "ssddbc.compat.conflict",
+}
 
 __all__ = [
     "adaptive_density_clustering",
@@ -39,17 +61,15 @@ __all__ = [
     "ssddbc_conflict_resolution",
 ]
 
-#: The original's helpers of this package, defined in ssddbc.compat (imported on first use).
-_ORIGINAL_NAMES: dict[str, str] = {
-    "analyze_cluster_composition": "ssddbc.compat.analysis",
-    "analyze_ssddbc_clustering_result": "ssddbc.compat.analysis",
-    "compute_cluster_cohesion": "ssddbc.compat.conflict",
-    "ssddbc_conflict_resolution": "ssddbc.compat.conflict",
-}
-
 
 def __getattr__(name: str) -> Any:
-    module = _ORIGINAL_NAMES.get(name)
+    module = _HOMES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(module), name)
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

@@ -1,11 +1,11 @@
-"""The SS-DDBC options that stay fixed across a grid search: one table, one validation.
+"""The SS-DDBC options: one table of defaults, allowed values and help texts.
 
-:data:`PARAMETERS` is the single source of the algorithm's defaults, allowed values and help
-texts. :class:`AlgorithmParams` validates against it when constructed, so a bad option is
-refused before any work; :func:`add_algorithm_arguments` generates the command-line flags of
-every front end (``ssddbc-search``, ``python -m ssddbc.testing.test_superclass``) from it, and
-:meth:`AlgorithmParams.from_namespace` reads them back. Adding an option means adding one row
-here and one field to :class:`AlgorithmParams`.
+:data:`PARAMETERS` (the options fixed across a grid search) and :data:`CALL_PARAMETERS`
+(``k``, ``density_percentile``, ``metric``) are the only place the algorithm's defaults and
+constraints are written. Every front end is generated from them: :class:`AlgorithmParams`
+validates with :meth:`ParamSpec.check`, :func:`add_algorithm_arguments` builds the command-line
+flags, the estimators build their ``_parameter_constraints`` from the same rows, and the
+function signatures take their defaults from :data:`DEFAULTS` and :data:`SPECS`.
 """
 
 from __future__ import annotations
@@ -17,25 +17,39 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ssddbc._errors import InvalidInputError
+from ssddbc._metric import METRICS
 
-__all__ = ["PARAMETERS", "AlgorithmParams", "ParamSpec", "add_algorithm_arguments"]
+__all__ = [
+    "CALL_PARAMETERS",
+    "DEFAULTS",
+    "PARAMETERS",
+    "SPECS",
+    "AlgorithmParams",
+    "ParamSpec",
+    "add_algorithm_arguments",
+]
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One algorithm option: its flag type, default, allowed values and help text.
+    """One option: its type, default, allowed values and help text.
 
-    ``names`` gives each of ``choices`` a name (same order): the flags and
-    :class:`AlgorithmParams` accept either (``--dense_method median`` is
-    ``--dense_method 1``); the number is what is stored.
+    ``choices`` lists the allowed values (numbers, or strings for ``metric``); ``names``
+    gives each numbered choice a name (same order), accepted wherever the number is
+    (``--dense_method median`` is ``--dense_method 1``); the number is what is stored.
+    Otherwise the value must be a ``type`` in ``[low, high]`` (bounds optional, inclusive),
+    finite when a float, or None when ``optional``.
     """
 
     name: str
     type: type
     default: Any
     help: str
-    choices: tuple[int, ...] | None = None
+    choices: tuple[Any, ...] | None = None
     names: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    optional: bool = False
 
     def by_name(self) -> dict[str, int]:
         """``{name: number}`` of the named choices (empty when unnamed)."""
@@ -50,8 +64,53 @@ class ParamSpec:
                 return f"{name} ({number})"
         return str(self.default)
 
+    def check(self, value: Any) -> Any:
+        """Return ``value`` normalised (a name resolved, an int or float), or raise.
 
-#: The table. ``adaptive_density_clustering``'s keyword defaults equal these (tested).
+        Raises
+        ------
+        InvalidInputError
+            ``value`` is not allowed by this row, naming the option.
+        """
+        if value is None and self.optional:
+            return None
+        if self.choices is not None:
+            if isinstance(value, str) and value in self.by_name():
+                value = self.by_name()[value]
+            if self.type is str:
+                ok = isinstance(value, str) and value in self.choices
+            else:
+                ok = not isinstance(value, (bool, str)) and isinstance(value, numbers.Integral)
+                ok = ok and value in self.choices
+            if not ok:
+                allowed = [*self.choices, *self.by_name()]
+                raise InvalidInputError(self.name, f"expected one of {allowed}, got {value!r}")
+            return value if self.type is str else int(value)
+        if self.type is int:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise InvalidInputError(self.name, f"expected an integer, got {value!r}")
+            out: float = int(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise InvalidInputError(self.name, f"expected a number, got {value!r}")
+            out = float(value)
+        low_ok = self.low is None or out >= self.low
+        high_ok = self.high is None or out <= self.high
+        if not (math.isfinite(out) and low_ok and high_ok):
+            raise InvalidInputError(self.name, f"expected {self.describe()}, got {value!r}")
+        return out
+
+    def describe(self) -> str:
+        """The allowed values in words (``"an integer >= 1"``)."""
+        kind = "an integer" if self.type is int else "a finite number"
+        if self.low is not None and self.high is not None:
+            return f"{kind} in [{self.low:g}, {self.high:g}]"
+        if self.low is not None:
+            return f"{kind} >= {self.low:g}"
+        return kind
+
+
+#: The options fixed across a grid search (its command-line flags and ``config.json``).
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "dense_method",
@@ -69,7 +128,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         (1, 2, 3),
         ("manual", "mean", "relative"),
     ),
-    ParamSpec("co_manual", float, None, "cutoff for --co_mode 1 (finite, >= 0)"),
+    ParamSpec(
+        "co_manual", float, None, "cutoff for --co_mode 1 (finite, >= 0)", low=0, optional=True
+    ),
     ParamSpec(
         "assign_model",
         int,
@@ -79,16 +140,25 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         (1, 2, 3),
         ("centroid", "vote", "nearest3"),
     ),
-    ParamSpec("voting_k", int, 5, "voters for --assign_model 2 (>= 1)"),
+    ParamSpec("voting_k", int, 5, "voters for --assign_model 2 (>= 1)", low=1),
 )
-_SPEC = {p.name: p for p in PARAMETERS}
 
+#: The options of one call: the grid's two axes and the metric of the features.
+CALL_PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec("k", int, 10, "neighbours for the densities (1 <= k < N)", low=1),
+    ParamSpec(
+        "density_percentile",
+        float,
+        75,
+        "relative-density percentile of the high-density set",
+        low=0,
+        high=100,
+    ),
+    ParamSpec("metric", str, "euclidean", "distance between features", METRICS),
+)
 
-def _check_int(name: str, value: Any, lo: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidInputError(name, f"expected an integer, got {value!r}")
-    if value < lo:
-        raise InvalidInputError(name, f"expected an integer >= {lo}, got {value!r}")
+#: Every row by name.
+SPECS: dict[str, ParamSpec] = {p.name: p for p in (*CALL_PARAMETERS, *PARAMETERS)}
 
 
 @dataclass(frozen=True)
@@ -115,35 +185,15 @@ class AlgorithmParams:
         Any option outside its allowed values, naming it.
     """
 
-    dense_method: int = 1
-    co_mode: int = 2
-    co_manual: float | None = None
-    assign_model: int = 3
-    voting_k: int = 5
+    dense_method: int = SPECS["dense_method"].default
+    co_mode: int = SPECS["co_mode"].default
+    co_manual: float | None = SPECS["co_manual"].default
+    assign_model: int = SPECS["assign_model"].default
+    voting_k: int = SPECS["voting_k"].default
 
     def __post_init__(self) -> None:
         for spec in PARAMETERS:
-            value = getattr(self, spec.name)
-            if isinstance(value, str) and value in spec.by_name():
-                value = spec.by_name()[value]
-            if spec.choices is not None:
-                if (
-                    isinstance(value, bool)
-                    or not isinstance(value, numbers.Integral)
-                    or value not in spec.choices
-                ):
-                    allowed = [*spec.choices, *spec.by_name()]
-                    raise InvalidInputError(spec.name, f"expected one of {allowed}, got {value!r}")
-                object.__setattr__(self, spec.name, int(value))
-        _check_int("voting_k", self.voting_k, 1)
-        object.__setattr__(self, "voting_k", int(self.voting_k))
-        if self.co_manual is not None:
-            bad = isinstance(self.co_manual, bool) or not isinstance(self.co_manual, numbers.Real)
-            if bad or not math.isfinite(float(self.co_manual)) or float(self.co_manual) < 0:
-                raise InvalidInputError(
-                    "co_manual", f"expected a finite number >= 0, got {self.co_manual!r}"
-                )
-            object.__setattr__(self, "co_manual", float(self.co_manual))
+            object.__setattr__(self, spec.name, spec.check(getattr(self, spec.name)))
         if self.co_mode == 1 and self.co_manual is None:
             raise InvalidInputError("co_manual", "required with co_mode 1")
 
@@ -176,6 +226,10 @@ class AlgorithmParams:
             if getattr(args, p.name, None) is not None
         }
         return cls(**given)
+
+
+#: The table's defaults as an object (``dense_method: int = DEFAULTS.dense_method``).
+DEFAULTS = AlgorithmParams()
 
 
 def add_algorithm_arguments(parser: argparse.ArgumentParser) -> list[str]:

@@ -1,20 +1,15 @@
 """All density percentiles of one ``k`` on structures shared across them.
 
-A grid search runs 12 percentiles per ``k``. Everything before the high-density set depends
-on ``k`` only (doc sections 1-2): the validation, the densities, the relative densities, the
-cutoff, the checked candidate graph and the distance source (float32 features and their
-squared norms). :func:`cluster_percentiles` computes those once and runs each percentile's
-growth, merge and assignment on them, giving for every percentile exactly what
-:func:`~ssddbc.ssddbc.adaptive_clustering.adaptive_density_clustering` returns for it.
-
-The high-density sets are nested (``H`` at a higher percentile is a subset of ``H`` at a
-lower one), and one sorted structure serves all of them: the neighbour graph, whose rows are
-in (distance, index) order. The first ``kk`` members of ``H`` in a point's row are its
-within-``H`` neighbours whenever the row holds ``kk`` of them, for every ``H`` at once; the
-same graph decides most of the merge and assignment questions. So, unlike a single call, a
-float32 graph is used as candidates even when the pairwise matrix is given; the matrix then
-answers only the rows the graph leaves undecided (identical results, see
-:mod:`ssddbc.ssddbc._candidates`). A wider graph (e.g. 64 columns) decides more rows.
+Everything before the high-density set depends on ``k`` only (doc sections 1-2): the
+validation, the densities, the cutoff, the candidate graph and the distance source.
+:func:`cluster_percentiles` computes those once and runs each percentile's growth, merge and
+assignment on them, giving for every percentile exactly what
+:func:`~ssddbc.ssddbc.adaptive_clustering.adaptive_density_clustering` returns for it. The
+high-density sets are nested and the neighbour graph's rows are in (distance, index) order,
+so one graph answers the within-``H`` neighbours of every percentile; unlike a single call,
+a float32 graph therefore serves as candidates even when the pairwise matrix is given, which
+then answers only the rows the graph leaves undecided (identical results, see
+:mod:`ssddbc.ssddbc._candidates`).
 """
 
 from __future__ import annotations
@@ -26,14 +21,16 @@ from typing import Any
 import numpy as np
 
 from ssddbc._errors import InvalidInputError
-from ssddbc.ssddbc._result import ClusteringResult
-from ssddbc.ssddbc.adaptive_clustering import (
-    _Inputs,
-    _PerK,
-    _prepare_k,
-    _run_percentile,
-    _validate_inputs,
+from ssddbc.ssddbc._params import DEFAULTS, SPECS, AlgorithmParams
+from ssddbc.ssddbc._pipeline import (
+    DenseEvaluation,
+    Inputs,
+    PerK,
+    prepare_k,
+    run_or_evaluate,
+    validate_inputs,
 )
+from ssddbc.ssddbc._result import ClusteringResult
 
 __all__ = ["cluster_percentiles", "iter_cluster_percentiles"]
 
@@ -46,11 +43,11 @@ def iter_cluster_percentiles(
     k: int,
     percentiles: Sequence[float],
     *,
-    dense_method: int = 1,
-    co_mode: int = 2,
-    co_manual: float | None = None,
-    assign_model: int = 3,
-    voting_k: int = 5,
+    dense_method: int = DEFAULTS.dense_method,
+    co_mode: int = DEFAULTS.co_mode,
+    co_manual: float | None = DEFAULTS.co_manual,
+    assign_model: int = DEFAULTS.assign_model,
+    voting_k: int = DEFAULTS.voting_k,
     precomputed_knn: Any = None,
     pairwise_distances: Any = None,
     random_state: int | None = 0,
@@ -61,9 +58,9 @@ def iter_cluster_percentiles(
     silent: bool = True,
     detail_dense: bool = False,
     label_guide: bool = False,
-    metric: str = "euclidean",
+    metric: str = SPECS["metric"].default,
     graph_candidates: bool = True,
-) -> Iterator[ClusteringResult | tuple[Any, ...]]:
+) -> Iterator[ClusteringResult | DenseEvaluation]:
     """:func:`cluster_percentiles`, one result at a time.
 
     Validates every input and computes the per-k structures when called (so bad input
@@ -77,15 +74,16 @@ def iter_cluster_percentiles(
         labeled_mask,
         k,
         percentiles,
-        dense_method=dense_method,
-        co_mode=co_mode,
-        co_manual=co_manual,
-        assign_model=assign_model,
-        voting_k=voting_k,
+        AlgorithmParams(
+            dense_method=dense_method,
+            co_mode=co_mode,
+            co_manual=co_manual,
+            assign_model=assign_model,
+            voting_k=voting_k,
+        ),
         precomputed_knn=precomputed_knn,
         pairwise_distances=pairwise_distances,
-        eval_dense=eval_dense,
-        eval_version=eval_version,
+        eval_version=eval_version if eval_dense else None,
         fast_mode=fast_mode,
         metric=metric,
         graph_candidates=graph_candidates,
@@ -99,14 +97,14 @@ def _iter(
     labeled_mask: Any,
     k: int,
     percentiles: Sequence[float],
+    params: AlgorithmParams,
     *,
     graph_candidates: bool,
     **options: Any,
-) -> Iterator[ClusteringResult | tuple[Any, ...]]:
+) -> Iterator[ClusteringResult | DenseEvaluation]:
     """Both public functions' work; a warning names their caller (5 frames up from it).
 
-    ``options`` are the algorithm keywords :func:`_validate_inputs` takes, as the public
-    functions forward them.
+    ``options`` are the keywords of :func:`~ssddbc.ssddbc._pipeline.validate_inputs`.
     """
     if isinstance(percentiles, (str, bytes)) or np.ndim(percentiles) != 1:
         raise InvalidInputError(
@@ -114,20 +112,20 @@ def _iter(
         )
     if len(percentiles) == 0:
         raise InvalidInputError("percentiles", "expected at least one percentile, got none")
-    inputs = _validate_inputs(
-        X, targets, known_mask, labeled_mask, k, list(percentiles), **options, stacklevel=5
+    inputs = validate_inputs(
+        X, targets, known_mask, labeled_mask, k, list(percentiles), params, **options, stacklevel=5
     )
-    per_k = _prepare_k(inputs, candidates_with_matrix=graph_candidates)
+    per_k = prepare_k(inputs, candidates_with_matrix=graph_candidates)
     return _results(inputs, per_k)
 
 
-def _results(inputs: _Inputs, per_k: _PerK) -> Iterator[ClusteringResult | tuple[Any, ...]]:
+def _results(inputs: Inputs, per_k: PerK) -> Iterator[ClusteringResult | DenseEvaluation]:
     for i, p in enumerate(inputs.percentiles):
         if i:  # every result returns the per-k arrays: give each its own copy
             per_k = replace(
                 per_k, densities=per_k.densities.copy(), neighbors=per_k.neighbors.copy()
             )
-        yield _run_percentile(inputs, per_k, p)
+        yield run_or_evaluate(inputs, per_k, p)
 
 
 def cluster_percentiles(
@@ -138,11 +136,11 @@ def cluster_percentiles(
     k: int,
     percentiles: Sequence[float],
     *,
-    dense_method: int = 1,
-    co_mode: int = 2,
-    co_manual: float | None = None,
-    assign_model: int = 3,
-    voting_k: int = 5,
+    dense_method: int = DEFAULTS.dense_method,
+    co_mode: int = DEFAULTS.co_mode,
+    co_manual: float | None = DEFAULTS.co_manual,
+    assign_model: int = DEFAULTS.assign_model,
+    voting_k: int = DEFAULTS.voting_k,
     precomputed_knn: Any = None,
     pairwise_distances: Any = None,
     random_state: int | None = 0,
@@ -153,9 +151,9 @@ def cluster_percentiles(
     silent: bool = True,
     detail_dense: bool = False,
     label_guide: bool = False,
-    metric: str = "euclidean",
+    metric: str = SPECS["metric"].default,
     graph_candidates: bool = True,
-) -> list[ClusteringResult | tuple[Any, ...]]:
+) -> list[ClusteringResult | DenseEvaluation]:
     """Run SS-DDBC at one ``k`` for several density percentiles, sharing the per-k work.
 
     Parameters
@@ -197,15 +195,16 @@ detail_dense, label_guide, metric
             labeled_mask,
             k,
             percentiles,
-            dense_method=dense_method,
-            co_mode=co_mode,
-            co_manual=co_manual,
-            assign_model=assign_model,
-            voting_k=voting_k,
+            AlgorithmParams(
+                dense_method=dense_method,
+                co_mode=co_mode,
+                co_manual=co_manual,
+                assign_model=assign_model,
+                voting_k=voting_k,
+            ),
             precomputed_knn=precomputed_knn,
             pairwise_distances=pairwise_distances,
-            eval_dense=eval_dense,
-            eval_version=eval_version,
+            eval_version=eval_version if eval_dense else None,
             fast_mode=fast_mode,
             metric=metric,
             graph_candidates=graph_candidates,

@@ -26,7 +26,9 @@ import numpy.typing as npt
 
 from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
+from ssddbc._validation import as_features, as_pairwise, as_targets, check_choice, check_int
 from ssddbc.ssddbc._candidates import first_members, three_nearest_choice
+from ssddbc.ssddbc._params import DEFAULTS
 from ssddbc.ssddbc._select import mean_of_smallest_per_group, smallest_per_row
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.clustering import core_point_order
@@ -73,8 +75,8 @@ def _vote(
 def assign_sparse_points(
     labels: npt.NDArray[np.int64],
     source: DistanceSource,
-    assign_model: int = 3,
-    voting_k: int = 5,
+    assign_model: int = DEFAULTS.assign_model,
+    voting_k: int = DEFAULTS.voting_k,
 ) -> npt.NDArray[np.int64]:
     """Give every point with label ``-1`` a core cluster.
 
@@ -152,8 +154,8 @@ def assign_sparse_points_density_based(
     purity_threshold: float = 0.8,
     train_size: int | None = None,
     silent: bool = False,
-    voting_k: int = 5,
-    assign_model: int = 3,
+    voting_k: int = DEFAULTS.voting_k,
+    assign_model: int = DEFAULTS.assign_model,
     label_guide: bool = False,
     *,
     pairwise_distances: Any = None,
@@ -189,8 +191,6 @@ def assign_sparse_points_density_based(
     numpy.ndarray
         int64 ``(N,)`` labels.
     """
-    from ssddbc._validation import as_features, as_pairwise, as_targets, check_choice, check_int
-
     x = as_features(X, "X", min_rows=1)
     n = x.shape[0]
     given = as_targets(cluster_labels, n, "cluster_labels")

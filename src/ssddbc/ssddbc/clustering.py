@@ -10,9 +10,8 @@ are enqueued in the iteration order of a Python ``set`` that received exactly th
 and removals the original made. That order decides which later conflicts are seen first.
 
 The original pays O(|P|) per absorption (every member re-inserted into the current set,
-relabelled and re-enqueued), and a large cluster absorbed by seed after seed makes that
-quadratic (60 million insertions for 30,000 points at N=50,000, k=3). Here an absorption is
-O(1) and gives the same result:
+relabelled and re-enqueued), quadratic when a large cluster is absorbed by seed after seed.
+Here an absorption is O(1) and gives the same result:
 
 * labels are cluster ids forwarded to their absorber (union-find), so nobody is relabelled;
 * only P's *front* members are enqueued: a member all of whose neighbours were in P when it
@@ -34,6 +33,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ssddbc._errors import InvalidInputError
+from ssddbc._validation import (
+    as_features,
+    as_mask,
+    as_pairwise,
+    as_targets,
+    check_int,
+    warn_labeled_outside_known,
+)
 from ssddbc.ssddbc._candidates import subset_neighbors
 from ssddbc.ssddbc._select import smallest_per_row
 from ssddbc.ssddbc._source import DistanceSource
@@ -553,16 +561,6 @@ def build_clusters_ssddbc(
     InvalidInputError
         Malformed arrays, ``k`` out of range, or a missing or malformed ``co``.
     """
-    from ssddbc._errors import InvalidInputError
-    from ssddbc._validation import (
-        as_features,
-        as_mask,
-        as_pairwise,
-        as_targets,
-        check_int,
-        warn_labeled_outside_known,
-    )
-
     x = as_features(X, "X")
     n = x.shape[0]
     high = as_mask(high_density_mask, "high_density_mask", n)

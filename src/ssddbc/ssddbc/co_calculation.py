@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssddbc._errors import InvalidInputError
-from ssddbc._validation import check_choice
+from ssddbc._validation import as_features, as_mask, check_choice
 
 __all__ = ["CO_MODES", "apply_co_filter", "compute_co_value", "get_co_mode_description"]
 
@@ -122,8 +122,6 @@ def apply_co_filter(
     dict
         Point index -> neighbour indices, in the order of ``neighbors``.
     """
-    from ssddbc._validation import as_features, as_mask
-
     x = as_features(X, "X", min_rows=1)
     n = x.shape[0]
     high = as_mask(high_density_mask, "high_density_mask", n)

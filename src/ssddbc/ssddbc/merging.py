@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssddbc._distances import euclidean_block
+from ssddbc._validation import as_features, as_mask, as_targets, check_int
 from ssddbc.ssddbc._candidates import three_nearest_choice
 from ssddbc.ssddbc._select import mean_of_smallest_per_group
 from ssddbc.ssddbc._source import DistanceSource
@@ -265,8 +266,6 @@ def merge_isolated_clusters(
         (one dict per merge: ``source_cluster``, ``target_cluster``, ``source_size``,
         ``target_size``, ``merge_strategy`` and ``shared_label`` or ``avg_distance``).
     """
-    from ssddbc._validation import as_features, as_mask, as_targets, check_int
-
     x = as_features(X, "X", min_rows=1)
     n = x.shape[0]
     pred = as_targets(predictions, n, "predictions")
@@ -326,8 +325,6 @@ def get_cluster_category_labels(
     dict
         Cluster id (every distinct value of ``predictions``) -> label or ``None``.
     """
-    from ssddbc._validation import as_mask, as_targets
-
     pred = as_targets(predictions, None, "predictions")
     n = pred.shape[0]
     y = as_targets(targets, n, "targets")
@@ -365,8 +362,6 @@ def merge_clusters_by_category_label(
         and ``merge_details`` (``category_label``, ``target_cluster``, ``source_clusters``,
         ``target_size_before``, ``source_sizes``, ``total_size_after`` per group).
     """
-    from ssddbc._validation import as_targets
-
     pred = as_targets(predictions, None, "predictions")
     ids, sizes = np.unique(pred, return_counts=True)
     size_of = dict(zip(ids.tolist(), sizes.tolist(), strict=True))
