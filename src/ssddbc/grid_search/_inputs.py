@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
+import ssddbc._distances as distances  # looked up on use: tests replace its functions
 from knncache import (
     ENGINE_DEFAULTS,
     EphemeralStore,
@@ -33,7 +34,6 @@ from knncache import (
     StoreWriteError,
     entry_key,
 )
-from ssddbc._distances import pairwise_euclidean
 from ssddbc._errors import SearchConfigError
 from ssddbc._metric import l2_normalize
 from ssddbc.evaluation import silhouette_rows, silhouette_sample_indices
@@ -253,7 +253,7 @@ def pairwise_array(metric: str) -> str:
 
 def pairwise_matrix(features: Any, metric: str) -> np.ndarray[Any, Any]:
     """The shared pairwise matrix: Euclidean distances of :func:`metric_rows`."""
-    return pairwise_euclidean(metric_rows(features, metric))
+    return distances.pairwise_euclidean(metric_rows(features, metric))
 
 
 def split_array(

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+import ssddbc.ssddbc._per_k as per_k  # looked up on use: tests replace its functions
+import ssddbc.ssddbc.adaptive_clustering as adaptive_clustering  # the same
 from knncache import EntryNotFoundError, KnnCacheWarning, compute_knn, entry_key
 from ssddbc._errors import SsddbcWarning
 from ssddbc.data import load_superclass
@@ -56,9 +58,7 @@ from ssddbc.grid_search._inputs import (
     split_name,
 )
 from ssddbc.ssddbc._params import AlgorithmParams
-from ssddbc.ssddbc._per_k import iter_cluster_percentiles
 from ssddbc.ssddbc._result import ClusteringResult
-from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
 
 __all__ = [
     "AlgorithmParams",
@@ -374,7 +374,7 @@ def run_configuration(task: ConfigTask) -> tuple[ClusteringResult, _Resources]:
         # The search said so once, when it validated the masks; not again per configuration
         # (and a configuration must not fail under -W error for it).
         warnings.filterwarnings("ignore", message=_OUTSIDE_KNOWN, category=SsddbcWarning)
-        out = adaptive_density_clustering(
+        out = adaptive_clustering.adaptive_density_clustering(
             res.features,
             res.split[TARGETS],
             res.split[KNOWN].astype(bool),
@@ -500,7 +500,7 @@ def evaluate_k(task: KTask) -> list[ConfigResult]:
             # Said once by the search (see run_configuration); validation is eager, so the
             # warning could only come from this call.
             warnings.filterwarnings("ignore", message=_OUTSIDE_KNOWN, category=SsddbcWarning)
-            outs = iter_cluster_percentiles(
+            outs = per_k.iter_cluster_percentiles(
                 res.features,
                 targets,
                 known,
