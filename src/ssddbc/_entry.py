@@ -59,6 +59,7 @@ def search_main(argv: Sequence[str] | None = None) -> None:
             file=sys.stderr,
         )
         raise SystemExit(2)
+    # [ssddbc] extra: the command imports it, so it is imported only once found present
     from ssddbc.grid_search.batch_runner import main
 
     main(argv)

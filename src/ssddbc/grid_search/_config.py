@@ -15,8 +15,13 @@ rows computed from different inputs are never mixed in one journal.
 
 from __future__ import annotations
 
+import datetime
+import importlib
 import json
 import numbers
+import os
+import platform
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +54,6 @@ _PACKAGES = ("knncache", "ssddbc", "numpy", "faiss", "sklearn", "scipy")
 
 def now() -> str:
     """The current time as an ISO 8601 string with the UTC offset (seconds)."""
-    import datetime
-
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
@@ -59,11 +62,6 @@ def environment() -> dict[str, Any]:
 
     ``finished`` is filled in (and rewritten on every resumed invocation) when a run ends.
     """
-    import importlib
-    import os
-    import platform
-    import socket
-
     uts = os.uname()
     versions: dict[str, str | None] = {}
     for module in _PACKAGES:

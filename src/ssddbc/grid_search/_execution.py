@@ -24,6 +24,8 @@ from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 from typing import Any
 
+from tqdm import tqdm
+
 from ssddbc._errors import SsddbcError
 from ssddbc.grid_search._signals import deferred
 from ssddbc.grid_search._tasks import (
@@ -431,8 +433,6 @@ class ProgressReporter:
         self._next_log = 0.0
         self._bar: Any = None
         if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
             self._bar = tqdm(total=total, desc=desc, unit="config", dynamic_ncols=True)
 
     def __call__(self, result: ConfigResult) -> None:

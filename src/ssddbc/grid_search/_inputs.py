@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import xxhash
 
+import ssddbc._distances as distances  # looked up on use: tests replace its functions
 from knncache import (
     ENGINE_DEFAULTS,
     EphemeralStore,
@@ -34,6 +35,8 @@ from knncache import (
     entry_key,
 )
 from ssddbc._errors import SearchConfigError
+from ssddbc._metric import l2_normalize
+from ssddbc.evaluation import silhouette_rows, silhouette_sample_indices
 from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 
 __all__ = [
@@ -239,8 +242,6 @@ def metric_rows(features: Any, metric: str) -> np.ndarray[Any, Any]:
     the sampled silhouette columns and the silhouette over ``X`` all use these rows.
     """
     if metric == "cosine":
-        from ssddbc._metric import l2_normalize
-
         return l2_normalize(features, "features")
     return np.asarray(features)
 
@@ -252,9 +253,7 @@ def pairwise_array(metric: str) -> str:
 
 def pairwise_matrix(features: Any, metric: str) -> np.ndarray[Any, Any]:
     """The shared pairwise matrix: Euclidean distances of :func:`metric_rows`."""
-    from ssddbc._distances import pairwise_euclidean
-
-    return pairwise_euclidean(metric_rows(features, metric))
+    return distances.pairwise_euclidean(metric_rows(features, metric))
 
 
 def split_array(
@@ -292,8 +291,6 @@ def sample_arrays(
     The columns are the transpose of :func:`ssddbc.evaluation.silhouette_rows` (the same
     values), ``(N, s)`` float32, computed a few sampled points at a time.
     """
-    from ssddbc.evaluation import silhouette_rows, silhouette_sample_indices
-
     index = silhouette_sample_indices(np.asarray(labeled_mask, dtype=bool), size, seed)
     rows = metric_rows(features, metric)
     columns = np.empty((rows.shape[0], index.size), dtype=np.float32)

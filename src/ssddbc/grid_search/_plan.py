@@ -1,41 +1,15 @@
 """The search plan: how a feature matrix of N samples is searched, decided once.
 
 The main process builds one :class:`SearchPlan` per run and asks it for a :class:`Route` per
-feature matrix; :func:`ssddbc.grid_search._inputs.prepare_inputs` records the route in the
-:class:`~ssddbc.grid_search._inputs.SharedInputs` every task carries, so workers (fresh
-interpreters, other hosts) follow the decision and never re-derive it. The thresholds are
-arguments of the plan, never module globals: a test that wants the large-N route on a small
-problem builds ``SearchPlan(pairwise_max_n=500)``.
+feature matrix; the route travels in the :class:`~ssddbc.grid_search._inputs.SharedInputs`
+every task carries, so workers follow the decision and never re-derive it. The thresholds are
+arguments of the plan, never module globals (a test builds ``SearchPlan(pairwise_max_n=500)``).
 
-Every route ensures the neighbour graph at ``min(N - 1, max(k_max, candidate_width))``
-columns and hands it whole to the clustering as exact candidates (one task per ``k`` runs
-its percentiles on it through :func:`ssddbc.ssddbc._per_k.cluster_percentiles`): the graph
-decides most distance questions, which is cheaper than reading an (N, N) matrix per
-configuration, with identical labels. What differs by N:
-
-* ``pairwise`` (N <= ``pairwise_max_n``): the full ``(N, N)`` distance matrix is shared as
-  well; it answers only the rows the graph leaves undecided, and the exact silhouette.
-  Above ``pairwise_max_n`` there is no N×N array anywhere: undecided rows are computed as
-  distance blocks.
-* the silhouette (N <= ``exact_silhouette_max_n``): exact over all unlabelled points (from
-  the matrix, or from distance blocks without one); above, the exact silhouette of a seeded
-  sample of ``silhouette_sample_size`` unlabelled points, reported with its standard error.
-  Labels never depend on the route; only a sampled silhouette (hence the score) is an
-  estimate.
-
-``pairwise_max_n`` defaults to 5,000, the size up to which the silhouette is exact: the
-matrix earns its cost only there. With a sampled silhouette the graph answers all but a few
-rows (at N = 13,800 and 64 columns, 0.16 % of the within-H rows and none of the merge or
-assignment rows), and building the matrix (6.0 s at N = 13,800, d = 768) cost more than the
-distance blocks of those rows for the whole 216-configuration search; the matrix also made
-every worker page 760 MB in.
-
-``exact_silhouette_max_n`` defaults to 5,000. The exact silhouette reads all N² distances
-per configuration: on the quiet-machine profile of issue 13 it took 54.6 s of the 66 s of a
-serial 216-configuration search at N = 13,800, so the switch must sit well below that size.
-The sample costs ``s / N_unlabelled`` of the exact computation, so below about
-``2.5 * silhouette_sample_size`` points it saves too little to be worth the estimate's
-noise; 5,000 keeps every size up to there (the golden data, N = 901, included) exact.
+Every route hands the clustering the neighbour graph at ``min(N - 1, max(k_max,
+candidate_width))`` columns as exact candidates. Up to ``pairwise_max_n`` the full (N, N)
+distance matrix is shared too, for the rows the graph leaves undecided; above it there is no
+N×N array anywhere. Up to ``exact_silhouette_max_n`` the silhouette is exact; above it, that
+of a seeded sample, reported with its standard error. Labels never depend on the route.
 """
 
 from __future__ import annotations

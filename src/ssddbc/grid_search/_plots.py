@@ -255,6 +255,7 @@ def heatmap_figure(
         Three heatmap axes (in panel order, each with ``get_label()`` its metric name) and
         their colour bars, with an Agg canvas attached.
     """
+    # matplotlib: heavy, loaded only when a figure is drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import BoundaryNorm
     from matplotlib.figure import Figure
@@ -420,7 +421,7 @@ def render(fig: Figure, fmt: str) -> bytes:
     """The figure as the bytes of a ``fmt`` file (one of :data:`PLOT_FORMATS`)."""
     if fmt not in PLOT_FORMATS:
         raise SearchConfigError("--plot_format", f"unknown format {fmt!r}")
-    import matplotlib
+    import matplotlib  # matplotlib: heavy, loaded only when a figure is drawn
 
     buf = io.BytesIO()
     # A fixed salt for the SVG element ids (random by default): same figure, same bytes.

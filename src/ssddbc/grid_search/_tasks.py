@@ -30,8 +30,18 @@ from typing import Any
 
 import numpy as np
 
+import ssddbc.ssddbc._per_k as per_k  # looked up on use: tests replace its functions
+import ssddbc.ssddbc.adaptive_clustering as adaptive_clustering  # the same
 from knncache import EntryNotFoundError, KnnCacheWarning, compute_knn, entry_key
 from ssddbc._errors import SsddbcWarning
+from ssddbc.data import load_superclass
+from ssddbc.evaluation import (
+    SILHOUETTE_WEIGHT,
+    evaluation_mask,
+    l1_loss,
+    selection_score,
+    split_cluster_acc_v2,
+)
 from ssddbc.evaluation._sample import SilhouetteSample
 from ssddbc.grid_search._inputs import (
     EVAL,
@@ -297,9 +307,6 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
             "the knncache entry vanished mid-run and this task has no feature file to "
             "recompute it from",
         )
-    from ssddbc.data import load_superclass
-    from ssddbc.evaluation import evaluation_mask
-
     source = os.path.abspath(task.feature_source)
     data = load_superclass(os.path.dirname(os.path.dirname(source)), task.group)
     engine = shared.graph  # rebuilt by the engine that built it: the same key, the same graph
@@ -362,14 +369,12 @@ _OUTSIDE_KNOWN = r"labeled_mask: \d+ labelled sample\(s\) are not of a known cla
 
 def run_configuration(task: ConfigTask) -> tuple[ClusteringResult, _Resources]:
     """Run SS-DDBC for one task; return the algorithm's result and the inputs used."""
-    from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
-
     res = _open_resources(task)
     with warnings.catch_warnings():
         # The search said so once, when it validated the masks; not again per configuration
         # (and a configuration must not fail under -W error for it).
         warnings.filterwarnings("ignore", message=_OUTSIDE_KNOWN, category=SsddbcWarning)
-        out = adaptive_density_clustering(
+        out = adaptive_clustering.adaptive_density_clustering(
             res.features,
             res.split[TARGETS],
             res.split[KNOWN].astype(bool),
@@ -424,13 +429,6 @@ def _score_into(result: ConfigResult, out: Any, res: _Resources) -> None:
     entry holds a silhouette sample (N above the plan's ``exact_silhouette_max_n``): then it
     is the sample's mean, with its standard error.
     """
-    from ssddbc.evaluation import (
-        SILHOUETTE_WEIGHT,
-        l1_loss,
-        selection_score,
-        split_cluster_acc_v2,
-    )
-
     labels = np.asarray(out.labels)
     targets, known, labeled, evaluated = _split_views(res)
     if res.silhouette is not None:
@@ -493,8 +491,6 @@ def evaluate_k(task: KTask) -> list[ConfigResult]:
     configurations: if the shared part fails, every configuration runs alone (each with its
     own error); if one percentile fails, it is recorded and the rest run alone.
     """
-    from ssddbc.ssddbc._per_k import iter_cluster_percentiles
-
     configs = task.configs
     start = time.perf_counter()
     try:
@@ -504,7 +500,7 @@ def evaluate_k(task: KTask) -> list[ConfigResult]:
             # Said once by the search (see run_configuration); validation is eager, so the
             # warning could only come from this call.
             warnings.filterwarnings("ignore", message=_OUTSIDE_KNOWN, category=SsddbcWarning)
-            outs = iter_cluster_percentiles(
+            outs = per_k.iter_cluster_percentiles(
                 res.features,
                 targets,
                 known,

@@ -23,10 +23,12 @@ Three promises, kept here and nowhere else:
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import multiprocessing.context
 import multiprocessing.popen_spawn_posix
 import multiprocessing.spawn
+import numbers
 import os
 import signal
 import sys
@@ -36,7 +38,9 @@ import warnings
 import weakref
 from typing import Any
 
-from ssddbc._errors import SsddbcWarning
+from threadpoolctl import threadpool_limits
+
+from ssddbc._errors import SearchConfigError, SsddbcWarning
 from ssddbc.grid_search._signals import deferred
 
 __all__ = [
@@ -69,10 +73,6 @@ def resolve_n_jobs(n_jobs: int | None, *, name: str = "n_jobs") -> int:
     SearchConfigError
         ``0``, a value below ``-cores``, or anything but an integer.
     """
-    import numbers
-
-    from ssddbc._errors import SearchConfigError
-
     cores = usable_cores()
     if n_jobs is None:
         return cores
@@ -187,8 +187,6 @@ def _watch_parent(parent: int, interval: float = 0.5) -> None:
 def _die_with_parent(parent: int) -> None:
     if sys.platform.startswith("linux"):
         try:
-            import ctypes
-
             libc = ctypes.CDLL(None, use_errno=True)
             if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
                 raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
@@ -225,12 +223,7 @@ def cap_threads(threads: int) -> None:
     """
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
-    from threadpoolctl import threadpool_limits
-
     threadpool_limits(threads)
-    try:
-        import faiss
+    import faiss  # faiss: slow to import, so knncache and this module load it on use
 
-        faiss.omp_set_num_threads(threads)
-    except ImportError:  # pragma: no cover - faiss is a hard dependency of knncache
-        pass
+    faiss.omp_set_num_threads(threads)

@@ -19,9 +19,9 @@ library functions are here too: :func:`run_grid_search` (one superclass, through
 package's grid search, writing the original's text report and returning its path) and
 :func:`parse_superclasses`.
 
-This module is the console script's entry point; the flow lives in
-:mod:`ssddbc.grid_search._cli` (argv → run configuration → plan → shared inputs → tasks →
-workers → journal → summary and plots).
+This module is the console script's entry point; the flow starts in
+:mod:`ssddbc.grid_search._cli` (argv → :class:`~ssddbc.grid_search._batch_config.BatchConfig`
+→ the run → summary and plots).
 """
 
 from __future__ import annotations
@@ -31,16 +31,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from knncache import PersistentStore
 from ssddbc._errors import InvalidInputError, SearchConfigError
-from ssddbc.grid_search._cli import (
-    DEFAULT_DEMO_DIR,
-    DEFAULT_OUTPUT_DIR,
-    EXIT_BAD_INPUT,
-    ORIGINAL_L2_COMPONENTS,
-    build_parser,
-    parse_superclasses,
-    run_batch,
-)
+from ssddbc.data import FeatureLoader, load_superclass
+from ssddbc.evaluation import evaluation_mask
+from ssddbc.grid_search._cli import run_batch
+from ssddbc.grid_search._console import EXIT_BAD_INPUT
+from ssddbc.grid_search._original_flags import ORIGINAL_L2_COMPONENTS, parse_superclasses
+from ssddbc.grid_search._parser import DEFAULT_DEMO_DIR, DEFAULT_OUTPUT_DIR, build_parser
+from ssddbc.grid_search._report import format_text_report, write_text_report
+from ssddbc.grid_search._workers import usable_cores
+from ssddbc.grid_search.api import run_clustering_search_on_features
+from ssddbc.ssddbc._params import AlgorithmParams
 
 __all__ = [
     "DEFAULT_DEMO_DIR",
@@ -146,14 +148,6 @@ def run_grid_search(
     SearchFailedError
         Every configuration raised.
     """
-    from knncache import PersistentStore
-    from ssddbc.data import FeatureLoader, load_superclass
-    from ssddbc.evaluation import evaluation_mask
-    from ssddbc.grid_search._report import format_text_report, write_text_report
-    from ssddbc.grid_search._workers import usable_cores
-    from ssddbc.grid_search.api import run_clustering_search_on_features
-    from ssddbc.ssddbc._params import AlgorithmParams
-
     ks, dps = list(k_values), list(density_values)
     if eval_version != "v2":
         raise SearchConfigError(

@@ -34,6 +34,7 @@ import numpy as np
 
 from knncache import atomic_write
 from ssddbc._errors import InvalidInputError
+from ssddbc.grid_search._journal import ResultsJournal
 
 __all__ = [
     "DEFAULT_OUTPUT_DIR",
@@ -86,8 +87,6 @@ def load_existing_results(
         ``ClusteringSearchResult.results_grid``); ``None`` when no run has the superclass,
         as the original returned ``None`` without a result file.
     """
-    from ssddbc.grid_search._journal import ResultsJournal
-
     root = Path(search_dir)
     if (root / "results.csv").is_file():
         runs = [root]
@@ -210,6 +209,7 @@ def _draw(
     superclass_name: str,
 ) -> None:
     # The object API with the Agg canvas: no pyplot global state, no display needed.
+    # matplotlib: heavy, loaded only when a figure is drawn
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -14,7 +14,7 @@ import pytest
 
 from ssddbc import FeatureCacheError, InvalidInputError, SearchConfigError
 from ssddbc.data import build_digits_feature_cache
-from ssddbc.grid_search._cli import format_grid
+from ssddbc.grid_search._batch_report import format_grid
 from ssddbc.grid_search.batch_runner import parse_superclasses, run_batch, run_grid_search
 
 TINY = ["--k_min", "10", "--k_max", "12", "--density_min", "40", "--density_max", "45"]

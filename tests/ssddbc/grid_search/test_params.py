@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 from ssddbc import InvalidInputError, SearchConfigError, SsddbcWarning
-from ssddbc.grid_search._cli import build_parser
+from ssddbc.grid_search._parser import build_parser
 from ssddbc.grid_search._summary import select_best
 from ssddbc.grid_search._tasks import ConfigResult
 from ssddbc.grid_search._validate import validate_grid
