@@ -21,6 +21,14 @@ OPTIONAL_IMPORTS = frozenset(
     {"scipy", "sklearn", "matplotlib", "tqdm", "threadpoolctl", "dask", "distributed"}
     | {"umap", "pynndescent", "pytest"}
 )
+#: Project modules that may be imported inside a function, and why: each one's import is the
+#: import of an optional dependency, so the importer loads it only when it is asked for.
+OPTIONAL_BRIDGES = {
+    "ssddbc.grid_search._dask": "imports distributed (the dask extra)",
+}
+#: (importer, module): the console script checks that the [ssddbc] extra is installed, and
+#: says how to install it, before it imports the command that needs it.
+ENTRY_GUARDS = {("ssddbc._entry", "ssddbc.grid_search.batch_runner")}
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,21 @@ def _function_imports(tree: ast.AST) -> set[int]:
     return inside
 
 
+def _has_reason(lines: list[str], lineno: int) -> bool:
+    """A ``#`` comment on the import's line, or above the block of imports it belongs to."""
+    if "#" in lines[lineno - 1]:
+        return True
+    row = lineno - 2
+    while row >= 0:
+        text = lines[row].strip()
+        if text.startswith("#"):
+            return True
+        if not text.startswith(("import ", "from ")):
+            return False
+        row -= 1
+    return False
+
+
 def parse_module(name: str, is_package: bool, source: str, known: set[str]) -> list[Import]:
     """Every import in ``source`` (module ``name``), function-level ones included."""
     tree = ast.parse(source)
@@ -90,9 +113,7 @@ def parse_module(name: str, is_package: bool, source: str, known: set[str]) -> l
                 targets.append((full, None) if full in known else (base, alias.name))
         else:
             continue
-        here = lines[node.lineno - 1] if node.lineno <= len(lines) else ""
-        above = lines[node.lineno - 2].strip() if node.lineno >= 2 else ""
-        commented = "#" in here or above.startswith("#")
+        commented = _has_reason(lines, node.lineno)
         for target, imported in targets:
             found.append(Import(name, node.lineno, target, imported, id(node) in inside, commented))
     return found
@@ -205,7 +226,12 @@ def bad_function_imports(modules: dict[str, Module]) -> list[Import]:
     return [
         imp
         for imp in function_imports(modules)
-        if imp.target.split(".")[0] not in OPTIONAL_IMPORTS or not imp.commented
+        if not imp.commented
+        or not (
+            imp.target.split(".")[0] in OPTIONAL_IMPORTS
+            or imp.target in OPTIONAL_BRIDGES
+            or (imp.importer, imp.target) in ENTRY_GUARDS
+        )
     ]
 
 

@@ -36,6 +36,7 @@ PURE_KNNCACHE_NAMES = frozenset({"compute_knn", "KnnGraph"})
 STORE_NAMES = frozenset({"KnnStore", "PersistentStore", "EphemeralStore", "KnnRef"})
 STORE_MODULES = frozenset(
     {"knncache._store", "knncache._ref", "knncache._persistent", "knncache._ephemeral"}
+    | {"knncache._write", "knncache._housekeeping", "knncache._storedir", "knncache._usage"}
 )
 
 
@@ -225,6 +226,8 @@ def test_a_planted_private_import_is_found() -> None:
         ("def f():\n    import json  # cheap\n", True),  # stdlib: import it at the top
         ("def f():\n    from knncache.a import g  # avoids a circle\n", True),  # own module
         ("def f():\n    import faiss  # heavy\n", True),  # a core dependency
+        ("def f():\n    from ssddbc.grid_search._dask import g  # distributed\n", False),
+        ("def f():\n    from ssddbc.grid_search._dask import g\n", True),
     ],
 )
 def test_function_level_imports_are_judged(source: str, bad: bool) -> None:

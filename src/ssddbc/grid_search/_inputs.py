@@ -13,7 +13,6 @@ be written must not kill a long search, so the inputs are prepared in a private
 from __future__ import annotations
 
 import contextlib
-import numbers
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from knncache import (
     KnnRef,
     KnnStore,
     StoreWriteError,
+    check_engine,
     entry_key,
 )
 from ssddbc._errors import SearchConfigError
@@ -81,44 +81,20 @@ APPROXIMATE_NOTE = "approximate: partitions may differ from the exact search"
 def check_knn(method: object, params: object) -> tuple[str, dict[str, Any]]:
     """Validate a neighbour-graph method and its parameters (what needs no data).
 
-    ``"exact"`` takes no parameters; ``"hnsw"`` and ``"ivf"`` take some of knncache's
-    (:data:`knncache.ENGINE_DEFAULTS`), each a positive integer (ivf's ``nlist`` also
-    ``"auto"``). What depends on N (``nlist <= N``) is checked by :func:`check_knn_for`.
+    knncache's own check (:func:`knncache.check_engine`), with its error reported as the
+    search's option: ``knn_method`` for the method, ``knn_params`` for the parameters. What
+    depends on N (``nlist <= N``) is checked by :func:`check_knn_for`.
 
     Raises
     ------
     SearchConfigError
         Naming ``knn_method`` or ``knn_params`` and the bad value.
     """
-    if not isinstance(method, str) or method not in KNN_METHODS:
-        raise SearchConfigError("knn_method", f"expected one of {KNN_METHODS!r}, got {method!r}")
-    if params is None:
-        params = {}
-    if not isinstance(params, Mapping):
-        raise SearchConfigError(
-            "knn_params", f"expected a mapping of names to values, got {params!r}"
-        )
-    out = dict(params)
-    if method == "exact":
-        if out:
-            raise SearchConfigError(
-                "knn_params", f"the exact graph takes no parameters, got {out!r}"
-            )
-        return method, out
-    known = sorted(ENGINE_DEFAULTS[method])
-    for name, value in out.items():
-        if name not in known:
-            raise SearchConfigError(
-                "knn_params", f"unknown {method} parameter {name!r}; expected some of {known!r}"
-            )
-        if name == "nlist" and value == "auto":
-            continue
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-            raise SearchConfigError(
-                "knn_params", f"{method} parameter {name} must be a positive integer, got {value!r}"
-            )
-        out[name] = int(value)
-    return method, out
+    try:
+        return check_engine(method, params)
+    except InvalidParameterError as exc:
+        option = "knn_method" if exc.name == "method" else "knn_params"
+        raise SearchConfigError(option, str(exc)) from None
 
 
 def check_knn_for(

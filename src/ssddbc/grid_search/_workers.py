@@ -38,6 +38,7 @@ import warnings
 import weakref
 from typing import Any
 
+import faiss
 from threadpoolctl import threadpool_limits
 
 from ssddbc._errors import SearchConfigError, SsddbcWarning
@@ -224,6 +225,4 @@ def cap_threads(threads: int) -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
     threadpool_limits(threads)
-    import faiss  # faiss: slow to import, so knncache and this module load it on use
-
     faiss.omp_set_num_threads(threads)
