@@ -12,7 +12,7 @@ atomically and ``meta.json`` is the commit marker, so writers racing without a l
 one valid entry. The lock only avoids duplicate searches. When a strategy cannot guarantee
 mutual exclusion (``exclusive = False``: the soft lock can be broken by an operator or by a
 mistaken stale break, and ``"none"`` has no lock at all) the store switches its cleanup to a
-lock-free policy (see ``KnnStore._sweep``).
+lock-free policy (see :mod:`knncache._housekeeping`).
 
 Soft lock
 ---------

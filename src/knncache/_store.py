@@ -63,8 +63,8 @@ class KnnStore(abc.ABC):
 
     The base class owns fingerprinting, validation, locking, pinning, writing, loading, meta
     handling and corruption detection. Entries are directories ``<root>/<fingerprint>/``
-    (layout in the README); ``meta.json`` is written last and is the commit marker, each
-    extra array has its own marker. A per-entry lock (``<root>/<fingerprint>.lock`` for
+    (layout in :mod:`knncache._entry`); ``meta.json`` is written last and is the commit
+    marker, each extra array has its own marker. A per-entry lock (``<root>/<fingerprint>.lock`` for
     ``lock="hard"``, a ``<fingerprint>.softlock`` marker for ``lock="soft"``) makes
     concurrent processes compute an entry once.
 
@@ -439,9 +439,9 @@ class KnnStore(abc.ABC):
         not bring back an entry removed before it was taken.
 
         On a read-only store the pin holds in this process only (nobody can clear the store
-        through this mount). Pins rely on ``flock``: see the README for NFS and Lustre. A
-        child forked while a pin is held shares its descriptor, so the pin lasts until that
-        child exits too (the safe side).
+        through this mount). Pins rely on ``flock``: see :mod:`knncache._locks` for NFS and
+        Lustre. A child forked while a pin is held shares its descriptor, so the pin lasts
+        until that child exits too (the safe side).
 
         Parameters
         ----------
