@@ -273,7 +273,8 @@ def _profile_config(
     from ssddbc.density.density_estimation import identify_high_density_points
     from ssddbc.evaluation import l1_loss, selection_score
     from ssddbc.evaluation._sample import SilhouetteSample
-    from ssddbc.ssddbc.adaptive_clustering import _prepare_k, _validate_inputs
+    from ssddbc.ssddbc._params import AlgorithmParams
+    from ssddbc.ssddbc._pipeline import prepare_k, validate_inputs
     from ssddbc.ssddbc.assignment import assign_sparse_points
     from ssddbc.ssddbc.clustering import grow_from_table, neighbor_table
     from ssddbc.ssddbc.merging import merge_isolated_core_clusters
@@ -286,13 +287,12 @@ def _profile_config(
     else:
         knn, matrix, mixed = (nb, ds), pairwise, True
     t = time.perf_counter()
-    inputs = _validate_inputs(
+    inputs = validate_inputs(
         data.features, data.targets, data.known_mask, data.labeled_mask, k, [dp],
-        dense_method=1, co_mode=2, co_manual=None, assign_model=3, voting_k=5,
-        precomputed_knn=knn, pairwise_distances=matrix, eval_dense=False, eval_version="v1",
-        fast_mode=True, metric="euclidean",
+        AlgorithmParams(), precomputed_knn=knn, pairwise_distances=matrix,
+        fast_mode=True, metric="euclidean", eval_version="v1",
     )  # fmt: skip
-    per_k = _prepare_k(inputs, candidates_with_matrix=mixed)
+    per_k = prepare_k(inputs, candidates_with_matrix=mixed)
     high = np.flatnonzero(identify_high_density_points(per_k.relative, dp))
     t1 = time.perf_counter()
     table = neighbor_table(per_k.source, high, k, per_k.co)
