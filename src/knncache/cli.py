@@ -372,7 +372,8 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 def _holder(m: LockMarker) -> str:
     who = f"pid {m.pid}" if m.pid is not None else "unknown pid"
     host = m.host if m.host is not None else "unknown host"
-    return f"{who} on {host}, age {m.age:.0f} s"
+    skew = f"; its time is {m.skew:.0f} s ahead of this host's clock" if m.skew >= 1 else ""
+    return f"{who} on {host}, age {m.age:.0f} s{skew}"
 
 
 def _seconds(text: str) -> float:
