@@ -23,13 +23,13 @@ an entry without them is exact.
 Every read goes through :mod:`knncache._safefs` relative to the entry's directory
 descriptor: no link is followed, no FIFO or device is opened, ``meta.json`` and the array
 markers are read with a size cap. :func:`parse_meta` is the one home of what a valid
-``meta.json`` is: strict JSON (no ``NaN``/``Infinity``), every field the reader uses type-
-and range-checked (counts are ints, not bools, within int64; times are finite POSIX times
-between 1970 and 9999, :func:`is_valid_time`; dtypes are numeric numpy dtypes); keys it does
-not know are ignored. A ``.npy`` file's size must be exactly its header's length plus
-``shape x itemsize`` (:func:`check_file`, before anything maps it). Checks with
-``checksum=True`` also check the graph's values: every neighbour index in ``[0, n)``, every
-distance finite and non-negative.
+``meta.json`` is: strict JSON (``NaN`` and ``Infinity`` are no numbers), every field the
+reader uses type- and range-checked (counts are ints, not bools, within int64; times are
+finite POSIX times between 1970 and 9999, :func:`is_valid_time`; dtypes are numeric numpy
+dtypes); keys it does not know are ignored. A ``.npy`` file's size must be exactly its
+header's length plus ``shape x itemsize`` (:func:`check_file`, before anything maps it).
+Checks with ``checksum=True`` also check the graph's values: every neighbour index in
+``[0, n)``, every distance finite and non-negative.
 """
 
 from __future__ import annotations
@@ -163,12 +163,9 @@ def npy_size(shape: tuple[int, ...], dtype: str, offset: int) -> int:
 def is_valid_time(t: object) -> bool:
     """Whether ``t`` is a usable POSIX time: a real number (not a bool), finite, in
     ``[0, MAX_TIME]`` (1970 to the end of year 9999)."""
-    return (
-        isinstance(t, (int, float))
-        and not isinstance(t, bool)
-        and math.isfinite(t)
-        and 0.0 <= t <= MAX_TIME
-    )
+    # Compared, never converted: NaN compares false, and an int of 400 digits must not
+    # raise OverflowError in math.isfinite.
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 <= t <= MAX_TIME
 
 
 def _is_int(x: object) -> bool:

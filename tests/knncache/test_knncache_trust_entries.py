@@ -98,7 +98,11 @@ def _assert_listed_with_one_problem(
 
 # ---------------------------------------------------------------------- meta.json fields
 @pytest.mark.parametrize("key", ["last_used", "created"])
-@pytest.mark.parametrize("raw", ["Infinity", "-Infinity", "NaN", "true", "1e400", "1e300", "-5"])
+@pytest.mark.parametrize(
+    "raw",
+    ["Infinity", "-Infinity", "NaN", "true", "1e400", "1e300", "-5", "1" + "0" * 400],
+    ids=lambda raw: raw if len(raw) < 10 else "int400",
+)
 def test_bad_time_in_meta_is_one_problem_not_a_crash(
     tmp_path: Path, X: np.ndarray, capsys: pytest.CaptureFixture[str], key: str, raw: str
 ) -> None:
