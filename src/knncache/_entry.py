@@ -22,8 +22,14 @@ an entry without them is exact.
 
 Every read goes through :mod:`knncache._safefs` relative to the entry's directory
 descriptor: no link is followed, no FIFO or device is opened, ``meta.json`` and the array
-markers are read with a size cap. Checks with ``checksum=True`` also check the graph's
-values: every neighbour index in ``[0, n)``, every distance finite and non-negative.
+markers are read with a size cap. :func:`parse_meta` is the one home of what a valid
+``meta.json`` is: strict JSON (``NaN`` and ``Infinity`` are no numbers), every field the
+reader uses type- and range-checked (counts are ints, not bools, within int64; times are
+finite POSIX times between 1970 and 9999, :func:`is_valid_time`; dtypes are numeric numpy
+dtypes); keys it does not know are ignored. A ``.npy`` file's size must be exactly its
+header's length plus ``shape x itemsize`` (:func:`check_file`, before anything maps it).
+Checks with ``checksum=True`` also check the graph's values: every neighbour index in
+``[0, n)``, every distance finite and non-negative.
 """
 
 from __future__ import annotations
@@ -57,7 +63,9 @@ __all__ = [
     "array_marker",
     "check_entry",
     "check_file",
+    "is_valid_time",
     "k_files",
+    "npy_size",
     "parse_meta",
     "read_arrays",
     "read_meta",
@@ -77,6 +85,10 @@ MAX_MARKER_BYTES = 1 << 16
 _GRAPH_SUFFIXES = ("_neighbors.npy", "_distances.npy")
 NEIGHBORS_DTYPE = np.dtype(np.int64).str
 DISTANCES_DTYPE = np.dtype(np.float32).str
+#: Counts, shapes and byte sizes fit in int64 (numpy's shapes and offsets do).
+_MAX_COUNT = 2**63 - 1
+#: The last second of year 9999: the latest time a listing can print.
+MAX_TIME = 253402300799.0
 
 Meta = dict[str, Any]
 
@@ -140,8 +152,53 @@ def read_npy_header_fd(fd: int) -> tuple[tuple[int, ...], str, bool, int]:
     return tuple(int(s) for s in shape), dtype.str, bool(fortran), offset
 
 
+def npy_size(shape: tuple[int, ...], dtype: str, offset: int) -> int:
+    """The exact size in bytes of a ``.npy`` file: header (``offset``) plus its data."""
+    count = 1
+    for s in shape:
+        count *= s
+    return offset + count * np.dtype(dtype).itemsize
+
+
+def is_valid_time(t: object) -> bool:
+    """Whether ``t`` is a usable POSIX time: a real number (not a bool), finite, in
+    ``[0, MAX_TIME]`` (1970 to the end of year 9999)."""
+    # Compared, never converted: NaN compares false, and an int of 400 digits must not
+    # raise OverflowError in math.isfinite.
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 <= t <= MAX_TIME
+
+
 def _is_int(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
+    return isinstance(x, int) and not isinstance(x, bool) and -_MAX_COUNT <= x <= _MAX_COUNT
+
+
+def _is_dtype(x: object, kinds: str) -> bool:
+    """Whether ``x`` is a dtype string numpy parses to a plain dtype of one of ``kinds``."""
+    if not isinstance(x, str):
+        return False
+    try:
+        dt = np.dtype(x)
+    except (TypeError, ValueError):
+        return False
+    return not dt.hasobject and dt.fields is None and dt.kind in kinds
+
+
+class _JsonConstant:
+    """``NaN``, ``Infinity`` or ``-Infinity`` read from a file: no number, so every field
+    check refuses it, and its repr names it in the message."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _loads(raw: bytes) -> Any:
+    """Strict JSON: ``NaN``, ``Infinity`` and ``-Infinity`` are read as no number."""
+    return json.loads(raw.decode("utf-8"), parse_constant=_JsonConstant)
 
 
 def _check_file_record(fp: str, name: str, rec: object, shape: list[int], dtype: str) -> None:
@@ -159,6 +216,8 @@ def _check_file_record(fp: str, name: str, rec: object, shape: list[int], dtype:
         raise CorruptEntryError(fp, f"meta.json: {name} has no valid checksum")
     if not _is_int(rec.get("bytes")) or rec["bytes"] < 0:
         raise CorruptEntryError(fp, f"meta.json: {name} has no valid byte count")
+    if not all(_is_int(s) and s >= 0 for s in shape):
+        raise CorruptEntryError(fp, f"meta.json: {name} has no valid shape")
 
 
 def parse_meta(raw: bytes, fp: str) -> Meta:
@@ -171,7 +230,7 @@ def parse_meta(raw: bytes, fp: str) -> Meta:
         type or value disagrees with the layout (shapes inconsistent with ``n``/``k``/``d``).
     """
     try:
-        meta = json.loads(raw.decode("utf-8"))
+        meta = _loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CorruptEntryError(fp, f"meta.json is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
@@ -186,16 +245,21 @@ def parse_meta(raw: bytes, fp: str) -> Meta:
         )
     if meta.get("fingerprint") != fp:
         raise CorruptEntryError(fp, f"meta.json names fingerprint {meta.get('fingerprint')!r}")
-    if meta.get("metric") not in METRICS:
+    if not isinstance(meta.get("metric"), str) or meta["metric"] not in METRICS:
         raise CorruptEntryError(fp, f"meta.json metric {meta.get('metric')!r} is unknown")
+    if "library" in meta and not isinstance(meta["library"], str):
+        raise CorruptEntryError(fp, f"meta.json library {meta['library']!r} is not a name")
     n, d, k = meta.get("n"), meta.get("d"), meta.get("k")
     if not (isinstance(n, int) and isinstance(d, int) and isinstance(k, int)) or not (
         _is_int(n) and _is_int(d) and _is_int(k) and n >= 2 and d >= 1 and 1 <= k < n
     ):
         raise CorruptEntryError(fp, f"meta.json has invalid n={n!r}, d={d!r}, k={k!r}")
     for key in ("created", "last_used"):
-        if not isinstance(meta.get(key), (int, float)):
-            raise CorruptEntryError(fp, f"meta.json has no valid {key!r} time")
+        if not is_valid_time(meta.get(key)):
+            raise CorruptEntryError(
+                fp,
+                f"meta.json {key} {meta.get(key)!r} is not a POSIX time in [0, {MAX_TIME:.0f}]",
+            )
     files = meta.get("files")
     nb_name, ds_name = k_files(k)
     if not isinstance(files, dict) or not {nb_name, ds_name} <= set(files):
@@ -204,10 +268,11 @@ def parse_meta(raw: bytes, fp: str) -> Meta:
         raise CorruptEntryError(fp, f"meta.json lists unexpected files {sorted(files)!r}")
     _check_file_record(fp, nb_name, files[nb_name], [n, k], NEIGHBORS_DTYPE)
     _check_file_record(fp, ds_name, files[ds_name], [n, k], DISTANCES_DTYPE)
+    fdtype = meta.get("features_dtype")
+    if ("features_dtype" in meta or FEATURES_FILE in files) and not _is_dtype(fdtype, "iuf"):
+        raise CorruptEntryError(fp, f"meta.json features_dtype {fdtype!r} is not a numeric dtype")
     if FEATURES_FILE in files:
-        fdtype = meta.get("features_dtype")
-        if not isinstance(fdtype, str):
-            raise CorruptEntryError(fp, "meta.json has no valid features_dtype")
+        assert isinstance(fdtype, str)
         _check_file_record(fp, FEATURES_FILE, files[FEATURES_FILE], [n, d], fdtype)
     _check_engine_fields(meta, fp, n, k)
     # Extra arrays carry their own commit markers (read_arrays); meta.json never lists them.
@@ -259,7 +324,7 @@ def parse_marker(raw: bytes, fp: str, name: str) -> dict[str, Any]:
     """
     fname = array_marker(name)
     try:
-        rec = json.loads(raw.decode("utf-8"))
+        rec = _loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CorruptEntryError(fp, f"{fname} is not valid JSON ({exc})") from None
     if not isinstance(rec, dict):
@@ -273,7 +338,7 @@ def parse_marker(raw: bytes, fp: str, name: str) -> dict[str, Any]:
     shape = rec.get("shape")
     if not isinstance(shape, list) or not all(_is_int(s) and s >= 0 for s in shape):
         raise CorruptEntryError(fp, f"{fname}: array {name!r} has no valid shape")
-    if not isinstance(rec.get("dtype"), str):
+    if not _is_dtype(rec.get("dtype"), "biuf"):
         raise CorruptEntryError(fp, f"{fname}: array {name!r} has no valid dtype")
     _check_file_record(fp, array_file(name), rec, shape, rec["dtype"])
     return rec
@@ -379,6 +444,15 @@ def check_file(
                 fp,
                 f"{name} holds shape {list(shape)} dtype {dtype}, meta.json says "
                 f"{rec['shape']} {rec['dtype']}",
+            )
+        # Before anything maps it: a file cut short (or padded) under a record rewritten
+        # to match its bytes must not reach np.frombuffer.
+        need = npy_size(shape, dtype, offset)
+        if st.st_size != need:
+            raise CorruptEntryError(
+                fp,
+                f"{name} has {st.st_size} bytes, its .npy header (shape {list(shape)} "
+                f"dtype {dtype}) needs {need} (truncated?)",
             )
         if not checksum:
             return

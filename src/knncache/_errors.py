@@ -249,7 +249,14 @@ class StoreWriteError(KnnCacheError, OSError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"cannot write to the store at {self.path!r}: {reason}")
+        # Like any OSError: a handler that prints "cannot write {filename}: {strerror}"
+        # says it once, not "cannot write cannot write to the store ...".
         self.errno = errno
+        self.strerror = reason
+        self.filename = self.path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path, self.reason, self.errno))

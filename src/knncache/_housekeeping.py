@@ -37,6 +37,7 @@ from knncache._entry import (
     array_file,
     array_marker,
     check_entry,
+    is_valid_time,
     read_arrays,
     read_meta,
 )
@@ -61,7 +62,7 @@ from knncache._locks import (
 from knncache._safefs import kind_of, open_dir_at, open_regular, remove_at, scan
 from knncache._storedir import StoreDir
 
-__all__ = ["CorruptEntry", "EntryInfo"]
+__all__ = ["CorruptEntry", "EntryInfo", "last_used"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +136,14 @@ def entry_bytes(dfd: int) -> int:
     return sum(st.st_size for _, st in scan(dfd) if stat.S_ISREG(st.st_mode))
 
 
+def last_used(meta: Meta, mtime: float) -> float:
+    """An entry's last-used time: ``meta.json``'s mtime (refreshed on each hit) or the time
+    recorded in it, whichever is later; an mtime outside :func:`is_valid_time` (anyone can
+    set it) is not believed."""
+    recorded = float(meta["last_used"])
+    return max(recorded, mtime) if is_valid_time(mtime) else recorded
+
+
 def entry_info(d: StoreDir, fp: str) -> EntryInfo:
     """The summary of entry ``fp`` (FileNotFoundError, CorruptEntryError, OSError)."""
     with d.entry_fd(fp) as dfd:
@@ -150,7 +159,7 @@ def entry_info(d: StoreDir, fp: str) -> EntryInfo:
         metric=meta["metric"],
         bytes=size,
         created=float(meta["created"]),
-        last_used=max(float(meta["last_used"]), mtime),
+        last_used=last_used(meta, mtime),
         has_features=FEATURES_FILE in meta["files"],
         arrays=tuple(sorted(arrays)),
         method=str(meta.get("method", "exact")),

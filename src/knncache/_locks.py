@@ -60,9 +60,19 @@ lock's stale break needs a rename that NFS refuses; its marker records no acquis
 (so no age to report or to break by); and its ``break_lock`` removes by path without
 checking what it removes.
 
-Ages compare the holder's clock (``acquired``) with the reader's: hosts sharing a store
-should run NTP. Extra arrays (``ensure_array``) written without an exclusive lock must be
-computed deterministically, like the graph, for racing writers to agree byte for byte.
+Age (what ``--break-locks`` and :class:`~knncache.LockTimeoutError` use) is measured by
+the reader's clock and no recorded time can freeze it: ``now`` minus the oldest of the
+marker's times that is not in the future, among the holder's ``acquired``, the file's mtime
+and its ctime (:func:`~knncache._softlock.marker_age`). A time ahead of the reader's clock
+is skew, never age: it is left out and reported (``skew``, and ``gc --break-locks`` says
+so). The ctime is set by the file system's clock at the marker's creation and no content or
+``utime`` can set it, so a marker dated a year ahead, file times included, still ages from
+when it was made; only a real offset between the reader's and the file system's clocks
+delays a break, by that offset. A holder whose clock runs behind makes its marker look
+older than it is: hosts sharing a store should still run NTP.
+
+Extra arrays (``ensure_array``) written without an exclusive lock must be computed
+deterministically, like the graph, for racing writers to agree byte for byte.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from knncache._errors import StoreWriteError
@@ -74,7 +75,9 @@ class PersistentStore(KnnStore):
         super().__init__(root, lock_timeout=lock_timeout, lock=lock, read_only=read_only)
         self.max_bytes = None if max_bytes is None else int(max_bytes)
         if self._root.exists() and not self._root.is_dir():
-            raise StoreWriteError(str(self._root), "the store root exists and is not a directory")
+            raise StoreWriteError(
+                str(self._root), "the store root exists and is not a directory", errno.ENOTDIR
+            )
 
     def _prepare_root(self) -> None:
         try:
@@ -82,7 +85,9 @@ class PersistentStore(KnnStore):
         except OSError as exc:
             raise StoreWriteError(str(self._root), exc.strerror or str(exc), exc.errno) from None
         if not self._root.is_dir():
-            raise StoreWriteError(str(self._root), "the store root is not a directory")
+            raise StoreWriteError(
+                str(self._root), "the store root is not a directory", errno.ENOTDIR
+            )
 
     def _after_write(self, fp: str) -> None:
         if self.max_bytes is not None:

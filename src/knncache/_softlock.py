@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import socket
@@ -26,6 +27,7 @@ __all__ = [
     "SoftLock",
     "boot_id",
     "break_soft_locks",
+    "marker_age",
     "pid_alive",
     "read_marker",
     "remove_if_token",
@@ -101,9 +103,13 @@ class LockMarker:
     acquired : float
         When the lock was taken (POSIX time; the file's mtime for an unreadable marker).
     age : float
-        Seconds since ``acquired`` when the marker was read.
+        Seconds the marker has existed when it was read, by this host's clock (see
+        :func:`marker_age`; the policy is in :mod:`knncache._locks`).
     token : str or None
         The marker's random identity.
+    skew : float
+        Seconds by which ``acquired`` lies ahead of this host's clock (0 when it does not):
+        the holder's clock is skewed, and its record was not used for the age.
     """
 
     path: str
@@ -116,6 +122,7 @@ class LockMarker:
     boot_id: str | None = None
     pidns: int | None = None
     start: int | None = None
+    skew: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict (for ``knncache gc --json``)."""
@@ -126,6 +133,7 @@ class LockMarker:
             "pid": self.pid,
             "acquired": self.acquired,
             "age": self.age,
+            "skew": self.skew,
         }
 
     def on_this_host(self) -> bool:
@@ -170,10 +178,37 @@ def _parse_marker(raw: bytes) -> dict[str, Any] | None:
     ok = (
         isinstance(data.get("host"), str)
         and isinstance(data.get("pid"), int)
-        and isinstance(data.get("acquired"), (int, float))
+        and not isinstance(data.get("pid"), bool)
+        and _finite_time(data.get("acquired"))
         and isinstance(data.get("token"), str)
     )
     return data if ok else None
+
+
+def _finite_time(t: object) -> bool:
+    """A number, not a bool, that is a finite float (``NaN`` and ``10**400`` are not)."""
+    if isinstance(t, bool) or not isinstance(t, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(t))
+    except OverflowError:
+        return False
+
+
+def marker_age(now: float, acquired: float | None, st: os.stat_result | None) -> float:
+    """A marker's age by this host's clock: ``now`` minus the oldest of its times that is
+    not in the future (policy: :mod:`knncache._locks`).
+
+    The witnesses are the holder's recorded ``acquired`` and the file's mtime and ctime
+    (the file system's clock; no content and no ``utime`` can set the ctime). A time ahead
+    of ``now`` is skew, not age, and is left out; when every witness is ahead, the age is
+    0 until this host's clock passes the earliest of them.
+    """
+    times = [] if acquired is None else [acquired]
+    if st is not None:
+        times += [st.st_mtime, st.st_ctime]
+    past = [t for t in times if t <= now]
+    return now - min(past) if past else 0.0
 
 
 def read_marker(path: str | os.PathLike[str]) -> LockMarker | None:
@@ -190,11 +225,10 @@ def read_marker(path: str | os.PathLike[str]) -> LockMarker | None:
     except OSError:
         fd = -1
     raw = b""
-    mtime = time.time()
+    st: os.stat_result | None = None
     try:
         if fd >= 0:
             st = os.fstat(fd)
-            mtime = st.st_mtime
             if stat.S_ISREG(st.st_mode):  # never read a FIFO or a device
                 raw = os.read(fd, _MAX_MARKER_BYTES)
     except OSError:
@@ -206,7 +240,8 @@ def read_marker(path: str | os.PathLike[str]) -> LockMarker | None:
     data = _parse_marker(raw)
     now = time.time()
     if data is None:
-        return LockMarker(str(p), fp, None, None, mtime, max(0.0, now - mtime), None)
+        mtime = st.st_mtime if st is not None else now
+        return LockMarker(str(p), fp, None, None, mtime, marker_age(now, None, st), None)
     acquired = float(data["acquired"])
     return LockMarker(
         path=str(p),
@@ -214,8 +249,9 @@ def read_marker(path: str | os.PathLike[str]) -> LockMarker | None:
         host=data["host"],
         pid=data["pid"],
         acquired=acquired,
-        age=max(0.0, now - acquired),
+        age=marker_age(now, acquired, st),
         token=data["token"],
+        skew=max(0.0, acquired - now),
         boot_id=data.get("boot_id") if isinstance(data.get("boot_id"), str) else None,
         pidns=data.get("pidns") if isinstance(data.get("pidns"), int) else None,
         start=data.get("start") if isinstance(data.get("start"), int) else None,

@@ -45,6 +45,7 @@ from knncache._housekeeping import (
     clear_entries,
     entry_bytes,
     evict_entries,
+    last_used,
 )
 from knncache._housekeeping import problems as find_problems
 from knncache._locks import LockMarker, break_soft_locks
@@ -86,7 +87,10 @@ def format_size(n: int) -> str:
 
 
 def _time(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # validated times fit; this is a last guard
+        return f"{ts!r} (not a calendar date)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -246,7 +250,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
             size = entry_bytes(dfd)
             with contextlib.suppress(OSError):
                 mtime = os.stat(META_FILE, dir_fd=dfd, follow_symlinks=False).st_mtime
-                meta["last_used"] = max(meta["last_used"], mtime)
+                meta["last_used"] = last_used(meta, mtime)
     except FileNotFoundError:
         print(f"knncache: error: no entry {fp} in {str(store.root)!r}", file=sys.stderr)
         return 1
@@ -368,7 +372,8 @@ def _cmd_gc(args: argparse.Namespace) -> int:
 def _holder(m: LockMarker) -> str:
     who = f"pid {m.pid}" if m.pid is not None else "unknown pid"
     host = m.host if m.host is not None else "unknown host"
-    return f"{who} on {host}, age {m.age:.0f} s"
+    skew = f"; its time is {m.skew:.0f} s ahead of this host's clock" if m.skew >= 1 else ""
+    return f"{who} on {host}, age {m.age:.0f} s{skew}"
 
 
 def _seconds(text: str) -> float:
