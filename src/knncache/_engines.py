@@ -26,6 +26,12 @@ the graph at ``k``): exact, always; ``"ivf"`` up to float32 near-ties at the ``k
 candidate; ``"hnsw"`` not guaranteed (a store keeps it anyway: it serves the first ``k``
 columns of the graph at ``k_max``). Every route ends in ``check_graph``: a graph with a
 non-finite distance or an invalid index is refused with ``InvalidFeaturesError``.
+
+Limits (checked before faiss sees a value, ``InvalidParameterError`` naming it): every
+parameter within :data:`ENGINE_LIMITS` (what faiss accepts: ``M >= 2``, C ``int`` values),
+and, once the features' shape is known, an approximate index whose estimated size
+(:func:`index_bytes`) exceeds the machine's physical memory (:func:`memory_bound`) is
+refused rather than left to end in ``std::bad_alloc``.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ from knncache._search import search_rows
 
 __all__ = [
     "ENGINE_DEFAULTS",
+    "ENGINE_LIMITS",
     "ENGINE_META_KEYS",
     "METHODS",
     "SHIP_RE",
@@ -64,7 +71,10 @@ __all__ = [
     "compute_knn",
     "engine_meta",
     "entry_key",
+    "index_bytes",
     "make_engine",
+    "memory_bound",
+    "private_features",
     "recall_at_k",
 ]
 
@@ -86,11 +96,101 @@ ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
 
 RECALL_SAMPLE = 1000
 
+#: The largest C ``int`` (faiss takes ``M``, ``efConstruction``, ``efSearch`` and the k-means
+#: cluster count ``nlist`` as one).
+C_INT_MAX = 2**31 - 1
+
+#: The range of each approximate parameter, checked before faiss sees it. ``M >= 2``: faiss
+#: draws HNSW levels with probabilities built from ``1 / log(M)``, which ``M = 1`` makes
+#: empty, and the build then crashes the process (SIGSEGV). ``M <= 65536``: far beyond any
+#: useful graph degree, each node's neighbour count (a C ``int`` of ``3 * M``) far from
+#: overflow. The rest: at most :data:`C_INT_MAX`.
+ENGINE_LIMITS: Mapping[str, Mapping[str, tuple[int, int]]] = MappingProxyType(
+    {
+        "exact": MappingProxyType({"blocks": (1, C_INT_MAX)}),
+        "hnsw": MappingProxyType(
+            {"M": (2, 65536), "efConstruction": (1, C_INT_MAX), "efSearch": (1, C_INT_MAX)}
+        ),
+        "ivf": MappingProxyType({"nlist": (1, C_INT_MAX), "nprobe": (1, C_INT_MAX)}),
+    }
+)
+
+
+def memory_bound() -> int:
+    """The most bytes an approximate index may be estimated to take: the physical memory.
+
+    An index estimated (:func:`index_bytes`) beyond the machine's physical memory could only
+    end in a ``MemoryError`` (``std::bad_alloc``) inside faiss, or in swapping, so it is
+    refused first. Where the size is unknown (no ``sysconf``), ``2**63 - 1``.
+    """
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES")
+        size = os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 2**63 - 1
+    if pages <= 0 or size <= 0:  # pragma: no cover - unknown
+        return 2**63 - 1
+    return int(pages) * int(size)
+
+
+def index_bytes(method: str, params: Mapping[str, Any], n: int, dim: int) -> int:
+    """Estimated peak bytes of the faiss index of ``method`` on ``n`` points of ``dim``.
+
+    ``"hnsw"``: the float32 vectors (``4 n d``), the neighbour lists (``2 M`` C ``int``
+    slots per point at level 0 and ``M`` per higher level, ``M / (M - 1)`` higher levels
+    expected), their offsets and levels (12 bytes a point), and, for each of faiss's search
+    threads, a visited table (``n`` bytes) and the ``efSearch`` candidate heap (16 bytes a
+    slot; the single-threaded build's ``efConstruction`` heap likewise, at most ``n``
+    slots). ``"ivf"``: the vectors and their ids (``4 n d + 8 n``), the ``nlist``
+    centroids, and k-means' assignment of every point (16 bytes). ``"exact"``: the float32
+    vectors. Parameters are the resolved ones (:data:`ENGINE_DEFAULTS` filled in).
+    """
+    vectors = 4 * n * dim
+    if method == "hnsw":
+        m = int(params["M"])
+        slots = 2 * m + m / (m - 1)
+        graph = n * (4 * slots + 12)
+        threads = max(1, int(faiss.omp_get_max_threads()))
+        search = threads * (n + 16 * int(params["efSearch"]))
+        build = n + 16 * min(int(params["efConstruction"]), n)
+        return int(vectors + graph + max(search, build))
+    if method == "ivf":
+        return vectors + 8 * n + 4 * int(params["nlist"]) * dim + 16 * n
+    return vectors
+
+
+def _check_memory(method: str, params: Mapping[str, Any], n: int, dim: int) -> None:
+    need = index_bytes(method, params, n, dim)
+    bound = memory_bound()
+    if need > bound:
+        named = {key: params[key] for key in ENGINE_LIMITS[method] if key in params}
+        raise InvalidParameterError(
+            "params",
+            named,
+            f"the {method} index of {n} points of dimension {dim} would take about "
+            f"{need / 2**30:.3g} GiB, more than this machine's {bound / 2**30:.3g} GiB of "
+            "memory; lower the parameters (or the data)",
+        )
+
 
 def _positive_int(method: str, name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
         raise InvalidParameterError(
             name, value, f"{method} parameter {name} must be a positive integer"
+        )
+    return int(value)
+
+
+def _bounded_int(method: str, name: str, value: object) -> int:
+    """``value`` as an int within ``ENGINE_LIMITS[method][name]``, else raise."""
+    low, high = ENGINE_LIMITS[method][name]
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not low <= int(value) <= high
+    ):
+        raise InvalidParameterError(
+            name, value, f"{method} parameter {name} must be an integer in [{low}, {high}]"
         )
     return int(value)
 
@@ -125,8 +225,9 @@ def check_engine(method: object, params: object) -> tuple[str, dict[str, Any]]:
     params : mapping or None
         ``"exact"`` takes none here (its executor parameters belong to a call of
         :func:`compute_knn`); ``"hnsw"`` and ``"ivf"`` take some of their names in
-        :data:`ENGINE_DEFAULTS`, each a positive integer (ivf's ``nlist`` also ``"auto"``).
-        ``None`` means no parameters.
+        :data:`ENGINE_DEFAULTS`, each an integer in its range of :data:`ENGINE_LIMITS`
+        (hnsw ``M`` in ``[2, 65536]``, the others in ``[1, 2**31 - 1]``; ivf's ``nlist``
+        also ``"auto"``). ``None`` means no parameters.
 
     Returns
     -------
@@ -152,12 +253,15 @@ def check_engine(method: object, params: object) -> tuple[str, dict[str, Any]]:
     _check_names(name, out)
     for key in ENGINE_DEFAULTS[name]:
         if key in out and not (key == "nlist" and out[key] == "auto"):
-            out[key] = _positive_int(name, key, out[key])
+            out[key] = _bounded_int(name, key, out[key])
     return name, out
 
 
-def _resolve(method: object, params: Mapping[str, Any], n: int, executor: Any) -> dict[str, Any]:
-    """Validate ``params`` for ``method`` and fill in the defaults (``nlist="auto"`` too)."""
+def _resolve(
+    method: object, params: Mapping[str, Any], n: int, executor: Any, dim: int | None
+) -> dict[str, Any]:
+    """Validate ``params`` for ``method`` and fill in the defaults (``nlist="auto"`` too);
+    with ``dim``, refuse an index beyond :func:`memory_bound`."""
     name = _check_method(method)
     _check_names(name, params)
     if name == "exact":
@@ -167,7 +271,7 @@ def _resolve(method: object, params: Mapping[str, Any], n: int, executor: Any) -
                 "params", dict(params), "exact parameters apply only with an executor"
             )
         if out["blocks"] is not None:
-            out["blocks"] = _positive_int(name, "blocks", out["blocks"])
+            out["blocks"] = _bounded_int(name, "blocks", out["blocks"])
         for key in ("scratch_dir", "features_npy"):
             if out[key] is not None and not isinstance(out[key], (str, os.PathLike)):
                 raise InvalidParameterError(key, out[key], "expected a path or None")
@@ -185,6 +289,8 @@ def _resolve(method: object, params: Mapping[str, Any], n: int, executor: Any) -
         if out["nlist"] > n:
             raise InvalidParameterError("nlist", out["nlist"], f"ivf needs nlist <= N ({n} points)")
         out["nprobe"] = min(out["nprobe"], out["nlist"])
+    if dim is not None:
+        _check_memory(name, out, n, dim)
     return out
 
 
@@ -250,7 +356,11 @@ class Engine:
         InvalidFeaturesError
             ``"overflow"``: the graph cannot be valid (see :func:`knncache._graph.check_graph`),
             whatever the method or executor.
+        InvalidParameterError
+            An approximate index estimated beyond :func:`memory_bound` (before faiss runs).
         """
+        if self.method != "exact":
+            _check_memory(self.method, self.params, arr.shape[0], arr.shape[1])
         if self.method == "exact":
             if self.executor is None:
                 graph = search_rows(arr, k, metric, exclude_self)
@@ -258,7 +368,7 @@ class Engine:
                 graph = distributed_exact(arr, k, metric, exclude_self, self.executor, self.params)
         else:
             graph = _approximate(arr, k, metric, exclude_self, self.method, self.params)
-        check_graph(graph, arr.shape[0])
+        check_graph(graph, arr.shape[0], arr)
         return graph
 
     def meta_fields(self, graph: KnnGraph, arr: npt.NDArray[Any], metric: str) -> dict[str, Any]:
@@ -294,15 +404,25 @@ def engine_meta(
 
 
 def make_engine(
-    method: object, params: Mapping[str, Any] | None, n: int, executor: Any = None
+    method: object,
+    params: Mapping[str, Any] | None,
+    n: int,
+    executor: Any = None,
+    *,
+    dim: int | None = None,
 ) -> Engine:
     """Validate a method, its parameters and an executor into an :class:`Engine`.
+
+    With ``dim`` (the features' dimension), an approximate index whose estimated size
+    (:func:`index_bytes`) exceeds :func:`memory_bound` is refused here; without it,
+    :meth:`Engine.compute` refuses it before faiss runs.
 
     Raises
     ------
     InvalidParameterError
-        Unknown method or parameter, a value out of range, an executor with an approximate
-        method, or an executor without ``submit``.
+        Unknown method or parameter, a value out of range (:data:`ENGINE_LIMITS`), an index
+        beyond the memory bound, an executor with an approximate method, or an executor
+        without ``submit``.
     """
     if params is not None and not isinstance(params, Mapping):
         raise InvalidParameterError("params", params, "expected a mapping of names to values")
@@ -312,8 +432,37 @@ def make_engine(
             type(executor).__name__,
             "expected a concurrent.futures.Executor or distributed.Client",
         )
-    resolved = _resolve(method, dict(params or {}), n, executor)
+    resolved = _resolve(method, dict(params or {}), n, executor, dim)
     return Engine(str(method), MappingProxyType(resolved), executor)
+
+
+def private_features(X: Any, metric: str) -> tuple[npt.NDArray[Any], str]:
+    """A validated private copy of ``X`` and its :func:`knncache.fingerprint`.
+
+    What a store's miss keys, searches and writes: one C-ordered copy of ``X`` (the same
+    dtype: ``N x d`` values more memory, freed with the call) that nothing else
+    references, so a caller that changes ``X`` meanwhile (another thread, another writer
+    of a memmap's file) cannot make an entry hold the graph or features of other bytes
+    than its key names. The copy is validated (:func:`knncache._graph.validate_features`)
+    and then fingerprinted: if ``X`` changed since the store's first fingerprint (its
+    lock-free hit check), the entry is that of the copy's bytes.
+
+    Raises
+    ------
+    InvalidFeaturesError, UnknownMetricError
+        As :func:`validate_features`.
+    """
+    arr = _private_copy(X, metric)
+    return arr, fingerprint(arr, metric)
+
+
+def _private_copy(X: Any, metric: str) -> npt.NDArray[Any]:
+    """Validated C-ordered copy of ``X`` (anything but a 2-D real array refused uncopied)."""
+    validate_metric(metric)
+    arr = X if isinstance(X, np.ndarray) else np.asarray(X)
+    if arr.dtype.kind in "iuf" and arr.ndim == 2:
+        arr = np.array(arr, order="C", copy=True, subok=False)
+    return validate_features(arr, metric)
 
 
 def entry_key(
@@ -332,11 +481,13 @@ def entry_key(
     Raises
     ------
     InvalidFeaturesError, UnknownMetricError, InvalidParameterError
-        Bad ``X``, ``metric``, ``method`` or ``params`` (the checks of ``ensure``).
+        Bad ``X``, ``metric``, ``method`` or ``params`` (the checks of ``ensure``, the
+        memory bound included).
     """
     validate_metric(metric)
     arr = validate_features(X, metric)
-    return make_engine(method, params, arr.shape[0]).key(fingerprint(arr, metric))
+    engine = make_engine(method, params, arr.shape[0], dim=arr.shape[1])
+    return engine.key(fingerprint(arr, metric))
 
 
 def compute_knn(
@@ -366,7 +517,10 @@ def compute_knn(
     ----------
     X : array_like
         Feature matrix ``(N, d)``, integer or floating dtype (float64 accepted; the candidate
-        search runs in float32, the final distances in float64).
+        search runs in float32, the final distances in float64), of any finite magnitude.
+        It is copied once (``N x d`` values of its dtype, freed on return) and the copy
+        searched, so a change to ``X`` during the call (another thread) cannot mix two
+        matrices into one graph.
     k : int
         Number of neighbours, ``1 <= k <= N - 1`` (``<= N`` with ``exclude_self=False``).
     metric : {"euclidean", "cosine"}
@@ -407,14 +561,15 @@ def compute_knn(
     UnknownMetricError
         If ``metric`` is unknown.
     InvalidParameterError
-        Unknown ``method``, unknown or out-of-range ``params``, or an ``executor`` with an
-        approximate method.
+        Unknown ``method``, unknown or out-of-range ``params`` (:data:`ENGINE_LIMITS`), an
+        approximate index estimated beyond this machine's memory (:func:`memory_bound`), or
+        an ``executor`` with an approximate method.
     """
     validate_metric(metric)
-    arr = validate_features(X, metric)
+    arr = _private_copy(X, metric)
     n = arr.shape[0]
     k = validate_k(k, n, exclude_self=bool(exclude_self))
-    engine = make_engine(method, params, n, executor)
+    engine = make_engine(method, params, n, executor, dim=arr.shape[1])
     return engine.compute(arr, k, metric, bool(exclude_self))
 
 

@@ -204,8 +204,12 @@ def validate_k(k: object, n: int, *, exclude_self: bool = True) -> int:
     return k_int
 
 
-def check_graph(graph: KnnGraph, n: int) -> None:
+def check_graph(graph: KnnGraph, n: int, features: npt.NDArray[Any] | None = None) -> None:
     """Refuse a graph that must never be written or served.
+
+    With the ``features`` the graph was searched from, a distance overflow also names the
+    magnitude of the features (the row's and the matrix's largest absolute value), which
+    is what must come down.
 
     Raises
     ------
@@ -224,9 +228,24 @@ def check_graph(graph: KnnGraph, n: int) -> None:
             if bool(bad_ds[row])
             else "the search found no valid neighbour index for it"
         )
+        if bool(bad_ds[row]) and features is not None:
+            why += (
+                f" (the row's largest magnitude is {_largest(features[row : row + 1]):.3g}, "
+                f"the features' {_largest(features):.3g}: divide them by a constant)"
+            )
         raise InvalidFeaturesError(
             "overflow", f"cannot build a valid graph for features row {row}: {why}", row=row
         )
+
+
+def _largest(arr: npt.NDArray[Any]) -> float:
+    """Largest absolute value of ``arr`` (float64), in row blocks of about 16 MB."""
+    step = max(1, (16 << 20) // max(1, arr.shape[1] * arr.dtype.itemsize))
+    out = 0.0
+    for start in range(0, arr.shape[0], step):
+        block = np.abs(arr[start : start + step].astype(np.float64))
+        out = max(out, float(block.max(initial=0.0)))
+    return out
 
 
 def as_graph(graph: object, what: str) -> KnnGraph:

@@ -4,6 +4,12 @@ faiss (``IndexFlatL2``, float32) proposes ``k`` plus a margin of candidates per 
 distances are recomputed exactly in float64, self is dropped, each row is sorted by
 (distance, index), and rows whose candidate window might hide a tie are widened until the
 result is provably exact. The approximate engines reuse it with their own candidate index.
+
+After ``fork``, faiss runs on one thread in the child: libgomp's thread pool (faiss's
+OpenMP) does not survive a fork, and the child's first parallel region would wait forever
+for the parent's threads. A forked child therefore searches (single-threaded, the same
+result) instead of hanging; ``faiss.omp_set_num_threads`` raises the count again, at the
+caller's risk, where the parent never ran faiss.
 """
 
 from __future__ import annotations
@@ -31,20 +37,29 @@ _F32_MAX = float(np.finfo(np.float32).max)
 _TINY = 2.0**-20
 
 
-def _pow2_scale(max_abs: float, dim: int) -> float:
-    """A power of two ``s`` with ``max_abs * s`` safe for the float32 candidate search.
+def _one_thread_after_fork() -> None:
+    faiss.omp_set_num_threads(1)
 
-    1.0 (no scaling: the values are searched as they are) unless squared norms could overflow
-    float32 (``4 * (dim + 4) * max_abs**2`` beyond its range) or underflow it. Scaling by a
-    power of two is exact, so neighbours and tie order are unchanged.
+
+os.register_at_fork(after_in_child=_one_thread_after_fork)
+
+
+def _pow2_scale(max_abs: float, dim: int) -> int:
+    """An exponent ``e`` with ``max_abs * 2**e`` safe for the float32 candidate search.
+
+    0 (no scaling: the values are searched as they are) unless squared norms could overflow
+    float32 (``4 * (dim + 4) * max_abs**2`` beyond its range) or underflow it; then the
+    largest magnitude is brought into ``[0.5, 1)``. An exponent, not a factor: ``2**e`` of
+    a subnormal (``e`` up to 1074) is beyond float64, applied with ``ldexp`` it is exact
+    (no rounding), so neighbours and tie order are unchanged.
     """
     if max_abs == 0.0:
-        return 1.0
+        return 0
     safe_max = float(np.sqrt(_F32_MAX / (16.0 * (dim + 4))))
     if _TINY <= max_abs <= safe_max:
-        return 1.0
+        return 0
     _, exp = np.frexp(max_abs)  # max_abs = m * 2**exp, 0.5 <= m < 1
-    return float(np.ldexp(1.0, -int(exp)))
+    return -int(exp)
 
 
 def _refine_threads() -> int:
@@ -128,22 +143,24 @@ def search_rows(
     Features of any finite magnitude are searched: where float32 squared norms would
     overflow (or underflow), every engine's candidate search runs on the matrix scaled by
     one power of two (exact, the same for every block of rows, so blocks searched apart
-    agree bit for bit) and distances are scaled back. The result is not checked here (an
+    agree bit for bit) and distances are scaled back (to float32: those of subnormal float64
+    features round to float32's subnormals, or to 0 below about 1.4e-45, so a row's tied
+    zeros keep the order of their exact distances). The result is not checked here (an
     approximate row may still hold ``-1``); callers apply :func:`check_graph` to the whole
     graph before it is returned, written or served.
     """
     n, dim = arr.shape
 
     max_abs = _max_abs(arr)
-    scale = _pow2_scale(max_abs, dim) if metric == "euclidean" else 1.0
-    if metric == "euclidean" and arr.dtype.itemsize <= 4 and scale == 1.0:
+    scale = _pow2_scale(max_abs, dim) if metric == "euclidean" else 0
+    if metric == "euclidean" and arr.dtype.itemsize <= 4 and scale == 0:
         # float64 holds these values exactly: the refinement reads them as they are.
         src: npt.NDArray[Any] = np.ascontiguousarray(arr)
         x32 = np.ascontiguousarray(arr, dtype=np.float32)
     else:
         x64 = np.asarray(arr, dtype=np.float64)
-        if scale != 1.0:
-            x64 = x64 * scale  # exact (a power of two); distances are scaled back below
+        if scale != 0:
+            x64 = np.ldexp(x64, scale)  # exact (a power of two); distances scaled back below
         if metric == "cosine":
             x64 = _unit_rows(x64)
         src = np.ascontiguousarray(x64)
@@ -222,9 +239,9 @@ def search_rows(
             still.append(refine(pending[sl], c_all[sl], fsq_all[sl]))
         pending = np.sort(np.concatenate(still))
 
-    if scale != 1.0:
-        with np.errstate(over="ignore"):
-            distances = (distances.astype(np.float64) / scale).astype(np.float32)
+    if scale != 0:
+        with np.errstate(over="ignore", under="ignore"):
+            distances = np.ldexp(distances.astype(np.float64), -scale).astype(np.float32)
     return KnnGraph(neighbors, distances)
 
 

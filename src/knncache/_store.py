@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from knncache._engines import make_engine
+from knncache._engines import make_engine, private_features
 from knncache._entry import META_FILE, Meta, validate_array_name
 from knncache._errors import (
     CorruptEntryError,
@@ -319,7 +319,7 @@ class KnnStore(abc.ABC):
         k = validate_k(k, arr.shape[0])
         if not isinstance(store_features, bool):
             raise TypeError(f"store_features must be a bool, got {store_features!r}")
-        engine = make_engine(method, params, arr.shape[0], executor)
+        engine = make_engine(method, params, arr.shape[0], executor, dim=arr.shape[1])
         fp = engine.key(fingerprint(arr, metric))
 
         meta, problem = self._dir.inspect(fp)
@@ -329,6 +329,8 @@ class KnnStore(abc.ABC):
         if meta is not None:
             what = f"entry {fp} holds k={meta['k']} (< {k}) or no features"
         self._dir.require_writable(what)
+        arr, base = private_features(arr, metric)  # what is searched and written is keyed
+        fp = engine.key(base)
 
         self._prepare_root()
         with self._lock(fp):
