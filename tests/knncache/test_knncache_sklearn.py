@@ -31,19 +31,8 @@ def _dense(m: Any) -> np.ndarray:
     return np.asarray(scipy.sparse.csr_matrix(m).toarray())
 
 
-def _expected_failed(est: KNeighborsTransformer) -> dict[str, str]:
-    """Checks that do not apply, with the reason (every other check runs and must pass)."""
-    if est.metric == "cosine":
-        return {
-            "check_estimators_dtypes": "its integer data has all-zero rows: knncache refuses "
-            "them under cosine (undefined), scikit-learn gives them distance 1 to everything",
-        }
-    return {}
-
-
 @parametrize_with_checks(
     [KNeighborsTransformer(), KNeighborsTransformer(3, mode="connectivity", metric="cosine")],
-    expected_failed_checks=_expected_failed,
 )
 def test_sklearn_estimator_checks(estimator: Any, check: Any) -> None:
     check(estimator)
