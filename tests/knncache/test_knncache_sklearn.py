@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +163,33 @@ def test_symmetrize_is_the_union_and_keeps_explicit_zeros() -> None:
     assert s.nnz == int(((pattern + pattern.T) > 0).sum()) + 2  # (3, 7) and (7, 3): zeros
     with pytest.raises(InvalidParameterError, match="graph"):
         symmetrize(np.zeros((3, 3)))
+
+
+@pytest.mark.slow
+def test_sklearn_own_tests_pass_with_knncache_substituted(tmp_path: Path) -> None:
+    """scikit-learn's own tests of the transformer and ``kneighbors_graph``, on knncache.
+
+    The installed scikit-learn's test modules run in a subprocess with the plugin
+    ``tests.knncache.sklearn_suite.plugin``, which substitutes knncache's classes and keeps
+    the tests that use them; the out-of-scope ones must fail with knncache's error only.
+    """
+    from tests.knncache.sklearn_suite import plugin
+
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)]),
+        "SKLEARN_RUN_FLOAT32_TESTS": "1",  # the float32 variants too
+    }
+    args = [sys.executable, "-m", "pytest", "-p", "tests.knncache.sklearn_suite.plugin"]
+    args += ["-p", "no:cacheprovider", "-q", "-rfEx", "--pyargs", *plugin.MODULES]
+    run = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-6000:]
+    counts = {word: int(n) for n, word in re.findall(r"(\d+) (passed|failed|xfailed|error)", out)}
+    assert counts.get("failed", 0) == counts.get("error", 0) == 0, out[-6000:]
+    assert counts["xfailed"] == len(plugin.OUT_OF_SCOPE)
+    assert counts["passed"] >= 100, out[-6000:]
+    kept = re.search(r"knncache-substituted: (\d+) tests, kneighbors_graph from (\S+)", out)
+    assert kept is not None and kept.group(2) == "knncache.sklearn"
+    assert int(kept.group(1)) >= counts["passed"] + counts["xfailed"]
