@@ -26,6 +26,7 @@ __all__ = [
     "as_graph",
     "check_graph",
     "check_k",
+    "exact_distances",
     "graph_to_csr",
     "validate_features",
     "validate_k",
@@ -55,17 +56,23 @@ class KnnGraph(NamedTuple):
     distances: npt.NDArray[np.float32]
 
     def to_csr(
-        self, k: int | None = None, *, mode: str = "distance", include_self: bool = False
+        self,
+        k: int | None = None,
+        *,
+        mode: str = "distance",
+        include_self: bool = False,
+        features: Any = None,
+        metric: str = "euclidean",
     ) -> csr_matrix:
         """The graph as a ``scipy.sparse.csr_matrix`` in scikit-learn's sorted-graph form.
 
         The same matrix as ``sklearn.neighbors.kneighbors_graph(X, k, mode=mode,
-        include_self=include_self)`` on the same data (up to the order of tied neighbours
-        and the last bits of the distances): ``N x N``, ``k`` stored values per row, each
-        row's values non-decreasing (``sort_graph_by_row_values`` accepts it as is), and
-        zero distances of duplicate points kept as explicit zeros, so estimators with
-        ``metric="precomputed"`` (DBSCAN, HDBSCAN, Isomap, TSNE, SpectralClustering) see
-        every neighbour. scipy is imported here, not by ``knncache``.
+        include_self=include_self)`` on the same data (up to the order of tied neighbours):
+        ``N x N``, ``k`` stored values per row, each row's values non-decreasing
+        (``sort_graph_by_row_values`` accepts it as is), and zero distances of duplicate
+        points kept as explicit zeros, so estimators with ``metric="precomputed"`` (DBSCAN,
+        HDBSCAN, Isomap, TSNE, SpectralClustering) see every neighbour. scipy is imported
+        here, not by ``knncache``.
 
         Parameters
         ----------
@@ -73,10 +80,19 @@ class KnnGraph(NamedTuple):
             Neighbours per row, ``1 <= k <= graph width`` (``<= width + 1`` with
             ``include_self``); default: the graph's width (plus one with ``include_self``).
         mode : {"distance", "connectivity"}, keyword-only
-            Stored values: the distances, or ones.
+            Stored values: the distances, or ones. The default differs from
+            ``kneighbors_graph``'s, which is ``"connectivity"``: pass ``mode`` explicitly
+            when switching from one to the other.
         include_self : bool, keyword-only
             Put each point first in its own row at distance 0, counted among the ``k``
             (scikit-learn's ``include_self=True``).
+        features : array_like of shape (N, d), optional, keyword-only
+            The data the graph was computed from. Given, the distances are recomputed in
+            float64 from it (:func:`exact_distances`, ``O(N k d)``), as scikit-learn's;
+            otherwise they are the graph's float32 values widened (relative error up to
+            about 6e-8).
+        metric : {"euclidean", "cosine"}, keyword-only
+            The graph's metric, read only with ``features``.
 
         Returns
         -------
@@ -88,11 +104,15 @@ class KnnGraph(NamedTuple):
         MissingDependencyError
             If scipy is not installed (``pip install scipy``).
         InvalidParameterError
-            If ``mode`` or ``include_self`` is invalid.
+            If ``mode`` or ``include_self`` is invalid, or ``features`` (with ``metric``)
+            does not give the graph's distances: not the data or the metric it was
+            computed with.
         InvalidKError
             If ``k`` is out of range.
         """
-        return graph_to_csr(self, k, mode=mode, include_self=include_self)
+        return graph_to_csr(
+            self, k, mode=mode, include_self=include_self, features=features, metric=metric
+        )
 
 
 def validate_metric(metric: object) -> str:
@@ -289,8 +309,103 @@ def with_self(graph: KnnGraph, width: int) -> tuple[npt.NDArray[Any], npt.NDArra
     return nb, ds
 
 
+def exact_distances(
+    features: Any, neighbors: npt.NDArray[Any], metric: str
+) -> npt.NDArray[np.float64]:
+    """Distances of each row ``i`` of ``features`` to its ``neighbors[i]``, in float64.
+
+    Euclidean: the norm of the difference (exact up to rounding of the sum). Cosine:
+    ``1 - u.v`` of the L2-normalised rows, computed as ``|u - v|^2 / 2`` (accurate near 0);
+    a row of norm zero is at distance 1 from every other row, as in scikit-learn's
+    ``cosine_distances``. Computed in row blocks of about 16 MB: ``O(N k d)`` time.
+
+    Parameters
+    ----------
+    features : array_like of shape (N, d)
+    neighbors : ndarray of shape (N, k), integer
+    metric : {"euclidean", "cosine"}
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64`` of shape ``(N, k)``.
+
+    Raises
+    ------
+    UnknownMetricError
+        If ``metric`` is unknown.
+    """
+    validate_metric(metric)
+    x = np.asarray(features)
+    nb = np.asarray(neighbors)
+    n, k = nb.shape
+    out = np.empty((n, k), dtype=np.float64)
+    if metric == "cosine":
+        x64 = x.astype(np.float64, copy=False)
+        with np.errstate(over="ignore", under="ignore"):
+            norm = np.linalg.norm(x64, axis=1)
+        zero = norm == 0
+        # Norms that overflow or underflow: scale each such row by a power of two first.
+        bad = ~np.isfinite(norm) | ((norm < 1e-150) & ~zero)
+        if bad.any():
+            x64 = x64.copy()
+            _, exp = np.frexp(np.max(np.abs(x64[bad]), axis=1, keepdims=True))
+            x64[bad] = np.ldexp(x64[bad], -exp)
+            norm = np.linalg.norm(x64, axis=1)
+        x = x64 / np.where(zero, 1.0, norm)[:, None]
+    step = max(1, (16 << 20) // max(1, k * x.shape[1] * 8))
+    for start in range(0, n, step):
+        rows = np.arange(start, min(n, start + step))
+        cand = nb[rows]
+        diff = np.subtract(x[cand], x[rows][:, None, :], dtype=np.float64)
+        sq = np.einsum("nkd,nkd->nk", diff, diff)
+        if metric == "euclidean":
+            out[rows] = np.sqrt(sq)
+        else:
+            block = sq * 0.5
+            # A zero row: u.v = 0, so 1 - u.v = 1 (itself included only if listed).
+            either = zero[rows][:, None] | zero[cand]
+            block[either] = 1.0
+            block[cand == rows[:, None]] = 0.0
+            out[rows] = block
+    return out
+
+
+def _checked_exact(
+    g: KnnGraph, cols: npt.NDArray[Any], features: Any, metric: str
+) -> npt.NDArray[np.float64]:
+    """``exact_distances`` of the columns ``cols`` (self included or not), checked
+    against the graph's own float32 distances: the features must be the graph's data."""
+    x = np.asarray(features)
+    n = g.neighbors.shape[0]
+    if x.ndim != 2 or x.shape[0] != n:
+        raise InvalidParameterError(
+            "features", f"shape {x.shape}", f"expected the graph's data, of shape ({n}, d)"
+        )
+    exact = exact_distances(x, cols, metric)
+    width = min(g.distances.shape[1], cols.shape[1])
+    offset = cols.shape[1] - width
+    stored = np.asarray(g.distances[:, :width], dtype=np.float64)
+    mine = exact[:, offset:]
+    # The graph holds float32 roundings of these same values (relative error <= 6e-8).
+    scale = float(np.max(np.abs(stored))) if stored.size else 0.0
+    if not np.all(np.abs(mine - stored) <= 1e-5 * np.abs(stored) + 1e-9 * scale):
+        raise InvalidParameterError(
+            "features",
+            f"shape {x.shape}, metric {metric!r}",
+            "the data and metric the graph was computed with (its distances differ)",
+        )
+    return exact
+
+
 def graph_to_csr(
-    graph: KnnGraph, k: int | None = None, *, mode: str = "distance", include_self: bool = False
+    graph: KnnGraph,
+    k: int | None = None,
+    *,
+    mode: str = "distance",
+    include_self: bool = False,
+    features: Any = None,
+    metric: str = "euclidean",
 ) -> csr_matrix:
     """Implementation of :meth:`knncache.KnnGraph.to_csr` (see there)."""
     try:
@@ -301,6 +416,7 @@ def graph_to_csr(
         raise InvalidParameterError("mode", mode, f"expected one of {CSR_MODES!r}")
     if not isinstance(include_self, bool):
         raise InvalidParameterError("include_self", include_self, "expected a bool")
+    validate_metric(metric)
     g = as_graph(graph, "graph")
     n, width = g.neighbors.shape
     upper = width + 1 if include_self else width
@@ -310,6 +426,11 @@ def graph_to_csr(
     else:
         cols, vals = g.neighbors[:, :kk], g.distances[:, :kk]
     if mode == "distance":
+        if features is not None:
+            # Rounding may differ from the search's in the last bit: keep rows sorted.
+            vals = np.maximum.accumulate(
+                _checked_exact(g, np.asarray(cols), features, metric), axis=1
+            )
         data = np.ascontiguousarray(vals, dtype=np.float64).ravel()
     else:
         data = np.ones(n * kk, dtype=np.float64)

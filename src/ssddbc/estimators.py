@@ -415,9 +415,9 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
     def fit(
         self,
         X: Any,
-        y: Any,
+        y: Any = None,
         *,
-        known_mask: Any,
+        known_mask: Any = None,
         labeled_mask: Any = None,
         eval_mask: Any = None,
     ) -> SSDDBCSearch:
@@ -426,12 +426,14 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
         Parameters
         ----------
         X : array_like of shape (n_samples, n_features)
-        y : array_like of shape (n_samples,)
+        y : array_like of shape (n_samples,), optional
             Class labels. The selection reads only the labelled samples' values; the
             accuracies reported in :attr:`results_` read those of ``eval_mask``.
-        known_mask : array_like of shape (n_samples,), keyword-only
+        known_mask : array_like of shape (n_samples,), optional, keyword-only
+            Default: the labelled samples (their classes are the known ones).
         labeled_mask : array_like of shape (n_samples,), optional, keyword-only
-            Default: ``known_mask`` (the original's default).
+            Default: ``known_mask`` if given (the original's default), else scikit-learn's
+            semi-supervised convention, ``y != -1`` (none without ``y``), as :class:`SSDDBC`.
         eval_mask : array_like of shape (n_samples,), optional, keyword-only
             Samples the accuracies are computed on (default: the unlabelled ones).
 
@@ -449,6 +451,16 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
         """
         _validate_params(self, self._parameter_constraints)
         x = _check_X(self, X, reset=True)
+        if known_mask is None:
+            # scikit-learn's convention (y == -1 unlabelled), as SSDDBC's fit.
+            _, known_mask, labeled_mask, _ = _resolve_split(y, None, labeled_mask, len(x))
+            if y is None:
+                y = np.full(len(x), -1, dtype=np.int64)
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 1 and y_arr.dtype.kind not in "iu":
+            # Class values of any type as codes in increasing order: equality is all the
+            # search compares.
+            y = np.unique(y_arr, return_inverse=True)[1].ravel()
         # joblib's n_jobs, resolved by the search's own rule (named as this estimator's).
         workers = None if self.executor is not None else resolve_n_jobs(self.n_jobs)
         result = run_clustering_search_on_features(

@@ -182,3 +182,27 @@ def test_umap_accepts_umap_knn_without_recomputing() -> None:
         again = umap.UMAP(precomputed_knn=umap_knn(compute_knn(data, 20), n_neighbors), **kwargs)
         again.fit(data)
     assert np.array_equal(again.embedding_, given.embedding_)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_to_csr_with_features_gives_float64_distances(dup_X: np.ndarray, metric: str) -> None:
+    from sklearn.metrics import pairwise_distances
+
+    X = dup_X * 1e3 + 1.0
+    graph = compute_knn(X, 5, metric)
+    csr = graph.to_csr(mode="distance", include_self=True, features=X, metric=metric)
+    rows = np.repeat(np.arange(80), 6)
+    if metric == "euclidean":  # the norm of the difference (scikit-learn's is less exact)
+        want = np.linalg.norm(X[rows] - X[csr.indices], axis=1)
+    else:
+        want = pairwise_distances(X, metric=metric)[rows, csr.indices]
+    want = np.where(rows == csr.indices, 0.0, want)
+    np.testing.assert_allclose(csr.data, want, rtol=1e-12, atol=1e-12)
+    # Without features: the stored float32 values, not as close.
+    widened = graph.to_csr(mode="distance", include_self=True).data
+    assert np.max(np.abs(widened - want) / np.maximum(want, 1e-300)) > 1e-12
+    # Features the graph was not computed from (or another metric) are refused.
+    with pytest.raises(InvalidParameterError, match="features"):
+        graph.to_csr(features=X[::-1], metric=metric)
+    with pytest.raises(InvalidParameterError, match="features"):
+        graph.to_csr(features=X[:10], metric=metric)

@@ -1,0 +1,1 @@
+"""A pytest plugin that runs scikit-learn's own tests with knncache's classes substituted."""
