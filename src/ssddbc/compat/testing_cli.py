@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import types
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
@@ -23,6 +24,7 @@ from ssddbc.ssddbc._params import PARAMETERS, AlgorithmParams
 
 __all__ = [
     "ORIGINAL_FLAGS",
+    "CallableModule",
     "add_original_arguments",
     "main",
     "parse_l2_component_weights",
@@ -286,3 +288,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+class CallableModule(types.ModuleType):
+    """A module that calls its own ``main`` when called: ``ssddbc.testing.main(argv)``.
+
+    The original's ``ssddbc.testing`` bound ``main`` to the function; importing the
+    submodule ``ssddbc.testing.main`` binds the same package attribute to the module. The
+    stub module takes this class, so ``from ssddbc.testing import main; main()`` runs the
+    command whichever was imported first, and ``main.main`` and ``python -m`` keep working.
+    """
+
+    def __call__(self, argv: Sequence[str] | None = None) -> int:
+        """Run the module's ``main(argv)``; see :func:`main`."""
+        command: Any = self.main
+        status: int = command(argv)
+        return status
