@@ -24,7 +24,6 @@ from ssddbc.ssddbc._params import PARAMETERS, AlgorithmParams
 
 __all__ = [
     "ORIGINAL_FLAGS",
-    "CallableModule",
     "add_original_arguments",
     "main",
     "parse_l2_component_weights",
@@ -300,7 +299,18 @@ class CallableModule(types.ModuleType):
     """
 
     def __call__(self, argv: Sequence[str] | None = None) -> int:
-        """Run the module's ``main(argv)``; see :func:`main`."""
+        """Run the module's ``main(argv)``.
+
+        Parameters
+        ----------
+        argv : sequence of str or None
+            The command-line arguments (default ``sys.argv[1:]``).
+
+        Returns
+        -------
+        int
+            The exit status, as :func:`main` returns it.
+        """
         command: Any = self.main
         status: int = command(argv)
         return status
