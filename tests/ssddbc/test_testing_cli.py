@@ -258,3 +258,44 @@ def test_python_dash_m_entry_point(cache: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+#: ``from ssddbc.testing import main; main()`` as the original's scripts call it, in a fresh
+#: interpreter, after each way the submodule may have been imported first.
+_CALL_MAIN = {
+    "fresh": "from ssddbc.testing import main",
+    "submodule first": "import ssddbc.testing.main\nfrom ssddbc.testing import main",
+    "from submodule first": "from ssddbc.testing.main import build_parser\n"
+    "from ssddbc.testing import main",
+    "package attribute": "import ssddbc.testing\nmain = ssddbc.testing.main",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("order", sorted(_CALL_MAIN))
+@pytest.mark.parametrize("call", ["main(['--help'])", "main()", "main.main(['--help'])"])
+def test_from_ssddbc_testing_import_main_calls_it(order: str, call: str) -> None:
+    code = f"import sys\nsys.argv = ['main.py', '--help']\n{_CALL_MAIN[order]}\n{call}\n"
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage:") and "--superclass_name" in proc.stdout
+    assert proc.stderr == ""
+
+
+@pytest.mark.slow
+def test_python_dash_m_help_has_no_warning() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "ssddbc.testing.main", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage:") and proc.stderr == ""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +140,28 @@ def test_inputs_warning_names_the_caller_once_per_search(
     ):
         session.run(X, y, known, labeled, **kw)
     assert [w.filename for w in record] == [__file__]
+
+
+@pytest.mark.parametrize("max_workers", [1, 2])
+def test_one_session_shared_by_two_threads_serialises_their_runs(
+    epochs: list[tuple[np.ndarray, ...]], private_tmp: Path, max_workers: int
+) -> None:
+    kw: dict[str, Any] = {"k_range": KS, "density_range": DPS, "return_all": True}
+    expected = [run_clustering_search_on_features(*e, max_workers=1, **kw) for e in epochs]
+    start = threading.Barrier(2, timeout=60)
+
+    with SearchSession(max_workers=max_workers) as session:
+
+        def loop(epoch: int) -> list[ClusteringSearchResult]:
+            start.wait()  # both threads call run at the same moment
+            return [session.run(*epochs[epoch], **kw) for _ in range(3)]
+
+        with ThreadPoolExecutor(2) as threads:
+            futures = [threads.submit(loop, epoch) for epoch in (0, 1)]
+            # A warning raised in a thread (pytest runs with warnings as errors) surfaces
+            # here as the call's exception.
+            results = [future.result(timeout=240) for future in futures]
+    for got, ref in zip(results, expected, strict=True):
+        for one in got:
+            _same(one, ref)
+    assert session.closed and _temp_dirs(private_tmp) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import types
 from collections.abc import Sequence
 from typing import IO, Any, NoReturn
 
@@ -286,3 +287,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+class CallableModule(types.ModuleType):
+    """A module that calls its own ``main`` when called: ``ssddbc.testing.main(argv)``.
+
+    The original's ``ssddbc.testing`` bound ``main`` to the function; importing the
+    submodule ``ssddbc.testing.main`` binds the same package attribute to the module. The
+    stub module takes this class, so ``from ssddbc.testing import main; main()`` runs the
+    command whichever was imported first, and ``main.main`` and ``python -m`` keep working.
+    """
+
+    def __call__(self, argv: Sequence[str] | None = None) -> int:
+        """Run the module's ``main(argv)``.
+
+        Parameters
+        ----------
+        argv : sequence of str or None
+            The command-line arguments (default ``sys.argv[1:]``).
+
+        Returns
+        -------
+        int
+            The exit status, as :func:`main` returns it.
+        """
+        command: Any = self.main
+        status: int = command(argv)
+        return status

@@ -9,7 +9,8 @@ Both hold the same keys: ``all_``, ``train_`` and ``test_`` × ``features``, ``t
 ``known_mask``, ``labeled_mask``, ``indices`` (``all`` = train then test). The ``.npz`` adds
 ``metadata_json``, a 0-d string array holding JSON (the original's metadata such as
 ``superclass_name``, ``label_mapping``, ``feat_dim``, sizes and class lists), and is read with
-``allow_pickle=False``: loading it can never run code. A ``.pkl`` is read by a restricted
+``allow_pickle=False``: loading it can never run code, and no member header can make it
+allocate more than its data holds (:mod:`ssddbc.data._npz`). A ``.pkl`` is read by a restricted
 unpickler (:mod:`ssddbc.data._safe_pickle`) that rebuilds only numpy arrays, dtypes and builtin
 containers/scalars, which is all an original cache holds; a pickle naming anything else is
 refused with :class:`~ssddbc._errors.UnsafePickleError` before it runs. ``allow_pickle=True``
@@ -32,6 +33,7 @@ import numpy as np
 
 from knncache import atomic_write
 from ssddbc._errors import FeatureCacheError, InvalidInputError, UnsafePickleError
+from ssddbc.data._npz import read_npz
 from ssddbc.data._safe_pickle import safe_load
 from ssddbc.data._superclass import ARRAY_KEYS, Fail, SuperclassData, superclass_from_dict
 
@@ -85,13 +87,7 @@ def npy_load_errors(path: Path, what: str, never: str) -> Iterator[None]:
 
 
 def _read_npz(path: Path) -> dict[str, Any]:
-    # Our own handle: np.load leaks its file when the zip directory is unreadable.
-    with (
-        npy_load_errors(path, ".npz file", "which a .npz cache never loads"),
-        open(path, "rb") as handle,
-        np.load(handle, allow_pickle=False) as z,
-    ):
-        content: dict[str, Any] = {k: z[k] for k in z.files}
+    content: dict[str, Any] = dict(read_npz(path))
     raw = content.pop("metadata_json", None)
     if raw is not None:
         try:
@@ -102,10 +98,16 @@ def _read_npz(path: Path) -> dict[str, Any]:
             ) from None
         if not isinstance(wrapper, dict) or not isinstance(wrapper.get("metadata", {}), dict):
             raise FeatureCacheError(str(path), "key 'metadata_json': expected a JSON object")
-        if wrapper.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        version = wrapper.get("format_version", FORMAT_VERSION)
+        if type(version) is not int or version < 1:
             raise FeatureCacheError(
                 str(path),
-                f"written by a newer format version ({wrapper['format_version']}); this "
+                f"key 'metadata_json': format_version must be a positive integer, got {version!r}",
+            )
+        if version > FORMAT_VERSION:
+            raise FeatureCacheError(
+                str(path),
+                f"key 'metadata_json': written by a newer format version ({version}); this "
                 f"ssddbc reads up to {FORMAT_VERSION}",
             )
         meta = wrapper.get("metadata", {})
@@ -315,16 +317,12 @@ def write_superclass(
 def same_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> bool:
     """True when the file at ``path`` holds exactly ``arrays`` (same keys, dtypes, values)."""
     try:
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as z:
-            if sorted(z.files) != sorted(arrays):
-                return False
-            for key, arr in arrays.items():
-                old = z[key]
-                if old.dtype != arr.dtype or not np.array_equal(old, arr):
-                    return False
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError):
+        old = read_npz(path)
+    except FeatureCacheError:
         return False  # damaged or foreign: rewrite it
-    return True
+    return sorted(old) == sorted(arrays) and all(
+        old[key].dtype == arr.dtype and np.array_equal(old[key], arr) for key, arr in arrays.items()
+    )
 
 
 def convert_feature_cache(

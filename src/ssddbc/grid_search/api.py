@@ -19,6 +19,7 @@ influences which parameters are chosen.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -280,6 +281,11 @@ class SearchSession:
     accumulate graphs. Closing the session (leaving the ``with`` block, for any reason)
     ends every worker and removes that store.
 
+    A session may be shared between threads: its calls run one at a time (a call made while
+    another runs waits for it, since both would use the one pool and store), and
+    :meth:`close` waits for a running call to end. For searches that run side by side, open
+    one session per thread.
+
     Parameters
     ----------
     max_workers : int or None
@@ -314,6 +320,9 @@ class SearchSession:
         self._owned: EphemeralStore | None = None
         self._engine: Engine | None = None
         self._closed = False
+        # Serialises run() and close() across threads (reentrant: a signal handler in the
+        # running thread may close the session).
+        self._lock = threading.RLock()
 
     def __enter__(self) -> SearchSession:
         return self
@@ -333,16 +342,17 @@ class SearchSession:
         return self._closed
 
     def _close(self, *, interrupted: bool) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._stop_engine(interrupted=interrupted)
-        finally:
-            owned, self._owned = self._owned, None
-            clear_resources()
-            if owned is not None:
-                owned.close()
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._stop_engine(interrupted=interrupted)
+            finally:
+                owned, self._owned = self._owned, None
+                clear_resources()
+                if owned is not None:
+                    owned.close()
 
     def _stop_engine(self, *, interrupted: bool) -> None:
         engine, self._engine = self._engine, None
@@ -432,32 +442,33 @@ class SearchSession:
     ) -> ClusteringSearchResult:
         """:meth:`run`; called by it and by :func:`run_clustering_search_on_features`, so
         a warning about the inputs names their caller (5 frames up from the warning)."""
-        if self._closed:
-            raise SearchConfigError("session", "this SearchSession is closed")
-        del random_state  # deterministic algorithm: nothing to seed
-        inputs = validate_search_inputs(
-            features, targets, known_mask, labeled_mask, eval_mask, stacklevel=5
-        )
-        ks, dps = validate_grid(k_range, density_range, n_samples=inputs.features.shape[0])
-        if params is None:
-            params = AlgorithmParams()
-        elif not isinstance(params, AlgorithmParams):
-            raise SearchConfigError("params", f"expected an AlgorithmParams, got {params!r}")
-        plan = plan or DEFAULT_PLAN
-        metric = check_metric(metric)
-        if metric == "cosine":
-            check_nonzero_rows(inputs.features, "features")
-        knn_method, knn_params = check_knn(knn_method, knn_params)
-        if knn_method != "exact":
-            check_knn_for(inputs.features, knn_method, knn_params, metric)
-        graph = _GraphRequest(metric, knn_method, knn_params)
-        try:
-            return self._run(inputs, ks, dps, params, plan, silent, return_all, graph)
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
-                # Interrupted: the workers may be mid-configuration; start afresh next time.
-                self._stop_engine(interrupted=True)
-            raise
+        with self._lock:  # one call at a time: they share the pool and the store
+            if self._closed:
+                raise SearchConfigError("session", "this SearchSession is closed")
+            del random_state  # deterministic algorithm: nothing to seed
+            inputs = validate_search_inputs(
+                features, targets, known_mask, labeled_mask, eval_mask, stacklevel=5
+            )
+            ks, dps = validate_grid(k_range, density_range, n_samples=inputs.features.shape[0])
+            if params is None:
+                params = AlgorithmParams()
+            elif not isinstance(params, AlgorithmParams):
+                raise SearchConfigError("params", f"expected an AlgorithmParams, got {params!r}")
+            plan = plan or DEFAULT_PLAN
+            metric = check_metric(metric)
+            if metric == "cosine":
+                check_nonzero_rows(inputs.features, "features")
+            knn_method, knn_params = check_knn(knn_method, knn_params)
+            if knn_method != "exact":
+                check_knn_for(inputs.features, knn_method, knn_params, metric)
+            graph = _GraphRequest(metric, knn_method, knn_params)
+            try:
+                return self._run(inputs, ks, dps, params, plan, silent, return_all, graph)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    # Interrupted: the workers may be mid-configuration; start afresh next time.
+                    self._stop_engine(interrupted=True)
+                raise
 
     def _run(
         self,

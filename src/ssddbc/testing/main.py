@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 from ssddbc.compat.testing_cli import (
     ORIGINAL_FLAGS,
+    CallableModule,
     add_original_arguments,
     build_parser,
     main,
@@ -23,6 +26,9 @@ __all__ = [
     "run",
     "str2bool",
 ]
+
+# The package attribute ``ssddbc.testing.main`` is this module: calling it runs ``main``.
+sys.modules[__name__].__class__ = CallableModule
 
 if __name__ == "__main__":
     raise SystemExit(main())
