@@ -282,3 +282,29 @@ def warn_labeled_outside_known(
             stacklevel=stacklevel,
         )
     return int(outside.size)
+
+
+def check_float32_range(X: npt.NDArray[Any], name: str = "features") -> None:
+    """Refuse features that the search's float32 would turn into inf or all zeros.
+
+    The searches compute in float32, as the original did: a magnitude above float32's largest
+    value would become inf, one below its smallest normal value 0 (every distance equal).
+    """
+    if X.size == 0 or X.dtype == np.float32:
+        return
+    largest = float(np.max(np.abs(X)))
+    limits = np.finfo(np.float32)
+    if largest > float(limits.max):
+        raise InvalidInputError(
+            name,
+            f"the largest magnitude, {largest:.3g}, exceeds float32's range "
+            f"({float(limits.max):.3g}), in which the search computes: divide the features by a "
+            "constant",
+        )
+    if 0.0 < largest < float(limits.tiny):
+        raise InvalidInputError(
+            name,
+            f"the largest magnitude, {largest:.3g}, is below float32's smallest normal value "
+            f"({float(limits.tiny):.3g}), in which the search computes: multiply the features "
+            "by a constant",
+        )

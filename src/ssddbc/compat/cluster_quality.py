@@ -18,6 +18,7 @@ import numpy as np
 from knncache import compute_knn
 from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
+from ssddbc._validation import check_float32_range
 from ssddbc.evaluation.score import local_density_penalty, separation_score
 
 __all__ = [
@@ -115,7 +116,10 @@ def compute_local_density_penalty(
     metrics : dict
         ``n_samples``, ``k``, ``total_penalty``, ``avg_penalty_per_sample``.
     """
-    x32 = np.ascontiguousarray(np.asarray(X), dtype=np.float32)
+    X = np.asarray(X)
+    if X.dtype.kind == "f":
+        check_float32_range(X, "X")
+    x32 = np.ascontiguousarray(X, dtype=np.float32)
     n = x32.shape[0]
     if neighbors is None:
         neighbors = compute_knn(x32, k).neighbors

@@ -9,8 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ssddbc._errors import InvalidInputError, SearchConfigError
-from ssddbc._validation import as_features, as_mask, as_targets, warn_labeled_outside_known
+from ssddbc._errors import SearchConfigError
+from ssddbc._validation import (
+    as_features,
+    as_mask,
+    as_targets,
+    check_float32_range,
+    warn_labeled_outside_known,
+)
 
 __all__ = ["SearchInputs", "validate_grid", "validate_search_inputs"]
 
@@ -50,36 +56,10 @@ def validate_search_inputs(
     # the public function's caller (``stacklevel`` frames up from the warning's call).
     warn_labeled_outside_known(known, labeled, stacklevel=stacklevel)
     evaluated = ~labeled if eval_mask is None else as_mask(eval_mask, "eval_mask", n)
-    _check_float32_range(X)
+    check_float32_range(X)
     # float32, as the original search used, and contiguous so it hashes and saves as is.
     X = np.ascontiguousarray(X, dtype=np.float32)
     return SearchInputs(X, y, known, labeled, evaluated)
-
-
-def _check_float32_range(X: np.ndarray) -> None:
-    """Refuse features that the search's float32 would turn into inf or all zeros.
-
-    The search computes in float32, as the original did: a magnitude above float32's largest
-    value would become inf, one below its smallest normal value 0 (every distance equal).
-    """
-    if X.size == 0 or X.dtype == np.float32:
-        return
-    largest = float(np.max(np.abs(X)))
-    limits = np.finfo(np.float32)
-    if largest > float(limits.max):
-        raise InvalidInputError(
-            "features",
-            f"the largest magnitude, {largest:.3g}, exceeds float32's range "
-            f"({float(limits.max):.3g}), in which the search computes: divide the features by a "
-            "constant",
-        )
-    if 0.0 < largest < float(limits.tiny):
-        raise InvalidInputError(
-            "features",
-            f"the largest magnitude, {largest:.3g}, is below float32's smallest normal value "
-            f"({float(limits.tiny):.3g}), in which the search computes: multiply the features "
-            "by a constant",
-        )
 
 
 def _int_list(name: str, values: Iterable[int]) -> list[int]:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ssddbc._errors import InvalidInputError
+from ssddbc.compat.cluster_quality import compute_local_density_penalty
 from ssddbc.grid_search._validate import validate_search_inputs
 
 
@@ -37,3 +38,9 @@ def test_magnitudes_within_float32_pass(scale: float) -> None:
     out = validate_search_inputs(X, y, known, None, None)
     assert out.features.dtype == np.float32
     assert np.all(np.isfinite(out.features)) and np.any(out.features != 0)
+
+
+def test_the_research_density_penalty_names_the_magnitude() -> None:
+    X, y, _ = _inputs(1e300)
+    with pytest.raises(InvalidInputError, match=r"largest magnitude.*exceeds float32's range"):
+        compute_local_density_penalty(X, y, k=3)
