@@ -25,6 +25,7 @@ from knncache import KnnCacheError, PersistentStore, fingerprint
 from ssddbc._errors import RunFolderError, SearchConfigError, SsddbcError
 from ssddbc._metric import check_nonzero_rows
 from ssddbc.data import build_digits_feature_cache, load_superclass
+from ssddbc.data.feature_cache import NPZ_NAME, PKL_NAME
 from ssddbc.evaluation import evaluation_mask
 from ssddbc.grid_search._batch_config import BatchConfig, store_root
 from ssddbc.grid_search._batch_report import finish_run, format_grid, previous_knn
@@ -246,7 +247,13 @@ def _check_identity(cfg: RunConfig, data: dict[str, tuple[Any, Any, str]], run_d
 
 
 def _clear_targets(cfg: RunConfig) -> list[Path]:
-    """The store folders --clear_knn_cache will delete, each checked first."""
+    """The store folders --clear_knn_cache will clear, each checked first.
+
+    A folder that holds a feature cache's file (``--knn_cache_dir`` or
+    ``$SSDDBC_KNN_CACHE_DIR`` aimed at the feature cache) is refused, whatever else it holds:
+    the clear goes through the store and would remove only entries, but a store placed
+    there is a mistake the user should hear about before anything is removed.
+    """
     out = []
     for name in cfg.superclasses:
         target = store_root(cfg, name)
@@ -263,6 +270,13 @@ def _clear_targets(cfg: RunConfig) -> list[Path]:
             )
         if not stat.S_ISDIR(mode):
             raise BadInput(f"--clear_knn_cache: {target} is not a folder")
+        found = [f for f in (NPZ_NAME, PKL_NAME) if os.path.lexists(target / f)]
+        if found:
+            raise BadInput(
+                f"--clear_knn_cache: {target} holds a feature cache ({found[0]}), not a "
+                f"knncache store; refusing to clear it (check --knn_cache_dir and "
+                f"${ENV_KNN_CACHE_DIR})"
+            )
         out.append(target)
     return out
 
