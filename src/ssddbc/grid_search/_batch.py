@@ -28,7 +28,7 @@ from ssddbc.data import build_digits_feature_cache, load_superclass
 from ssddbc.data.feature_cache import NPZ_NAME, PKL_NAME
 from ssddbc.evaluation import evaluation_mask
 from ssddbc.grid_search._batch_config import BatchConfig, store_root
-from ssddbc.grid_search._batch_report import finish_run, format_grid, previous_knn
+from ssddbc.grid_search._batch_report import finish_run, format_grid, previous_knn, record_knn
 from ssddbc.grid_search._config import RunConfig, compute_identity, describe, difference
 from ssddbc.grid_search._console import (
     EXIT_BAD_INPUT,
@@ -51,6 +51,7 @@ from ssddbc.grid_search._execution import (
 )
 from ssddbc.grid_search._files import new_run_dir, sweep_temporaries, write_json
 from ssddbc.grid_search._inputs import (
+    APPROXIMATE_NOTE,
     Prepared,
     check_knn_for,
     hold,
@@ -353,7 +354,7 @@ def _open_run_folder(
             raise RunFolderError(str(run_dir), f"cannot write ({exc.strerror or exc})") from None
     else:
         sweep_temporaries(run_dir)
-        state.knn = previous_knn(run_dir)
+        state.knn = _matching_knn(cfg, previous_knn(run_dir))
     state.run_dir = run_dir
     journal = ResultsJournal(run_dir / "results.csv")
     state.journal = journal.path
@@ -373,6 +374,35 @@ def _open_run_folder(
     state.saved = len(done)
     state.started = True
     return journal, done
+
+
+def _matching_knn(
+    cfg: RunConfig, blocks: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The recorded knn blocks that belong to this run: its superclasses, their features'
+    fingerprint and its engine (a block of another run or an edited one is dropped)."""
+    out = {}
+    per = cfg.identity.get("superclasses", {})
+    for name, block in blocks.items():
+        recorded = per.get(name)
+        params = block.get("params")
+        if (
+            isinstance(recorded, dict)
+            and block.get("fingerprint") == recorded.get("features")
+            and block.get("method") == cfg.knn_method
+            and isinstance(params, dict)
+            and all(params.get(k) == v for k, v in cfg.knn_params.items())
+            and (cfg.knn_method == "exact" or _recall_ok(block.get("recall")))
+        ):
+            out[name] = block if cfg.knn_method == "exact" else {**block, "note": APPROXIMATE_NOTE}
+    return out
+
+
+def _recall_ok(recall: Any) -> bool:
+    return (
+        isinstance(recall, dict)
+        and all(isinstance(recall.get(f), (int, float)) for f in ("k", "value", "sample"))
+    )
 
 
 def _execute(
@@ -439,6 +469,9 @@ def _execute(
                 for k, dp in missing
             ]
 
+        # Recorded before any configuration runs: a superclass that finishes before an
+        # interruption keeps its disclosure (method, parameters, recall) in the resume.
+        record_knn(journal.path.parent, knn)
         engine: Engine
         if session is not None:
             engine = ExternalExecutor(

@@ -25,7 +25,7 @@ from ssddbc.grid_search._report import format_text_report, write_text_report
 from ssddbc.grid_search._summary import format_summary, oracle_entry, summarise
 from ssddbc.grid_search._tasks import ConfigResult
 
-__all__ = ["finish_run", "format_grid", "previous_knn", "show_run"]
+__all__ = ["KNN_FILE", "finish_run", "format_grid", "previous_knn", "record_knn", "show_run"]
 
 
 def _span(values: Sequence[int]) -> str:
@@ -182,17 +182,40 @@ def show_run(run_dir: Path) -> int:
     return EXIT_OK if missing == 0 and done == total else EXIT_FAILED
 
 
-def previous_knn(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """The knn blocks of an earlier summary.json (kept for superclasses not prepared again)."""
+#: The run folder's record of each superclass's knn block, written once the inputs are
+#: prepared (before any configuration runs), so an interrupted run keeps them for its resume.
+KNN_FILE = "knn.json"
+
+
+def record_knn(run_dir: Path, knn: dict[str, dict[str, Any]]) -> None:
+    """Write the knn blocks known so far to ``run_dir/knn.json`` (atomically)."""
     try:
+        write_json(run_dir / KNN_FILE, knn)
+    except OSError as exc:
+        raise IOFailure() from exc
+
+
+def previous_knn(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The knn blocks of an earlier invocation (kept for superclasses not prepared again).
+
+    From ``knn.json`` (written before the configurations run, so an interrupted run has it)
+    and an earlier ``summary.json``; ``knn.json`` wins. A block that is not an object is
+    skipped; the caller checks the blocks against the run (a run folder may be edited).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
         raw = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        return {
-            name: entry["knn"]
+        out.update(
+            (name, entry["knn"])
             for name, entry in raw["superclasses"].items()
             if isinstance(entry, dict) and isinstance(entry.get("knn"), dict)
-        }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+        )
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        recorded = json.loads((run_dir / KNN_FILE).read_text(encoding="utf-8"))
+        out.update(
+            (name, block) for name, block in recorded.items() if isinstance(block, dict)
+        )
+    return out
 
 
 def _cell(entry: dict[str, Any] | None) -> tuple[int, int] | None:

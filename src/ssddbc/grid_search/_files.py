@@ -25,7 +25,7 @@ __all__ = ["new_run_dir", "sweep_temporaries", "write_bytes", "write_json"]
 
 # What knncache.atomic_write names its temporaries: ".<final name>.<mkstemp suffix>.tmp".
 _TEMPORARY = re.compile(
-    r"^\.(results\.csv|summary\.json|config\.json|heatmap_.+\.(?:png|pdf|svg))\..+\.tmp$"
+    r"^\.(results\.csv|summary\.json|config\.json|knn\.json|heatmap_.+\.(?:png|pdf|svg))\..+\.tmp$"
 )
 
 
