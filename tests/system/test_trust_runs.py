@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from ssddbc import InvalidInputError
+from ssddbc.grid_search._files import check_name_lengths, write_bytes
 from ssddbc.grid_search._inputs import APPROXIMATE_NOTE
 from ssddbc.grid_search.batch_runner import run_batch
 from tests.system.conftest import run_cli
@@ -230,6 +232,16 @@ def test_an_over_long_superclass_name_is_refused_before_any_work(
     assert "too long" in err[0] and name[:40] in err[0], err
     assert not out.exists()
     assert not (digits_cache / name / "knn_cache").exists()  # no search ran
+
+
+def test_the_longest_accepted_name_can_be_written(tmp_path: Path) -> None:
+    limit = os.pathconf(tmp_path, "PC_NAME_MAX")
+    name = "s" * (limit - len("heatmap_.png") - len("..0123456789abcdef.tmp"))
+    check_name_lengths([name], ["png", "svg"], tmp_path)  # accepted, and it fits:
+    write_bytes(tmp_path / f"heatmap_{name}.png", b"png")
+    assert (tmp_path / f"heatmap_{name}.png").read_bytes() == b"png"
+    with pytest.raises(InvalidInputError, match="too long"):
+        check_name_lengths([name + "s"], ["png"], tmp_path)
 
 
 # ---- --superclass_file that is not a regular file ----------------------------------------

@@ -49,7 +49,12 @@ from ssddbc.grid_search._execution import (
     make_engine,
     run_tasks,
 )
-from ssddbc.grid_search._files import new_run_dir, sweep_temporaries, write_json
+from ssddbc.grid_search._files import (
+    check_name_lengths,
+    new_run_dir,
+    sweep_temporaries,
+    write_json,
+)
 from ssddbc.grid_search._inputs import (
     APPROXIMATE_NOTE,
     Prepared,
@@ -138,6 +143,7 @@ def _run(validate: Callable[[], BatchConfig], state: _State) -> int:
                 if not cfg.superclasses:
                     cfg = replace(cfg, superclasses=built)
             check_model_path(config.model_path, cfg, quiet)
+            check_name_lengths(cfg.superclasses, config.plot_formats, run_dir or config.output_dir)
             started = time.perf_counter()
             data = _load_inputs(cfg)
             read_seconds = time.perf_counter() - started
