@@ -306,6 +306,20 @@ def test_a_superclass_named_twice_is_searched_once(
     assert len((run / "results.csv").read_text().splitlines()) == 1 + 2
 
 
+def test_a_resume_refuses_a_run_folder_naming_a_superclass_twice(
+    digits_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code, err = _run(capsys, *_search(digits_cache, out, "--superclasses", "digits_low"))
+    assert code == 0, err
+    run = _one_run(out)
+    config = json.loads((run / "config.json").read_text())
+    config["superclasses"] = ["digits_low", "digits_low"]
+    (run / "config.json").write_text(json.dumps(config))
+    code, err = _run(capsys, "--resume", str(run))
+    assert code == 2 and len(err) == 1 and "superclasses" in err[0] and "twice" in err[0], err
+
+
 # ---- a grid too wide for a superclass ----------------------------------------------------
 
 

@@ -219,6 +219,7 @@ def _load_inputs(cfg: RunConfig) -> dict[str, tuple[Any, Any, str]]:
                 f"{folder}: unreadable feature file ({type(exc).__name__}: "
                 f"{' '.join(str(exc).split())[:200]})"
             ) from None
+        _check_k_for(cfg.k_values, d.n, name)
         try:
             mask = evaluation_mask(
                 d.n,
@@ -241,6 +242,16 @@ def _load_inputs(cfg: RunConfig) -> dict[str, tuple[Any, Any, str]]:
         data[name] = (d, mask, fingerprint(d.features))
     validate_grid(cfg.k_values, cfg.density_values, n_samples=[d.n for d, _, _ in data.values()])
     return data
+
+
+def _check_k_for(k_values: list[int], n: int, name: str) -> None:
+    """Every k of the grid is below superclass ``name``'s N; one short line otherwise."""
+    top = max(k_values)
+    if top >= n:
+        raise BadInput(
+            f"--k_max {top + 1}: k must be < N={n} for superclass {name!r} "
+            f"(allowed: --k_max <= {n}, the upper bound is excluded)"
+        )
 
 
 def _check_identity(cfg: RunConfig, data: dict[str, tuple[Any, Any, str]], run_dir: Path) -> None:

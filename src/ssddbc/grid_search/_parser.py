@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--superclasses",
         default=None,
-        help="comma-separated superclass names (default: every superclass found)",
+        help="comma-separated superclass names; a name given twice is searched once, with a "
+        "warning (default: every superclass found)",
     )
     g.add_argument(
         "--count_all",
