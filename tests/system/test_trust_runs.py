@@ -267,10 +267,10 @@ def test_superclass_file_that_is_no_small_regular_file_is_refused(
             fh.write("digits_low\n")
             fh.truncate(2 * 2**30)  # sparse: 2 GiB of NUL after one name
     env = dict(os.environ)
+    argv = ["--feature_cache_dir", str(digits_cache), "--output_dir", str(tmp_path / "out"),
+            "--superclass_file", str(listing), *TINY]  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-m", "ssddbc.grid_search.batch_runner", "--feature_cache_dir",
-         str(digits_cache), "--output_dir", str(tmp_path / "out"), "--superclass_file",
-         str(listing), *TINY],  # fmt: skip
+        [sys.executable, "-m", "ssddbc.grid_search.batch_runner", *argv],
         cwd=tmp_path,
         capture_output=True,
         text=True,

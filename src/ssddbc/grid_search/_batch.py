@@ -56,7 +56,6 @@ from ssddbc.grid_search._files import (
     write_json,
 )
 from ssddbc.grid_search._inputs import (
-    APPROXIMATE_NOTE,
     Prepared,
     check_knn_for,
     hold,
@@ -371,7 +370,7 @@ def _open_run_folder(
             raise RunFolderError(str(run_dir), f"cannot write ({exc.strerror or exc})") from None
     else:
         sweep_temporaries(run_dir)
-        state.knn = _matching_knn(cfg, previous_knn(run_dir))
+        state.knn = previous_knn(run_dir, cfg)
     state.run_dir = run_dir
     journal = ResultsJournal(run_dir / "results.csv")
     state.journal = journal.path
@@ -391,35 +390,6 @@ def _open_run_folder(
     state.saved = len(done)
     state.started = True
     return journal, done
-
-
-def _matching_knn(
-    cfg: RunConfig, blocks: dict[str, dict[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """The recorded knn blocks that belong to this run: its superclasses, their features'
-    fingerprint and its engine (a block of another run or an edited one is dropped)."""
-    out = {}
-    per = cfg.identity.get("superclasses", {})
-    for name, block in blocks.items():
-        recorded = per.get(name)
-        params = block.get("params")
-        if (
-            isinstance(recorded, dict)
-            and block.get("fingerprint") == recorded.get("features")
-            and block.get("method") == cfg.knn_method
-            and isinstance(params, dict)
-            and all(params.get(k) == v for k, v in cfg.knn_params.items())
-            and (cfg.knn_method == "exact" or _recall_ok(block.get("recall")))
-        ):
-            out[name] = block if cfg.knn_method == "exact" else {**block, "note": APPROXIMATE_NOTE}
-    return out
-
-
-def _recall_ok(recall: Any) -> bool:
-    return (
-        isinstance(recall, dict)
-        and all(isinstance(recall.get(f), (int, float)) for f in ("k", "value", "sample"))
-    )
 
 
 def _execute(

@@ -264,7 +264,7 @@ def _check_recorded_cache(run_dir: Path, recorded: str, args: argparse.Namespace
     """
     path = Path(recorded)
     if not path.is_absolute() or os.path.realpath(path) != str(path):
-        why = "not an absolute path" if not path.is_absolute() else "reached through a symbolic link"
+        why = "relative" if not path.is_absolute() else "reached through a symbolic link"
         raise BadInput(
             f"--resume {run_dir}: the recorded feature cache {recorded!r} is {why} (a run "
             "records the real path of its feature cache); refusing to read through it"
