@@ -25,9 +25,10 @@ from knncache import KnnCacheError, PersistentStore, fingerprint
 from ssddbc._errors import RunFolderError, SearchConfigError, SsddbcError
 from ssddbc._metric import check_nonzero_rows
 from ssddbc.data import build_digits_feature_cache, load_superclass
+from ssddbc.data.feature_cache import NPZ_NAME, PKL_NAME
 from ssddbc.evaluation import evaluation_mask
 from ssddbc.grid_search._batch_config import BatchConfig, store_root
-from ssddbc.grid_search._batch_report import finish_run, format_grid, previous_knn
+from ssddbc.grid_search._batch_report import finish_run, format_grid, previous_knn, record_knn
 from ssddbc.grid_search._config import RunConfig, compute_identity, describe, difference
 from ssddbc.grid_search._console import (
     EXIT_BAD_INPUT,
@@ -48,7 +49,12 @@ from ssddbc.grid_search._execution import (
     make_engine,
     run_tasks,
 )
-from ssddbc.grid_search._files import new_run_dir, sweep_temporaries, write_json
+from ssddbc.grid_search._files import (
+    check_name_lengths,
+    new_run_dir,
+    sweep_temporaries,
+    write_json,
+)
 from ssddbc.grid_search._inputs import (
     Prepared,
     check_knn_for,
@@ -136,6 +142,7 @@ def _run(validate: Callable[[], BatchConfig], state: _State) -> int:
                 if not cfg.superclasses:
                     cfg = replace(cfg, superclasses=built)
             check_model_path(config.model_path, cfg, quiet)
+            check_name_lengths(cfg.superclasses, config.plot_formats, run_dir or config.output_dir)
             started = time.perf_counter()
             data = _load_inputs(cfg)
             read_seconds = time.perf_counter() - started
@@ -211,6 +218,7 @@ def _load_inputs(cfg: RunConfig) -> dict[str, tuple[Any, Any, str]]:
                 f"{folder}: unreadable feature file ({type(exc).__name__}: "
                 f"{' '.join(str(exc).split())[:200]})"
             ) from None
+        _check_k_for(cfg.k_values, d.n, name)
         try:
             mask = evaluation_mask(
                 d.n,
@@ -235,6 +243,16 @@ def _load_inputs(cfg: RunConfig) -> dict[str, tuple[Any, Any, str]]:
     return data
 
 
+def _check_k_for(k_values: list[int], n: int, name: str) -> None:
+    """Every k of the grid is below superclass ``name``'s N; one short line otherwise."""
+    top = max(k_values)
+    if top >= n:
+        raise BadInput(
+            f"--k_max {top + 1}: k must be < N={n} for superclass {name!r} "
+            f"(allowed: --k_max <= {n}, the upper bound is excluded)"
+        )
+
+
 def _check_identity(cfg: RunConfig, data: dict[str, tuple[Any, Any, str]], run_dir: Path) -> None:
     current = compute_identity(cfg, data)
     component = difference(cfg.identity, current)
@@ -246,7 +264,13 @@ def _check_identity(cfg: RunConfig, data: dict[str, tuple[Any, Any, str]], run_d
 
 
 def _clear_targets(cfg: RunConfig) -> list[Path]:
-    """The store folders --clear_knn_cache will delete, each checked first."""
+    """The store folders --clear_knn_cache will clear, each checked first.
+
+    A folder that holds a feature cache's file (``--knn_cache_dir`` or
+    ``$SSDDBC_KNN_CACHE_DIR`` aimed at the feature cache) is refused, whatever else it holds:
+    the clear goes through the store and would remove only entries, but a store placed
+    there is a mistake the user should hear about before anything is removed.
+    """
     out = []
     for name in cfg.superclasses:
         target = store_root(cfg, name)
@@ -263,6 +287,13 @@ def _clear_targets(cfg: RunConfig) -> list[Path]:
             )
         if not stat.S_ISDIR(mode):
             raise BadInput(f"--clear_knn_cache: {target} is not a folder")
+        found = [f for f in (NPZ_NAME, PKL_NAME) if os.path.lexists(target / f)]
+        if found:
+            raise BadInput(
+                f"--clear_knn_cache: {target} holds a feature cache ({found[0]}), not a "
+                f"knncache store; refusing to clear it (check --knn_cache_dir and "
+                f"${ENV_KNN_CACHE_DIR})"
+            )
         out.append(target)
     return out
 
@@ -339,7 +370,7 @@ def _open_run_folder(
             raise RunFolderError(str(run_dir), f"cannot write ({exc.strerror or exc})") from None
     else:
         sweep_temporaries(run_dir)
-        state.knn = previous_knn(run_dir)
+        state.knn = previous_knn(run_dir, cfg)
     state.run_dir = run_dir
     journal = ResultsJournal(run_dir / "results.csv")
     state.journal = journal.path
@@ -425,6 +456,9 @@ def _execute(
                 for k, dp in missing
             ]
 
+        # Recorded before any configuration runs: a superclass that finishes before an
+        # interruption keeps its disclosure (method, parameters, recall) in the resume.
+        record_knn(journal.path.parent, knn)
         engine: Engine
         if session is not None:
             engine = ExternalExecutor(

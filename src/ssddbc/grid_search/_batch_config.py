@@ -232,15 +232,18 @@ def store_root(cfg: RunConfig, name: str) -> Path:
 
 def _resumed_config(args: argparse.Namespace) -> RunConfig:
     given = [f"--{f}" for f in RUN_FLAGS if getattr(args, f, None) is not None]
-    if given or args.feature_cache_dir or args.superclasses or args.count_all:
+    if given or args.superclasses or args.count_all:
         raise BadInput(
             "--resume takes the grid and the superclasses from RUN_DIR/config.json; "
-            f"drop {', '.join(given) or 'the superclass/feature-cache flags'}"
+            f"drop {', '.join(given) or 'the superclass flags'}"
         )
     run_dir = Path(args.resume)
     if not run_dir.is_dir():
         raise BadInput(f"--resume {run_dir}: no such run folder")
     cfg = RunConfig.read(run_dir)
+    _check_recorded_cache(run_dir, cfg.feature_cache_dir, args)
+    # Unpickling runs code: only this command line may allow it, never the run folder.
+    cfg = replace(cfg, allow_pickle=bool(args.allow_pickle))
     # Where the stores live never changes a row: a resumed run may move them.
     placement = knn_cache_dir(args)
     if placement is not None:
@@ -248,3 +251,35 @@ def _resumed_config(args: argparse.Namespace) -> RunConfig:
     if args.knn_max_bytes is not None:
         cfg = replace(cfg, knn_max_bytes=args.knn_max_bytes)
     return cfg
+
+
+def _check_recorded_cache(run_dir: Path, recorded: str, args: argparse.Namespace) -> None:
+    """The feature cache a resume reads: the recorded folder, checked before anything is read.
+
+    A run folder may have been edited by someone else, so what it records decides nothing
+    about running code: the folder must be the real, absolute path recorded at the start (no
+    symbolic link on the way), ``--feature_cache_dir``, when given, must name that same
+    folder, and ``--allow_pickle`` needs it given (the command line names the folder whose
+    ``features.pkl`` may be unpickled).
+    """
+    path = Path(recorded)
+    if not path.is_absolute() or os.path.realpath(path) != str(path):
+        why = "relative" if not path.is_absolute() else "reached through a symbolic link"
+        raise BadInput(
+            f"--resume {run_dir}: the recorded feature cache {recorded!r} is {why} (a run "
+            "records the real path of its feature cache); refusing to read through it"
+        )
+    if not path.is_dir():
+        raise BadInput(f"--resume {run_dir}: the recorded feature cache {recorded!r} is no folder")
+    if args.feature_cache_dir is not None:
+        named = os.path.realpath(args.feature_cache_dir)
+        if named != str(path):
+            raise BadInput(
+                f"--feature_cache_dir {args.feature_cache_dir}: {run_dir} recorded the feature "
+                f"cache {recorded!r}; a resume reads the folder the run started with"
+            )
+    elif args.allow_pickle:
+        raise BadInput(
+            f"--resume with --allow_pickle: name the feature cache whose features.pkl may be "
+            f"unpickled with --feature_cache_dir (the run folder records {recorded!r})"
+        )

@@ -19,13 +19,14 @@ from ssddbc._errors import SsddbcError
 from ssddbc.grid_search._config import RunConfig, now
 from ssddbc.grid_search._console import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PROG, IOFailure
 from ssddbc.grid_search._files import write_json
+from ssddbc.grid_search._inputs import APPROXIMATE_NOTE
 from ssddbc.grid_search._journal import ResultsJournal
 from ssddbc.grid_search._plots import plot_heatmap
 from ssddbc.grid_search._report import format_text_report, write_text_report
 from ssddbc.grid_search._summary import format_summary, oracle_entry, summarise
 from ssddbc.grid_search._tasks import ConfigResult
 
-__all__ = ["finish_run", "format_grid", "previous_knn", "show_run"]
+__all__ = ["KNN_FILE", "finish_run", "format_grid", "previous_knn", "record_knn", "show_run"]
 
 
 def _span(values: Sequence[int]) -> str:
@@ -165,7 +166,7 @@ def show_run(run_dir: Path) -> int:
         density_values=cfg.density_values,
         eval_split=cfg.eval_split,
         results=ordered,
-        knn=previous_knn(run_dir),
+        knn=previous_knn(run_dir, cfg),
         invocation=invocation or {},
     )
     print(f"run folder: {run_dir.resolve()}")
@@ -182,17 +183,64 @@ def show_run(run_dir: Path) -> int:
     return EXIT_OK if missing == 0 and done == total else EXIT_FAILED
 
 
-def previous_knn(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """The knn blocks of an earlier summary.json (kept for superclasses not prepared again)."""
+#: The run folder's record of each superclass's knn block, written once the inputs are
+#: prepared (before any configuration runs), so an interrupted run keeps them for its resume.
+KNN_FILE = "knn.json"
+
+
+def record_knn(run_dir: Path, knn: dict[str, dict[str, Any]]) -> None:
+    """Write the knn blocks known so far to ``run_dir/knn.json`` (atomically)."""
     try:
+        write_json(run_dir / KNN_FILE, knn)
+    except OSError as exc:
+        raise IOFailure() from exc
+
+
+def previous_knn(run_dir: Path, cfg: RunConfig) -> dict[str, dict[str, Any]]:
+    """The knn blocks of an earlier invocation (kept for superclasses not prepared again).
+
+    From ``knn.json`` (written before the configurations run, so an interrupted run has it)
+    and an earlier ``summary.json``; ``knn.json`` wins. Only the blocks that belong to the
+    run ``cfg`` are kept (a run folder may have been edited, see :func:`_matching_knn`).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError, AttributeError):
         raw = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        return {
-            name: entry["knn"]
+        out.update(
+            (name, entry["knn"])
             for name, entry in raw["superclasses"].items()
             if isinstance(entry, dict) and isinstance(entry.get("knn"), dict)
-        }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}
+        )
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        recorded = json.loads((run_dir / KNN_FILE).read_text(encoding="utf-8"))
+        out.update((name, block) for name, block in recorded.items() if isinstance(block, dict))
+    return _matching_knn(cfg, out)
+
+
+def _matching_knn(cfg: RunConfig, blocks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The recorded knn blocks that belong to this run: its superclasses, their features'
+    fingerprint and its engine (a block of another run or an edited one is dropped)."""
+    out = {}
+    per = cfg.identity.get("superclasses", {})
+    for name, block in blocks.items():
+        recorded = per.get(name)
+        params = block.get("params")
+        if (
+            isinstance(recorded, dict)
+            and block.get("fingerprint") == recorded.get("features")
+            and block.get("method") == cfg.knn_method
+            and isinstance(params, dict)
+            and all(params.get(k) == v for k, v in cfg.knn_params.items())
+            and (cfg.knn_method == "exact" or _recall_ok(block.get("recall")))
+        ):
+            out[name] = block if cfg.knn_method == "exact" else {**block, "note": APPROXIMATE_NOTE}
+    return out
+
+
+def _recall_ok(recall: Any) -> bool:
+    return isinstance(recall, dict) and all(
+        isinstance(recall.get(f), (int, float)) for f in ("k", "value", "sample")
+    )
 
 
 def _cell(entry: dict[str, Any] | None) -> tuple[int, int] | None:

@@ -221,6 +221,9 @@ class RunConfig:
                 raise bad(name, f"must be a non-empty list of integers, got {value!r}")
             return [int(v) for v in value]
 
+        superclasses = strings("superclasses")
+        if len(set(superclasses)) != len(superclasses):
+            raise bad("superclasses", f"names a superclass twice: {superclasses!r}")
         fcd = raw.get("feature_cache_dir")
         if not isinstance(fcd, str) or not fcd:
             raise bad("feature_cache_dir", f"must be a path, got {fcd!r}")
@@ -270,7 +273,7 @@ class RunConfig:
             raise bad("knn", f"is invalid ({exc})") from None
         return cls(
             feature_cache_dir=fcd,
-            superclasses=strings("superclasses"),
+            superclasses=superclasses,
             k_values=ints("k_values"),
             density_values=ints("density_values"),
             params=params,

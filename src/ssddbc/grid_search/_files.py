@@ -15,18 +15,75 @@ import math
 import os
 import re
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from knncache import atomic_write
-from ssddbc._errors import RunFolderError
+from ssddbc._errors import InvalidInputError, RunFolderError
 
-__all__ = ["new_run_dir", "sweep_temporaries", "write_bytes", "write_json"]
+__all__ = [
+    "check_name_lengths",
+    "new_run_dir",
+    "superclass_file_names",
+    "sweep_temporaries",
+    "write_bytes",
+    "write_json",
+]
 
 # What knncache.atomic_write names its temporaries: ".<final name>.<mkstemp suffix>.tmp".
 _TEMPORARY = re.compile(
-    r"^\.(results\.csv|summary\.json|config\.json|heatmap_.+\.(?:png|pdf|svg))\..+\.tmp$"
+    r"^\.(results\.csv|summary\.json|config\.json|knn\.json|heatmap_.+\.(?:png|pdf|svg))\..+\.tmp$"
 )
+
+
+# Bytes atomic_write adds to a name for its temporary: "." + name + "." + 16 hex + ".tmp".
+_TEMPORARY_EXTRA = 1 + 1 + 16 + 4
+# NAME_MAX where the filesystem does not say (POSIX's usual value).
+_DEFAULT_NAME_MAX = 255
+
+
+def superclass_file_names(name: str, formats: Sequence[str]) -> list[str]:
+    """The file names a run writes for superclass ``name``: its heatmaps (in the run folder)
+    and its text report (in ``<run>/<name>/``)."""
+    return [*(f"heatmap_{name}.{fmt}" for fmt in formats), f"{name}.txt"]
+
+
+def _name_max(folder: Path) -> int:
+    """The filesystem's longest file name (bytes) where ``folder`` is or would be created."""
+    probe = folder.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        return int(os.pathconf(probe, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return _DEFAULT_NAME_MAX
+
+
+def check_name_lengths(names: Sequence[str], formats: Sequence[str], folder: Path) -> None:
+    """Refuse a superclass whose files (and their temporaries) cannot be named in ``folder``.
+
+    Checked before any work, so that a search never runs to its end only to fail writing a
+    heatmap, and again on every ``--resume``.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the superclass, the limit and the longest name it allows.
+    """
+    limit = _name_max(folder)
+    for name in names:
+        longest = max(
+            len(os.fsencode(f)) + _TEMPORARY_EXTRA for f in superclass_file_names(name, formats)
+        )
+        if longest > limit:
+            allowed = len(os.fsencode(name)) - (longest - limit)
+            raise InvalidInputError(
+                "superclass",
+                f"name too long for the run's files: {name!r} ({len(os.fsencode(name))} "
+                f"bytes) makes file names of {longest} bytes, the filesystem allows {limit} "
+                f"(rename the folder to at most {allowed} bytes)",
+            )
 
 
 def write_bytes(path: Path, data: bytes) -> None:

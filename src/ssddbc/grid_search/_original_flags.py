@@ -7,17 +7,20 @@ at the value it fixed, another value is a one-line error (:func:`check_original_
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
 from pathlib import Path
 
 from ssddbc._errors import SearchConfigError
 from ssddbc.data.feature_cache import NPZ_NAME, PKL_NAME
 from ssddbc.grid_search._config import RunConfig
-from ssddbc.grid_search._console import BadInput
+from ssddbc.grid_search._console import BadInput, warn_line
 
 __all__ = [
     "GRID_DEFAULTS",
     "ORIGINAL_L2_COMPONENTS",
+    "SUPERCLASS_FILE_MAX_BYTES",
     "add_original_flags",
     "check_model_path",
     "check_original_flags",
@@ -54,7 +57,8 @@ def add_original_flags(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="superclass names, one per line; blank lines and lines starting with # are "
-        "skipped (as the original; conflicts with --superclasses and --count_all)",
+        "skipped (as the original; conflicts with --superclasses and --count_all). A regular "
+        "file of at most 1 MiB; a name given twice is searched once, with a warning",
     )
     g.add_argument(
         "--use_cluster_quality",
@@ -122,13 +126,61 @@ def superclass_names(args: argparse.Namespace) -> list[str] | None:
             ) from None
         if not names:
             raise SearchConfigError("--superclass_file", f"no names in {args.superclass_file!r}")
-        return names
+        return _once(names, "--superclass_file")
     if args.superclasses:
         names = parse_superclasses([], args.superclasses, None)
         if not names:
             raise SearchConfigError("--superclasses", f"no names in {args.superclasses!r}")
-        return names
+        return _once(names, "--superclasses")
     return None
+
+
+def _once(names: list[str], flag: str) -> list[str]:
+    """Each name once, in first-seen order; a name given twice is said in a warning line."""
+    unique = list(dict.fromkeys(names))
+    if len(unique) < len(names):
+        twice = [n for n in unique if names.count(n) > 1]
+        warn_line(f"{flag}: {', '.join(map(repr, twice))} given more than once; searched once")
+    return unique
+
+
+#: The largest --superclass_file read (1 MiB: tens of thousands of names).
+SUPERCLASS_FILE_MAX_BYTES = 2**20
+
+
+def _read_listing(file_path: str) -> str:
+    """The text of a superclass list: a regular file of at most 1 MiB, UTF-8.
+
+    Opened without blocking (a FIFO would wait for a writer), then checked for what it is:
+    a device (``/dev/zero``), FIFO or folder is refused, and so is a file too large to be a
+    list of names, before it is read.
+    """
+    fd = os.open(file_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SearchConfigError(
+                "--superclass_file",
+                f"{file_path!r} is not a regular file (a device, FIFO or folder); expected a "
+                "text file of superclass names",
+            )
+        chunks: list[bytes] = []
+        size = 0
+        while size <= SUPERCLASS_FILE_MAX_BYTES:
+            chunk = os.read(fd, SUPERCLASS_FILE_MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > SUPERCLASS_FILE_MAX_BYTES:
+            raise SearchConfigError(
+                "--superclass_file",
+                f"{file_path!r} is larger than {SUPERCLASS_FILE_MAX_BYTES} bytes; expected a "
+                "text file of superclass names",
+            )
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8")
 
 
 def parse_superclasses(
@@ -155,6 +207,9 @@ def parse_superclasses(
     ------
     FileNotFoundError
         ``file_path`` does not exist (as in the original).
+    SearchConfigError
+        ``file_path`` is not a regular file (a device, FIFO or folder) or is larger than
+        :data:`SUPERCLASS_FILE_MAX_BYTES`.
     """
     if override:
         return [item.strip() for item in override.split(",") if item.strip()]
@@ -164,7 +219,7 @@ def parse_superclasses(
             raise FileNotFoundError(f"superclass list file not found: {file_path}")
         return [
             line.strip()
-            for line in path.read_text(encoding="utf-8").splitlines()
+            for line in _read_listing(file_path).splitlines()
             if line.strip() and not line.startswith("#")
         ]
     return list(defaults)

@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--superclasses",
         default=None,
-        help="comma-separated superclass names (default: every superclass found)",
+        help="comma-separated superclass names; a name given twice is searched once, with a "
+        "warning (default: every superclass found)",
     )
     g.add_argument(
         "--count_all",
@@ -200,13 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="RUN_DIR",
         help="complete the missing configurations of an earlier run folder "
-        "(its config.json defines the grid; refused if any input changed since)",
+        "(its config.json defines the grid; refused if any input changed since). Nothing "
+        "in the run folder allows unpickling: give --allow_pickle again, with "
+        "--feature_cache_dir naming the recorded feature cache",
     )
     p.add_argument(
         "--clear_knn_cache",
         action="store_true",
-        help="delete each superclass's knncache store (<feature_cache_dir>/<superclass>/"
-        "knn_cache/, or DIR/<superclass>/ with --knn_cache_dir) before the run",
+        help="remove the entries of each superclass's knncache store (<feature_cache_dir>/"
+        "<superclass>/knn_cache/, or DIR/<superclass>/ with --knn_cache_dir) before the "
+        "run, through the store: nothing that is not an entry is removed, and a folder "
+        "holding a feature cache is refused",
     )
     p.add_argument(
         "--eval",
@@ -223,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also read the original features.pkl files (unpickling runs code: "
         "only for your own files; convert them with python -m "
-        "ssddbc.data.convert)",
+        "ssddbc.data.convert). Applies to this invocation only: a --resume needs it again",
     )
     p.add_argument(
         "--quiet",
@@ -326,7 +331,8 @@ def check_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     modes = [
         flag
         for flag, given in (
-            ("--feature_cache_dir", args.feature_cache_dir is not None),
+            # With --resume, --feature_cache_dir only confirms the recorded folder.
+            ("--feature_cache_dir", args.feature_cache_dir is not None and not args.resume),
             ("--demo", args.demo),
             ("--resume", args.resume is not None),
             ("--show", args.show is not None),

@@ -93,9 +93,18 @@ def validate_grid(
     bad_k = [k for k in ks if not 1 <= k < n_min]
     if bad_k:
         raise SearchConfigError(
-            "k_range", f"every k must satisfy 1 <= k < N = {n_min}, got {bad_k}"
+            "k_range", f"every k must satisfy 1 <= k < N = {n_min}, got {_some(bad_k)}"
         )
     bad_dp = [dp for dp in dps if not 0 <= dp <= 100]
     if bad_dp:
-        raise SearchConfigError("density_range", f"percentiles must lie in 0..100, got {bad_dp}")
+        raise SearchConfigError(
+            "density_range", f"percentiles must lie in 0..100, got {_some(bad_dp)}"
+        )
     return ks, dps
+
+
+def _some(values: list[int]) -> str:
+    """The values, or for many of them their count and range (an error stays one short line)."""
+    if len(values) <= 6:
+        return str(values)
+    return f"{len(values)} values from {min(values)} to {max(values)}"

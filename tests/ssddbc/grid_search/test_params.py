@@ -104,3 +104,10 @@ def test_float_grid_values_are_refused_not_truncated(ks: list[float], dps: list[
     with pytest.raises(SearchConfigError, match=r"not truncated|integers"):
         validate_grid(ks, dps, n_samples=100)  # type: ignore[arg-type]
     assert validate_grid([3, 4.0], [40.0], n_samples=100) == ([3, 4], [40])  # type: ignore[list-item]
+
+
+def test_a_wide_out_of_range_grid_is_one_short_message() -> None:
+    with pytest.raises(SearchConfigError) as info:
+        validate_grid(range(3, 100_000), [40], n_samples=100)
+    text = str(info.value)
+    assert len(text) < 200 and "N = 100" in text and "99900 values from 100 to 99999" in text
