@@ -1,4 +1,4 @@
-"""The run heatmaps (``_plots``): colour range, panels, legend, marks and the files written."""
+"""The run heatmaps (``_plots``): colour scales, panels, values, legend, marks and files."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import pytest
 from ssddbc import InvalidInputError, SearchConfigError
 from ssddbc.grid_search._plots import (
     DEFAULT_CLIP,
+    PANELS,
     PLOT_FORMATS,
-    colour_levels,
     heatmap_figure,
     mark_sizes,
+    panel_norm,
     parse_plot_formats,
     plot_heatmap,
     render,
@@ -48,6 +49,7 @@ def _results(
                     ok=True,
                     score=score,
                     all_acc=0.9 - 0.01 * abs(k - 6),
+                    old_acc=0.95 - 0.02 * abs(dp - 50) / 10,
                     new_acc=float("nan") if nan_new and k == ks[0] else 0.8 - 0.01 * k,
                     n_clusters=5,
                 )
@@ -65,18 +67,27 @@ def _figure(ks: list[int], dps: list[int], **kwargs: Any) -> Any:
 
 
 def _panels(fig: Any) -> list[Any]:
-    return [ax for ax in fig.axes if ax.get_label() in ("score", "all_acc", "new_acc")]
+    return [ax for ax in fig.axes if ax.get_label() in PANELS]
+
+
+def _panel(fig: Any, metric: str) -> Any:
+    (ax,) = [ax for ax in fig.axes if ax.get_label() == metric]
+    return ax
 
 
 def _legend_texts(fig: Any) -> list[str]:
-    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
 
 
 def _oracle_marks(ax: Any) -> list[Any]:
     return [line for line in ax.get_lines() if line.get_gid() == "oracle"]
 
 
-# ---- the colour range -------------------------------------------------------------------
+def _cell_values(ax: Any) -> list[str]:
+    return [t.get_text() for t in ax.texts if t.get_gid() == "value"]
+
+
+# ---- the colour scales ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("lower", "upper"), [DEFAULT_CLIP, (0.0, 100.0), (10.0, 90.0)])
@@ -108,73 +119,161 @@ def test_bad_clip_percentiles_are_refused(clip: tuple[float, float]) -> None:
     with pytest.raises(InvalidInputError, match=r"0 <= lower < upper <= 100"):
         robust_limits([1.0, 2.0], *clip)
     with pytest.raises(InvalidInputError):
-        colour_levels([1.0, 2.0], *clip)
+        panel_norm("score", [1.0, 2.0], clip)
+    with pytest.raises(InvalidInputError):
+        heatmap_figure("t", [], [3], [40], None, None, eval_split="test", clip=clip)
 
 
-def test_colour_levels_are_percentile_steps_between_the_limits() -> None:
-    rng = np.random.default_rng(2)
-    values = rng.random(200)
-    levels = colour_levels(values, 5.0, 100.0, 10)
-    expected = np.percentile(values, np.linspace(5.0, 100.0, 11))
-    np.testing.assert_allclose(levels, expected)
-    assert (levels[0], levels[-1]) == pytest.approx(robust_limits(values, 5.0, 100.0))
-    assert np.all(np.diff(levels) > 0)
-    # Tied values merge their steps instead of repeating a boundary.
-    tied = colour_levels([0.0] * 50 + [1.0, 2.0, 3.0])
-    assert np.all(np.diff(tied) > 0) and tied[0] == 0.0 and tied[-1] == 3.0
-    with pytest.raises(InvalidInputError, match="n_levels"):
-        colour_levels(values, n_levels=0)
+def _plateau_results() -> tuple[list[ConfigResult], list[int], list[int]]:
+    """189 cells: 187 on a plateau at 0.55 and two top cells at 0.966 and 0.994."""
+    ks, dps = list(range(3, 24)), list(range(40, 85, 5))  # 21 x 9 = 189 cells
+    out = []
+    for n, (k, dp) in enumerate((k, dp) for k in ks for dp in dps):
+        value = {0: 0.966, 1: 0.994}.get(n, 0.55)
+        out.append(
+            ConfigResult(
+                "g",
+                k,
+                dp,
+                ok=True,
+                score=value,
+                all_acc=value,
+                new_acc=value,
+                old_acc=value,
+                n_clusters=1 if value == 0.55 else 7,
+            )
+        )
+    return out, ks, dps
 
 
-def test_a_top_plateau_gets_several_colours_despite_outliers() -> None:
-    from matplotlib.colors import BoundaryNorm
+@pytest.mark.parametrize("metric", ["score", "all_acc", "old_acc", "new_acc"])
+def test_equal_values_share_a_colour_and_the_best_cells_stand_out(metric: str) -> None:
+    results, ks, dps = _plateau_results()
+    fig = heatmap_figure("t", results, ks, dps, (3, 45), (3, 40), eval_split="test")
+    (image,) = _panel(fig, metric).get_images()
+    values = np.ma.filled(image.get_array(), np.nan)
+    rgba = image.to_rgba(values)
+    top_a, top_b = rgba[0, 0], rgba[1, 0]  # 0.966 at (k=3, dp=40), 0.994 at (k=3, dp=45)
+    plateau = rgba[values == 0.55]
+    assert len(plateau) == 187
+    assert np.all(plateau == plateau[0])  # equal values, one colour
+    assert not np.array_equal(top_a, plateau[0]) and not np.array_equal(top_b, plateau[0])
+    assert not np.array_equal(top_a, top_b)  # the two best cells differ too
+    # The colour follows the value: the plateau is far from the top of the scale.
+    norm = image.norm
+    assert norm(0.55) < norm(0.966) < norm(0.994)
+    assert norm(0.994) - norm(0.55) >= 0.4
 
-    # 180 cells on a plateau 0.600..0.610 and 10 disastrous cells at -3: the linear range
-    # would paint the whole plateau in the top 0.3% of the colour map.
-    values = np.concatenate([np.linspace(0.600, 0.610, 180), np.full(10, -3.0)])
-    norm = BoundaryNorm(colour_levels(values), ncolors=256, extend="min")
-    colours = {int(c) for c in np.asarray(norm(values[:180]))}
-    assert len(colours) >= 8
+
+def test_each_panel_has_its_scale() -> None:
+    from matplotlib.colors import LogNorm
+
+    rng = np.random.default_rng(3)
+    scores = np.concatenate([[-5.0] * 10, rng.uniform(0.5, 0.6, 90)])
+    norm, clipped = panel_norm("score", scores)
+    assert (norm.vmin, norm.vmax) == pytest.approx(robust_limits(scores)) and clipped == 0
+    scores[:2] = -9.0  # now below the 5th percentile
+    assert panel_norm("score", scores)[1] == 2
+    norm, clipped = panel_norm("score", scores, (0.0, 100.0))
+    assert (norm.vmin, norm.vmax, clipped) == (-9.0, pytest.approx(scores.max()), 0)
+    for metric in ("all_acc", "old_acc", "new_acc"):
+        norm, clipped = panel_norm(metric, [0.55, 0.56, np.nan])
+        assert (norm.vmin, norm.vmax, clipped) == (0.0, 1.0, 0)  # fixed, not the cells'
+    norm, clipped = panel_norm("n_clusters", [1, 1, 4, 144])
+    assert isinstance(norm, LogNorm) and (norm.vmin, norm.vmax, clipped) == (2.0, 144.0, 0)
+    norm, _ = panel_norm("n_clusters", [1, 1, np.nan])
+    assert (norm.vmin, norm.vmax) == (2.0, 3.0)
+
+
+def test_clipped_score_cells_get_the_colour_bar_arrow_and_a_count() -> None:
+    ks, dps = [3, 4, 5, 6, 7, 8], [40, 50, 60, 70]
+    results = _results(ks, dps)
+    fig = heatmap_figure("t", results, ks, dps, None, None, eval_split="test")
+    scores = np.array([r.score for r in results])
+    below = int(np.sum(scores < np.percentile(scores, 5)))
+    assert below >= 1  # the bad cell at least
+    (score_image,) = _panel(fig, "score").get_images()
+    assert score_image.colorbar.extend == "min"
+    label = score_image.colorbar.ax.get_ylabel()
+    assert "linear, 5th percentile of the cells to max" in label
+    assert f"({below} lower cell(s) clipped)" in label
+    for metric in ("all_acc", "new_acc", "n_clusters"):
+        (image,) = _panel(fig, metric).get_images()
+        assert image.colorbar.extend == "neither"
+        assert "clipped" not in image.colorbar.ax.get_ylabel()
+    (acc,) = _panel(fig, "all_acc").get_images()
+    assert "test split, fixed 0-1 scale" in acc.colorbar.ax.get_ylabel()
 
 
 # ---- the figure -------------------------------------------------------------------------
 
 
-def test_three_panels_share_the_grid_and_name_the_split() -> None:
+def test_five_panels_share_the_grid() -> None:
     ks, dps = [3, 4, 5, 6, 7], [40, 50, 60]
     fig = _figure(ks, dps)
     panels = _panels(fig)
-    assert [ax.get_label() for ax in panels] == ["score", "all_acc", "new_acc"]
-    assert len(fig.axes) == 6  # three heatmaps, three colour bars
-    assert "label-only score" in panels[0].get_title()
-    assert panels[1].get_title() == "All accuracy, unlabelled split"
-    assert panels[2].get_title() == "New accuracy, unlabelled split"
+    assert [ax.get_label() for ax in panels] == list(PANELS)
+    assert PANELS == ("score", "n_clusters", "all_acc", "old_acc", "new_acc")
+    assert len(fig.axes) == 11  # five heatmaps, five colour bars, the key
+    titles = [ax.get_title().split("\n")[0] for ax in panels]
+    assert titles == [
+        "label-only score (-L1 + 3·silhouette)",
+        "number of clusters",
+        "All accuracy",
+        "Old accuracy",
+        "New accuracy",
+    ]
     for ax in panels:
         (image,) = ax.get_images()
         assert image.get_array().shape == (len(dps), len(ks))
 
 
-def test_each_panel_colour_range_is_the_robust_range_and_says_so() -> None:
-    ks, dps = [3, 4, 5, 6, 7, 8], [40, 50, 60, 70]
+def test_the_choice_and_oracle_values_are_written_in_every_panel_title() -> None:
+    ks, dps = [3, 4, 5, 6], [40, 50, 60]
     results = _results(ks, dps)
+    fig = heatmap_figure("t", results, ks, dps, (4, 40), (5, 60), eval_split="test")
+    chosen = next(r for r in results if (r.k, r.density_percentile) == (4, 40))
+    best = next(r for r in results if (r.k, r.density_percentile) == (5, 60))
+    for metric in ("score", "all_acc", "old_acc", "new_acc"):
+        line = _panel(fig, metric).get_title().split("\n")[1]
+        assert line == (
+            f"choice {getattr(chosen, metric):.3f} · oracle {getattr(best, metric):.3f}"
+        )
+    assert _panel(fig, "n_clusters").get_title().endswith("\nchoice 5 · oracle 5")
+    failed = heatmap_figure(
+        "t", _results(ks, dps, failed={(4, 40)}), ks, dps, (4, 40), None, eval_split="test"
+    )
+    assert _panel(failed, "all_acc").get_title().endswith("\nchoice failed")
+
+
+def test_cell_values_are_written_when_legible_only() -> None:
+    ks, dps = [3, 4, 5, 6], [40, 50, 60]
+    results = _results(ks, dps)
+    small = heatmap_figure("t", results, ks, dps, None, None, eval_split="test")
+    texts = _cell_values(_panel(small, "all_acc"))
+    assert sorted(texts) == sorted(f"{r.all_acc:.2f}" for r in results)
+    assert sorted(_cell_values(_panel(small, "n_clusters"))) == ["5"] * len(results)
+    large_ks, large_dps = list(range(3, 43)), list(range(5, 100, 3))
+    large = heatmap_figure(
+        "t", _results(large_ks, large_dps), large_ks, large_dps, None, None, eval_split="test"
+    )
+    assert all(not _cell_values(ax) for ax in _panels(large))
+
+
+def test_single_cluster_cells_are_marked_in_the_clusters_panel() -> None:
+    ks, dps = [3, 4, 5], [40, 50]
+    results = _results(ks, dps)
+    for r in results:
+        if r.k == 3:
+            r.n_clusters = 1
     fig = heatmap_figure("t", results, ks, dps, None, None, eval_split="test")
-    for ax in _panels(fig):
-        metric = ax.get_label()
-        values = [getattr(r, metric) for r in results]
-        (image,) = ax.get_images()
-        assert (image.norm.vmin, image.norm.vmax) == pytest.approx(robust_limits(values))
-    score_bar = next(ax for ax in fig.axes if ax not in _panels(fig))
-    label = score_bar.get_ylabel()
-    scores = np.array([r.score for r in results])
-    below = int(np.sum(scores < np.percentile(scores, 5)))
-    assert below >= 1  # the bad cell at least
-    assert "5th-100th percentile" in label and f"({below} lower cell(s) clipped)" in label
-    score_image, _, new_image = (ax.get_images()[0] for ax in _panels(fig))
-    assert score_image.norm.extend == "min"  # the colour bar's arrow: clipped cells
-    # New accuracy's lowest value is tied over four cells, its 5th percentile: none clipped.
-    assert new_image.norm.extend == "neither"
-    new_bar = [ax for ax in fig.axes if ax not in _panels(fig)][2]
-    assert "clipped" not in new_bar.get_ylabel()
+    clusters = _panel(fig, "n_clusters")
+    dotted = {(p.get_x() + 0.5, p.get_y() + 0.5) for p in clusters.patches if p.get_hatch() == ".."}
+    assert dotted == {(0.0, 0.0), (0.0, 1.0)}  # the column of k=3
+    (image,) = clusters.get_images()
+    assert np.asarray(image.get_array().mask)[:, 0].all()  # not drawn in the count colours
+    assert not any(p.get_hatch() for ax in _panels(fig) if ax is not clusters for p in ax.patches)
+    assert "a single cluster (2 cells)" in _legend_texts(fig)
 
 
 def test_the_legend_names_every_mark_and_failed_or_missing_cells() -> None:
@@ -187,13 +286,13 @@ def test_the_legend_names_every_mark_and_failed_or_missing_cells() -> None:
         "failed configuration (1)",
         "no value (NaN)",
     ]
-    score = _panels(fig)[0]
-    hatched = {
-        (p.get_x() + 0.5, p.get_y() + 0.5, p.get_hatch()) for p in score.patches if p.get_hatch()
-    }
-    assert hatched == {(2.0, 1.0, "xx")}  # (column of k=5, row of dp=50)
-    new = _panels(fig)[2]
-    assert sum(p.get_hatch() == "///" for p in new.patches) == len(dps)  # k=3 has no New acc
+    for ax in _panels(fig):
+        hatched = {
+            (p.get_x() + 0.5, p.get_y() + 0.5, p.get_hatch()) for p in ax.patches if p.get_hatch()
+        }
+        if ax.get_label() == "new_acc":
+            assert sum(h == "///" for _, _, h in hatched) == len(dps)  # k=3 has no New acc
+        assert (2.0, 1.0, "xx") in hatched  # (column of k=5, row of dp=50)
 
 
 def test_a_clean_grid_lists_only_the_two_marks() -> None:
@@ -202,14 +301,23 @@ def test_a_clean_grid_lists_only_the_two_marks() -> None:
     assert all(not p.get_hatch() for ax in _panels(fig) for p in ax.patches)
 
 
-def test_marks_sit_on_their_cells_in_every_panel() -> None:
-    ks, dps = [3, 4, 5, 6], [40, 50, 60]
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_marks_sit_on_their_cells_in_every_panel(size: str) -> None:
+    ks, dps = (
+        ([3, 4, 5, 6], [40, 50, 60])
+        if size == "small"
+        else (list(range(3, 43)), list(range(40, 100, 2)))
+    )
     fig = _figure(ks, dps)
     for ax in _panels(fig):
         (box,) = [p for p in ax.patches if p.get_gid() == "selected"]
         assert (box.get_x(), box.get_y()) == (1 - 0.5, 0 - 0.5)  # k=4, dp=40
         (dot,) = _oracle_marks(ax)
-        assert (list(dot.get_xdata()), list(dot.get_ydata())) == ([2], [2])  # k=5, dp=60
+        x, y = dot.get_xdata()[0], dot.get_ydata()[0]
+        j, i = len(ks) - 2, len(dps) - 1  # ks[-2], dps[-1]
+        assert abs(x - j) < 0.5 and abs(y - i) < 0.5
+        # The dot leaves the centre to the written value only when values are written.
+        assert (x == j) == (not _cell_values(ax))
 
 
 def test_marks_grow_on_a_smaller_grid() -> None:
