@@ -7,7 +7,7 @@ data (``digits_low``: digits 0-4, three known and two novel) and draw the label-
 score next to the accuracy it is meant to track.
 
 The score uses only the labelled samples; the accuracy uses ground truth and plays no part
-in the choice. ``ssddbc-search --demo`` draws the same three-panel heatmap per superclass.
+in the choice. ``ssddbc-search --demo`` draws these and more panels per superclass.
 """
 
 import matplotlib.pyplot as plt
