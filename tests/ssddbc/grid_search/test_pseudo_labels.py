@@ -126,7 +126,7 @@ def test_a_pickled_member_a_fifo_and_junk_are_refused(tmp_path: Path) -> None:
         arrays = {k: data[k] for k in data.files}
     arrays["best_params_json"] = np.array({"k": 1}, dtype=object)
     np.savez(path, **arrays)
-    with pytest.raises(RunFolderError, match="not a pseudo-labels .npz"):
+    with pytest.raises(RunFolderError, match=r"not a pseudo-labels \.npz"):
         read_pseudo_labels(path)
     fifo = tmp_path / "fifo.npz"
     os.mkfifo(fifo)
@@ -134,7 +134,7 @@ def test_a_pickled_member_a_fifo_and_junk_are_refused(tmp_path: Path) -> None:
         read_pseudo_labels(fifo)
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"not a zip")
-    with pytest.raises(RunFolderError, match="junk.npz"):
+    with pytest.raises(RunFolderError, match=r"junk\.npz"):
         read_pseudo_labels(junk)
 
 
@@ -209,9 +209,7 @@ def test_the_estimators_carry_the_classes_in_the_values_of_y() -> None:
     assert plain.novel_clusters_.tolist() == novel == plain.unknown_clusters_.tolist()
     assert start == 11
     names = np.array(["ant", "bee", "cat", "dog"])[y]
-    named = SSDDBC(k=5, density_percentile=50).fit(
-        x, names, known_mask=known, labeled_mask=labeled
-    )
+    named = SSDDBC(k=5, density_percentile=50).fit(x, names, known_mask=known, labeled_mask=labeled)
     assert set(named.cluster_to_class_.values()) == {"ant", "bee", "novel_0", "novel_1"}
     assert named.class_labels_[0] == "ant"
     assert sorted(named.novel_clusters_.tolist()) == named.novel_clusters_.tolist()
