@@ -44,6 +44,7 @@ from ssddbc._errors import InvalidInputError
 from ssddbc._validation import as_mask
 from ssddbc.grid_search._workers import resolve_n_jobs
 from ssddbc.grid_search.api import run_clustering_search_on_features
+from ssddbc.grid_search.pseudo_labels import assign_classes
 from ssddbc.ssddbc._params import SPECS, AlgorithmParams, ParamSpec
 from ssddbc.ssddbc._pipeline import cluster
 
@@ -167,6 +168,41 @@ class _SemiSupervisedClusterMixin(ClusterMixin):  # type: ignore[misc]
         """Fit and return ``labels_`` (``y`` and keyword arguments as ``fit``)."""
         return self.fit(X, y, **kwargs).labels_
 
+    def _set_classes(
+        self,
+        clusters: npt.NDArray[Any],
+        codes: npt.NDArray[np.int64],
+        novel: list[int],
+        start: int,
+        classes: npt.NDArray[Any] | None,
+    ) -> None:
+        """``class_labels_``, ``cluster_to_class_``, ``novel_clusters_`` from class codes.
+
+        ``codes`` are :func:`~ssddbc.grid_search.pseudo_labels.assign_classes`'s labels,
+        novel ids from ``start``; ``classes`` maps a known code back to its value of ``y``
+        (None: the codes are ``y``'s own integers).
+        """
+        known = codes < start
+        values: npt.NDArray[Any]
+        if classes is None:
+            values = codes
+        elif classes.size == 0 or classes.dtype.kind in "iu":
+            values = np.empty(codes.shape, dtype=np.int64)
+            values[known] = classes[codes[known]]
+            top = int(classes.max()) + 1 if classes.size else 0
+            values[~known] = top + codes[~known] - start
+        else:
+            values = np.empty(codes.shape, dtype=object)
+            values[known] = classes[codes[known]]
+            values[~known] = [f"novel_{c - start}" for c in codes[~known].tolist()]
+        ids, first = np.unique(clusters, return_index=True)
+        self.class_labels_ = values
+        self.cluster_to_class_ = {
+            int(c): values[i].item() if isinstance(values[i], np.generic) else values[i]
+            for c, i in zip(ids, first, strict=True)
+        }
+        self.novel_clusters_ = np.asarray(novel, dtype=np.int64)
+
     def _algorithm_params(self) -> AlgorithmParams:
         """The fixed algorithm options of this estimator (validated again by the table)."""
         return AlgorithmParams(
@@ -214,6 +250,16 @@ class SSDDBC(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[misc]
         Cluster id -> class (a value of ``y``) for the clusters the label rule names.
     densities_ : ndarray of shape (n_samples,)
         Absolute k-NN densities.
+    class_labels_ : ndarray of shape (n_samples,)
+        Each sample's pseudo-label: the class (a value of ``y``) most of its cluster's
+        labelled members carry, or a novel id for a cluster without labelled members (the
+        rule of :mod:`ssddbc.grid_search.pseudo_labels`; with integer ``y`` novel ids count
+        on from its largest labelled class, otherwise they are ``"novel_0"``, ``"novel_1"``,
+        ...).
+    cluster_to_class_ : dict
+        Cluster id -> its value in ``class_labels_``, every cluster.
+    novel_clusters_ : ndarray of int64
+        Sorted ids of the clusters without labelled members.
     n_features_in_ : int
         Number of features seen in ``fit``.
 
@@ -315,6 +361,8 @@ class SSDDBC(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[misc]
             int(cid): classes[code].item() for cid, code in category.items()
         }
         self.densities_ = densities
+        codes, _, novel, start = assign_classes(labels, targets, labeled)
+        self._set_classes(labels, codes, novel, start, classes)
         return self
 
 
@@ -353,6 +401,12 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
         Its row in :attr:`results_`.
     labels_, n_clusters_, core_sample_indices_, densities_
         The selected configuration's clustering (as :class:`SSDDBC` gives it).
+    class_labels_, cluster_to_class_, novel_clusters_
+        Its pseudo-labels, as :class:`SSDDBC` gives them (the search result's
+        ``pseudo_labels``, in ``y``'s values).
+    best_metrics_ : dict
+        The selected configuration's metrics (score, All/Old/New accuracy on the evaluation
+        samples, ...).
     results_ : dict of lists
         One row per configuration, k outer, percentile inner, in the spirit of
         ``cv_results_``: ``params``, ``param_k``, ``param_density_percentile``, ``score``
@@ -457,10 +511,12 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
             if y is None:
                 y = np.full(len(x), -1, dtype=np.int64)
         y_arr = np.asarray(y)
+        classes = None
         if y_arr.ndim == 1 and y_arr.dtype.kind not in "iu":
             # Class values of any type as codes in increasing order: equality is all the
             # search compares.
-            y = np.unique(y_arr, return_inverse=True)[1].ravel()
+            classes, codes = np.unique(y_arr, return_inverse=True)
+            y = codes.ravel()
         # joblib's n_jobs, resolved by the search's own rule (named as this estimator's).
         workers = None if self.executor is not None else resolve_n_jobs(self.n_jobs)
         result = run_clustering_search_on_features(
@@ -485,6 +541,12 @@ class SSDDBCSearch(_SemiSupervisedClusterMixin, BaseEstimator):  # type: ignore[
         self.n_clusters_ = int(result.n_clusters)
         self.core_sample_indices_ = result.core_points
         self.densities_ = result.densities
+        pseudo = result.pseudo_labels
+        assert pseudo is not None  # the search always builds them
+        novel = pseudo.novel_clusters
+        start = int(pseudo.metadata.get("novel_label_start", 0))
+        self._set_classes(pseudo.clusters, pseudo.labels, novel, start, classes)
+        self.best_metrics_ = dict(result.metrics)
         self.results_ = _results_table(result.results_grid or {}, result.errors)
         cell = (self.best_params_["k"], self.best_params_["density_percentile"])
         self.best_index_ = self.results_["params"].index(

@@ -66,8 +66,15 @@ from ssddbc.grid_search._journal import ResultsJournal
 from ssddbc.grid_search._original_flags import check_model_path
 from ssddbc.grid_search._parser import DEFAULT_DEMO_DIR, ENV_KNN_CACHE_DIR
 from ssddbc.grid_search._signals import Interrupted, interruptible
+from ssddbc.grid_search._summary import select_best
 from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, clear_resources
 from ssddbc.grid_search._validate import validate_grid
+from ssddbc.grid_search.pseudo_labels import (
+    FILE_NAME,
+    read_pseudo_labels,
+    rerun_selected,
+    write_pseudo_labels,
+)
 
 __all__ = ["run", "run_validated"]
 
@@ -410,9 +417,15 @@ def _execute(
     results: dict[tuple[str, int, int], ConfigResult] = dict(done)
     # The run scope: every store entry the tasks read is held from here until the run ends,
     # and this process's memory maps of them are dropped when it does.
+    run_dir = journal.path.parent
     with contextlib.ExitStack() as run_scope:
         run_scope.callback(clear_resources)
         tasks: list[ConfigTask] = []
+        # Configurations still to arrive per superclass, and its shared inputs: when the
+        # last one arrives, its pseudo-labels are written (an interrupted run keeps those
+        # of every superclass that finished).
+        left: dict[str, int] = {}
+        inputs: dict[str, Any] = {}
         for name in cfg.superclasses:
             missing = [
                 (k, dp)
@@ -420,12 +433,25 @@ def _execute(
                 for dp in cfg.density_values
                 if (name, k, dp) not in done
             ]
-            if not missing:
-                continue
             d, eval_mask, fp = data[name]
+            if not missing:
+                # Finished in an earlier invocation: its pseudo-labels file too, unless it
+                # is there and names the selected configuration.
+                best = _selected(cfg, name, results)
+                if best is not None and not _pseudo_current(run_dir, name, best):
+                    say(f"{name}: writing the pseudo-labels of its selected configuration", quiet)
+                    prepared = _prepare(
+                        run_scope, cfg, name, d, eval_mask, k_max, config.knn_lock, quiet
+                    )
+                    searches += prepared.searches
+                    hits += prepared.hits
+                    _write_pseudo(run_dir, cfg, name, d, prepared.shared, best)
+                continue
             prepared = _prepare(run_scope, cfg, name, d, eval_mask, k_max, config.knn_lock, quiet)
             searches += prepared.searches
             hits += prepared.hits
+            left[name] = len(missing)
+            inputs[name] = prepared.shared
             knn[name] = {
                 "searches": prepared.searches,
                 "cache_hits": prepared.hits,
@@ -475,6 +501,12 @@ def _execute(
                 raise IOFailure() from exc
             results[r.cell] = r
             state.saved += 1
+            left[r.group] -= 1
+            if left[r.group] == 0:
+                best = _selected(cfg, r.group, results)
+                if best is not None:
+                    d = data[r.group][0]
+                    _write_pseudo(run_dir, cfg, r.group, d, inputs[r.group], best)
 
         progress = ProgressReporter(len(tasks), PROG, enabled=not quiet)
         try:
@@ -508,6 +540,63 @@ def _execute(
         config.plot_formats,
         model_path=config.model_path,
     )
+
+
+def _selected(
+    cfg: RunConfig, name: str, results: dict[tuple[str, int, int], ConfigResult]
+) -> ConfigResult | None:
+    """Superclass ``name``'s selected configuration (None when none succeeded)."""
+    order = [(k, dp) for k in cfg.k_values for dp in cfg.density_values]
+    rows = [results[(name, k, dp)] for k, dp in order if (name, k, dp) in results]
+    try:
+        return select_best(rows, order)
+    except ValueError:
+        return None
+
+
+def _pseudo_current(run_dir: Path, name: str, best: ConfigResult) -> bool:
+    """Whether ``<run>/<name>/pseudo_labels.npz`` is readable and names ``best``'s cell."""
+    try:
+        found = read_pseudo_labels(run_dir / name / FILE_NAME).best_params
+    except RunFolderError:
+        return False
+    return found == {"k": best.k, "density_percentile": best.density_percentile}
+
+
+def _write_pseudo(
+    run_dir: Path, cfg: RunConfig, name: str, d: Any, shared: Any, best: ConfigResult
+) -> None:
+    """``<run>/<name>/pseudo_labels.npz``: the selected configuration, rerun here.
+
+    A rerun that raises (it succeeded in a worker, so it should not) costs the file and one
+    warning line, never the run; a write that fails is an I/O failure of the run.
+    """
+    try:
+        _, pseudo = rerun_selected(
+            shared,
+            best.k,
+            best.density_percentile,
+            cfg.params,
+            indices=d.indices,
+            metadata={
+                "superclass": name,
+                "feature_source": None if d.source is None else str(d.source),
+                "evaluated_on": cfg.eval_split,
+                "metric": cfg.metric,
+                "selected": best.metrics(),
+                "knn": shared.graph.as_dict(),
+            },
+        )
+    except OSError as exc:
+        raise IOFailure() from exc
+    except Exception as exc:
+        warn_line(f"pseudo-labels of {name!r} not written: {type(exc).__name__}: {exc}")
+        return
+    try:
+        (run_dir / name).mkdir(exist_ok=True)
+        write_pseudo_labels(run_dir / name / FILE_NAME, pseudo)
+    except OSError as exc:
+        raise IOFailure() from exc
 
 
 def _prepare(

@@ -19,10 +19,12 @@ influences which parameters are chosen.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -42,19 +44,16 @@ from ssddbc.grid_search._inputs import (
 )
 from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
 from ssddbc.grid_search._summary import select_best
-from ssddbc.grid_search._tasks import (
-    ConfigResult,
-    ConfigTask,
-    clear_resources,
-    run_configuration,
-)
+from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, clear_resources
 from ssddbc.grid_search._validate import validate_grid, validate_search_inputs
 from ssddbc.grid_search._workers import resolve_n_jobs
+from ssddbc.grid_search.pseudo_labels import PseudoLabels, rerun_selected, write_pseudo_labels
 from ssddbc.ssddbc._params import AlgorithmParams
 
 __all__ = [
     "AlgorithmParams",
     "ClusteringSearchResult",
+    "PseudoLabels",
     "SearchFailedError",
     "SearchPlan",
     "SearchSession",
@@ -121,6 +120,15 @@ class ClusteringSearchResult:
     worker_pids : tuple of int
         Process ids that ran this call's configurations (sorted; this process's own id on
         the serial path). A :class:`SearchSession` keeps them across calls.
+    metrics : dict
+        The selected configuration's metrics (the keys of a ``results_grid`` value: score,
+        all/old/new accuracy on the evaluation mask, ...), with or without ``return_all``.
+    pseudo_labels : PseudoLabels or None
+        The selected configuration's per-sample result as a training loop uses it:
+        ``labels`` (each sample's assigned class: its cluster's majority labelled class, or a
+        novel id for a cluster without labelled members), ``clusters``, ``core_mask``,
+        ``densities``, ``labeled_mask`` (see :mod:`ssddbc.grid_search.pseudo_labels`);
+        :meth:`save_pseudo_labels` writes them to a file.
     """
 
     labels: np.ndarray
@@ -137,11 +145,76 @@ class ClusteringSearchResult:
     knn_recall: float = 1.0
     silhouette_se: float = 0.0
     worker_pids: tuple[int, ...] = ()
+    metrics: dict[str, Any] = field(default_factory=dict)
+    pseudo_labels: PseudoLabels | None = None
 
     @property
     def loss(self) -> float:
         """The original code's name for :attr:`score` (it is a score: higher is better)."""
         return self.score
+
+    @property
+    def all_acc(self) -> float:
+        """The selected configuration's All accuracy on the evaluation mask (oracle)."""
+        return float(self.metrics.get("all_acc", float("nan")))
+
+    @property
+    def old_acc(self) -> float:
+        """The selected configuration's Old (known classes) accuracy (oracle)."""
+        return float(self.metrics.get("old_acc", float("nan")))
+
+    @property
+    def new_acc(self) -> float:
+        """The selected configuration's New (novel classes) accuracy (oracle)."""
+        return float(self.metrics.get("new_acc", float("nan")))
+
+    def _pseudo(self) -> PseudoLabels:
+        if self.pseudo_labels is None:
+            raise SearchConfigError("pseudo_labels", "this result carries no pseudo-labels")
+        return self.pseudo_labels
+
+    @property
+    def class_labels(self) -> np.ndarray:
+        """Each sample's assigned class (``pseudo_labels.labels``)."""
+        return self._pseudo().labels
+
+    @property
+    def cluster_to_class(self) -> dict[int, int]:
+        """Cluster id -> assigned class, every cluster (novel clusters to their novel id)."""
+        return self._pseudo().cluster_to_class
+
+    @property
+    def novel_clusters(self) -> list[int]:
+        """Sorted ids of the clusters without labelled members (candidate novel classes)."""
+        return self._pseudo().novel_clusters
+
+    def save_pseudo_labels(
+        self, path: str | os.PathLike[str], indices: Sequence[int] | np.ndarray | None = None
+    ) -> Path:
+        """Write :attr:`pseudo_labels` as a pseudo-labels ``.npz`` (atomically).
+
+        The format is that of a batch run's ``<run>/<superclass>/pseudo_labels.npz`` (see
+        :mod:`ssddbc.grid_search.pseudo_labels`); read it back with
+        :func:`~ssddbc.grid_search.pseudo_labels.read_pseudo_labels` or plain ``np.load``.
+
+        Parameters
+        ----------
+        path : path-like
+            The file to write (its folder must exist).
+        indices : array of shape (N,) or None
+            Each sample's index in your dataset (default ``0..N-1``, the rows passed).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+
+        Raises
+        ------
+        InvalidInputError
+            ``indices`` is not N integers (checked before anything is written).
+        """
+        return write_pseudo_labels(path, self._pseudo().with_indices(indices))
 
 
 def run_clustering_search_on_features(
@@ -182,7 +255,10 @@ def run_clustering_search_on_features(
     random_state : int
         Kept for compatibility; SS-DDBC is deterministic.
     silent : bool
-        False shows a progress bar.
+        False reports progress on stderr: a tqdm bar on an interactive terminal; elsewhere
+        (a notebook, a log file) a line ``[SS-DDBC grid search] done/total configurations,
+        best score S, F failed, Ts`` after the first configuration, then at most every 5
+        seconds and after the last one (so a short search prints two lines).
     max_workers : int or None
         Local worker processes, as joblib's ``n_jobs``: None or -1 every usable core, -2
         all but one, 1 in this process (same code path); more than the usable cores is
@@ -548,12 +624,14 @@ def _search(
     except ValueError:
         raise SearchFailedError(errors) from None
 
-    # Rerun the selected cell here to get its per-sample outputs: results crossing the
-    # process boundary stay small, and the algorithm is deterministic.
-    best_task = ConfigTask(
-        shared=shared, k=best.k, density_percentile=best.density_percentile, params=params
+    metrics = best.metrics()
+    out, pseudo = rerun_selected(
+        shared,
+        best.k,
+        best.density_percentile,
+        params,
+        metadata={"selected": metrics, "metric": shared.ref.metric, "knn": shared.graph.as_dict()},
     )
-    out, _ = run_configuration(best_task)
     core_clusters = out.core_clusters
     core = sorted({int(i) for cluster in core_clusters for i in cluster})
     grid = None
@@ -575,4 +653,6 @@ def _search(
         knn_recall=shared.graph.recall,
         silhouette_se=float(best.silhouette_se),
         worker_pids=tuple(sorted({r.pid for r in results if r.pid})),
+        metrics=metrics,
+        pseudo_labels=pseudo,
     )
