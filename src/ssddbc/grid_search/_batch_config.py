@@ -64,6 +64,9 @@ class BatchConfig:
         The original runner's ``--model_path`` (never used to extract features).
     demo : bool
         Build the built-in digits demo cache first.
+    baselines : bool
+        Run the k-means baselines at the end (``--no_baselines`` skips them). Not part of
+        the run: they never change a row, so a resume chooses again (default on).
     command : tuple of str
         The command line recorded in ``config.json``.
     """
@@ -79,6 +82,7 @@ class BatchConfig:
     plot_formats: tuple[str, ...] = ("png",)
     model_path: str | None = None
     demo: bool = False
+    baselines: bool = True
     command: tuple[str, ...] = (PROG,)
 
     @classmethod
@@ -119,6 +123,7 @@ class BatchConfig:
             plot_formats=tuple(args.plot_format),
             model_path=args.model_path,
             demo=bool(args.demo) and resume is None,
+            baselines=not getattr(args, "no_baselines", False),
             command=(PROG, *sys.argv[1:]),
         )
 
