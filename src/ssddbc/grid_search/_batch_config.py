@@ -187,6 +187,7 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
         d["density_step"],
         "--density_min/--density_max/--density_step",
     )
+    _check_ranges(d, ks, dps)
     if args.demo:
         fcd = DEFAULT_DEMO_DIR
     else:
@@ -220,6 +221,22 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
         knn_method=knn_method,
         knn_params=knn_params,
     )
+
+
+def _check_ranges(d: dict[str, int], ks: list[int], dps: list[int]) -> None:
+    """k >= 1 and percentiles in 0..100, named by their flags (one short line each)."""
+    if ks[0] < 1:
+        raise BadInput(f"--k_min {d['k_min']}: k must be >= 1 (allowed: --k_min >= 1)")
+    if not 0 <= dps[0] <= 100:
+        raise BadInput(
+            f"--density_min {d['density_min']}: density percentiles lie in 0..100 "
+            "(allowed: 0 <= --density_min <= 100)"
+        )
+    if dps[-1] > 100:
+        raise BadInput(
+            f"--density_max {d['density_max']}: density percentiles lie in 0..100 (allowed: "
+            "--density_max <= 101, the upper bound is excluded)"
+        )
 
 
 def knn_cache_dir(args: argparse.Namespace) -> str | None:
