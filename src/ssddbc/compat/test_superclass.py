@@ -15,7 +15,7 @@ from ssddbc.compat.cluster_quality import CLUSTER_DISTANCE_METHODS
 from ssddbc.compat.kmeans import test_kmeans_baseline
 from ssddbc.compat.labeled_acc import compute_labeled_acc_with_unknown_penalty
 from ssddbc.compat.loss import compute_total_loss
-from ssddbc.compat.superclass import format_value
+from ssddbc.compat.superclass import format_value, score_note
 from ssddbc.data import EnhancedDataset, FeatureLoader
 from ssddbc.evaluation import split_cluster_acc_v1, split_cluster_acc_v2
 from ssddbc.ssddbc._params import AlgorithmParams
@@ -108,8 +108,9 @@ def test_adaptive_clustering_on_superclass(
         ``n_clusters``, ``unknown_clusters``, ``dbcv`` (None), ``labeled_acc``, ``loss``,
         ``l1``, ``l2``, ``loss_dict``, ``l2_components``, ``l2_component_weights``,
         ``l2_component_params``, ``dataset`` (an :class:`ssddbc.data.EnhancedDataset`), the
-        ``train_*`` / ``test_*`` arrays, ``labels``, ``core_points``, ``best_params`` and,
-        with ``run_kmeans_baseline``, ``kmeans_all_acc`` ... ``kmeans_n_clusters``.
+        ``train_*`` / ``test_*`` arrays, ``labels``, ``core_points``, ``best_params``,
+        ``score_note`` (how ``loss`` differs from ``ssddbc-search``'s score: a sentence,
+        also printed unless ``fast_mode``) and, with ``run_kmeans_baseline``, ``kmeans_all_acc`` ... ``kmeans_n_clusters``.
 
     Raises
     ------
@@ -248,6 +249,7 @@ def test_adaptive_clustering_on_superclass(
         )
         kmeans = {f"kmeans_{key}": base[key] for key in ("all_acc", "old_acc", "new_acc")}
         kmeans["kmeans_n_clusters"] = base["n_clusters"]
+    note = _loss_note(names, len(X))
     if not fast_mode:
         print(
             f"All {format_value(all_acc)}  Old {format_value(old_acc)}  "
@@ -255,6 +257,7 @@ def test_adaptive_clustering_on_superclass(
             f"loss {format_value(loss['total_loss'])}",
             file=out,
         )
+        print(f"note: {note}", file=out)
     results: dict[str, Any] = {
         "method": "SS-DDBC",
         "all_acc": all_acc,
@@ -282,9 +285,22 @@ def test_adaptive_clustering_on_superclass(
         "labels": predictions,
         "core_points": np.flatnonzero(np.asarray(predictions) != -1).tolist(),
         "best_params": {"k": k, "density_percentile": density_percentile},
+        "score_note": note,
     }
     results.update(kmeans)
     return results
+
+
+def _loss_note(components: Sequence[str], n: int) -> str:
+    """How ``loss`` relates to ``ssddbc-search``'s label-only score of the same cell."""
+    text = (
+        "loss is the original's total loss (+L1 + L2 of the components given), not "
+        "ssddbc-search's label-only score (-L1 + 3 * silhouette)"
+    )
+    sampled = score_note(n)
+    if "silhouette" in components and sampled is not None:
+        text += f"; {sampled}"
+    return text
 
 
 # A library function that keeps the original's name: not a pytest test.
