@@ -110,7 +110,8 @@ def test_adaptive_clustering_on_superclass(
         ``l2_component_params``, ``dataset`` (an :class:`ssddbc.data.EnhancedDataset`), the
         ``train_*`` / ``test_*`` arrays, ``labels``, ``core_points``, ``best_params``,
         ``score_note`` (how ``loss`` differs from ``ssddbc-search``'s score: a sentence,
-        also printed unless ``fast_mode``) and, with ``run_kmeans_baseline``, ``kmeans_all_acc`` ... ``kmeans_n_clusters``.
+        also printed unless ``fast_mode``) and, with ``run_kmeans_baseline``,
+        ``kmeans_all_acc`` ... ``kmeans_n_clusters``.
 
     Raises
     ------

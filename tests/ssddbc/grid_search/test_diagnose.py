@@ -127,7 +127,13 @@ def test_a_degenerate_selection_is_recorded_and_shown(tmp_path: Path) -> None:
 def test_baselines_are_recorded_and_shown_with_their_time(tmp_path: Path) -> None:
     results = [_result("a", k, dp, float(k == 4 and dp == 65), 5) for k in KS for dp in DPS]
     base = {
-        "k-means": {"all_acc": 0.74, "old_acc": 0.7, "new_acc": 0.8, "n_clusters": 5, "seconds": 2.5},
+        "k-means": {
+            "all_acc": 0.74,
+            "old_acc": 0.7,
+            "new_acc": 0.8,
+            "n_clusters": 5,
+            "seconds": 2.5,
+        },
         "SS-k-means": {
             "all_acc": 0.81,
             "old_acc": 0.9,
