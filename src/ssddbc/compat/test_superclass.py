@@ -108,10 +108,12 @@ def test_adaptive_clustering_on_superclass(
         ``n_clusters``, ``unknown_clusters``, ``dbcv`` (None), ``labeled_acc``, ``loss``,
         ``l1``, ``l2``, ``loss_dict``, ``l2_components``, ``l2_component_weights``,
         ``l2_component_params``, ``dataset`` (an :class:`ssddbc.data.EnhancedDataset`), the
-        ``train_*`` / ``test_*`` arrays, ``labels``, ``core_points``, ``best_params``,
-        ``score_note`` (how ``loss`` differs from ``ssddbc-search``'s score: a sentence,
-        also printed unless ``fast_mode``) and, with ``run_kmeans_baseline``,
-        ``kmeans_all_acc`` ... ``kmeans_n_clusters``.
+        ``train_*`` / ``test_*`` arrays, ``labels``, ``core_points``, ``best_params`` and,
+        with ``run_kmeans_baseline``, ``kmeans_all_acc`` ... ``kmeans_n_clusters`` (the
+        original's keys, exactly). Unless ``fast_mode``, a closing ``note:`` line says how
+        ``loss`` differs from ``ssddbc-search``'s score of the same cell;
+        :func:`ssddbc.compat.superclass.run_test_superclass` records the same in its
+        result's ``score_note``.
 
     Raises
     ------
@@ -250,7 +252,6 @@ def test_adaptive_clustering_on_superclass(
         )
         kmeans = {f"kmeans_{key}": base[key] for key in ("all_acc", "old_acc", "new_acc")}
         kmeans["kmeans_n_clusters"] = base["n_clusters"]
-    note = _loss_note(names, len(X))
     if not fast_mode:
         print(
             f"All {format_value(all_acc)}  Old {format_value(old_acc)}  "
@@ -258,7 +259,7 @@ def test_adaptive_clustering_on_superclass(
             f"loss {format_value(loss['total_loss'])}",
             file=out,
         )
-        print(f"note: {note}", file=out)
+        print(f"note: {_loss_note(names, len(X))}", file=out)
     results: dict[str, Any] = {
         "method": "SS-DDBC",
         "all_acc": all_acc,
@@ -286,7 +287,6 @@ def test_adaptive_clustering_on_superclass(
         "labels": predictions,
         "core_points": np.flatnonzero(np.asarray(predictions) != -1).tolist(),
         "best_params": {"k": k, "density_percentile": density_percentile},
-        "score_note": note,
     }
     results.update(kmeans)
     return results
