@@ -30,7 +30,6 @@ from ssddbc.grid_search._console import (
     PROG,
     IOFailure,
     say,
-    warn_line,
 )
 from ssddbc.grid_search._files import write_json
 from ssddbc.grid_search._inputs import APPROXIMATE_NOTE
@@ -128,7 +127,7 @@ def finish_run(
     _record_finish(cfg, run_dir)
     # Always on stdout, even with --quiet: the table is the run's answer.
     print(format_summary(summary, run_dir), flush=True)
-    _warn(summary)
+    _warn(summary, quiet)
     return EXIT_FAILED if summary["failed_configurations"] else EXIT_OK
 
 
@@ -151,11 +150,12 @@ def _baselines(
     return out
 
 
-def _warn(summary: Mapping[str, Any]) -> None:
-    """The selection warnings, one stderr line each (also with --quiet)."""
+def _warn(summary: Mapping[str, Any], quiet: bool) -> None:
+    """The selection warnings, one stderr line each after the table (hidden by --quiet,
+    like all progress: the table on stdout and summary.json carry them too)."""
     for name, entry in summary["superclasses"].items():
         for w in entry.get("warnings", []):
-            warn_line(format_warning(name, w))
+            say(f"{PROG}: {format_warning(name, w)}", quiet)
 
 
 def _write_report(

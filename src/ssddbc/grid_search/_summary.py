@@ -210,8 +210,8 @@ def _baseline_row(name: str, b: Mapping[str, Any]) -> str:
 
 
 def format_warning(name: str, warning: Mapping[str, Any]) -> str:
-    """One selection warning as printed: ``<superclass>: <message>``."""
-    return f"{name}: {warning['message']}"
+    """One selection warning as a progress line: ``suspect selection for <name>: <message>``."""
+    return f"suspect selection for {name}: {warning['message']}"
 
 
 def _sampled_note(summary: Mapping[str, Any]) -> str | None:
