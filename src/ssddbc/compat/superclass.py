@@ -4,6 +4,11 @@
 ``adaptive_density_clustering`` with one ``(k, density_percentile)`` and, on the same split,
 k-means and semi-supervised k-means; it prints a metrics table (All/Old/New accuracy v2,
 clusters, the label-only selection score) and returns the same numbers as a dict.
+
+Its score uses the exact silhouette over all unlabelled points; ``ssddbc-search`` samples the
+silhouette above ``SearchPlan.exact_silhouette_max_n`` points (see
+:mod:`ssddbc.grid_search._plan`), so above it the two scores of one cell differ:
+:func:`score_note` says so, in the table and the result's ``score_note``.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from ssddbc._distances import pairwise_euclidean
 from ssddbc.baselines import kmeans_baseline, semi_supervised_kmeans
 from ssddbc.data import SuperclassData, load_superclass
 from ssddbc.evaluation import evaluation_mask, selection_score, split_cluster_acc_v2
+from ssddbc.grid_search._plan import DEFAULT_PLAN
 from ssddbc.ssddbc._params import AlgorithmParams
 from ssddbc.ssddbc._result import ClusteringResult
 from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
 
-__all__ = ["PAIRWISE_MAX_N", "format_table", "run_on_data", "run_test_superclass"]
+__all__ = ["PAIRWISE_MAX_N", "format_table", "run_on_data", "run_test_superclass", "score_note"]
 
 #: Up to this many samples the (N, N) float32 distance matrix (here 256 MB) is computed once
 #: and shared by the clustering and the silhouette; above it both work blockwise.
@@ -40,6 +46,26 @@ EVAL_DESCRIPTION = {
     "unlabelled": "unlabelled samples",
     "all": "all samples",
 }
+
+
+def score_note(n: int, exact_max_n: int = DEFAULT_PLAN.exact_silhouette_max_n) -> str | None:
+    """Why this module's score of a cell differs from ``ssddbc-search``'s (None: it does not).
+
+    Parameters
+    ----------
+    n : int
+        Samples of the superclass.
+    exact_max_n : int
+        The search plan's ``exact_silhouette_max_n``: the largest N whose silhouette the
+        search computes exactly (the default plan's unless given).
+    """
+    if n <= exact_max_n:
+        return None
+    return (
+        f"score: exact silhouette over all unlabelled points; ssddbc-search samples the "
+        f"silhouette above N={exact_max_n:,} (here N={n:,}), so its score for this cell "
+        "differs (by about the standard error it reports)"
+    )
 
 
 def _accuracies(
@@ -153,6 +179,8 @@ def run_on_data(
         },
         "baseline_n_clusters": n_base,
         "methods": methods,
+        "silhouette": "exact",
+        "score_note": score_note(data.n),
         "labels": labels,
         "core_points": np.array(
             sorted(set().union(*out.core_clusters)) if out.core_clusters else [], dtype=np.int64
@@ -206,6 +234,8 @@ def format_table(result: dict[str, Any]) -> str:
         )
 
     body = [line(cols), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    if result.get("score_note"):
+        body.append(f"note: {result['score_note']}")
     return head + "\n".join(body) + "\n"
 
 
@@ -263,8 +293,10 @@ def run_test_superclass(
         ``"k-means"``, ``"SS-k-means"`` to ``all_acc``, ``old_acc``, ``new_acc`` (v2, ``nan``
         for an empty split), ``n_clusters`` and ``seconds`` (SS-DDBC adds
         ``n_unknown_clusters``, ``score``, ``l1_loss``, ``silhouette``,
-        ``separation_score``); ``labels`` (SS-DDBC's), ``core_points`` and ``best_params``
-        as the original returned them.
+        ``separation_score``); ``silhouette`` (``"exact"``: how the score's silhouette was
+        computed) and ``score_note`` (:func:`score_note`: why ``ssddbc-search``'s score of
+        this cell differs, or None); ``labels`` (SS-DDBC's), ``core_points`` and
+        ``best_params`` as the original returned them.
 
     Raises
     ------

@@ -15,7 +15,7 @@ from ssddbc.compat.cluster_quality import CLUSTER_DISTANCE_METHODS
 from ssddbc.compat.kmeans import test_kmeans_baseline
 from ssddbc.compat.labeled_acc import compute_labeled_acc_with_unknown_penalty
 from ssddbc.compat.loss import compute_total_loss
-from ssddbc.compat.superclass import format_value
+from ssddbc.compat.superclass import format_value, score_note
 from ssddbc.data import EnhancedDataset, FeatureLoader
 from ssddbc.evaluation import split_cluster_acc_v1, split_cluster_acc_v2
 from ssddbc.ssddbc._params import AlgorithmParams
@@ -109,7 +109,11 @@ def test_adaptive_clustering_on_superclass(
         ``l1``, ``l2``, ``loss_dict``, ``l2_components``, ``l2_component_weights``,
         ``l2_component_params``, ``dataset`` (an :class:`ssddbc.data.EnhancedDataset`), the
         ``train_*`` / ``test_*`` arrays, ``labels``, ``core_points``, ``best_params`` and,
-        with ``run_kmeans_baseline``, ``kmeans_all_acc`` ... ``kmeans_n_clusters``.
+        with ``run_kmeans_baseline``, ``kmeans_all_acc`` ... ``kmeans_n_clusters`` (the
+        original's keys, exactly). Unless ``fast_mode``, a closing ``note:`` line says how
+        ``loss`` differs from ``ssddbc-search``'s score of the same cell;
+        :func:`ssddbc.compat.superclass.run_test_superclass` records the same in its
+        result's ``score_note``.
 
     Raises
     ------
@@ -255,6 +259,7 @@ def test_adaptive_clustering_on_superclass(
             f"loss {format_value(loss['total_loss'])}",
             file=out,
         )
+        print(f"note: {_loss_note(names, len(X))}", file=out)
     results: dict[str, Any] = {
         "method": "SS-DDBC",
         "all_acc": all_acc,
@@ -285,6 +290,18 @@ def test_adaptive_clustering_on_superclass(
     }
     results.update(kmeans)
     return results
+
+
+def _loss_note(components: Sequence[str], n: int) -> str:
+    """How ``loss`` relates to ``ssddbc-search``'s label-only score of the same cell."""
+    text = (
+        "loss is the original's total loss (+L1 + L2 of the components given), not "
+        "ssddbc-search's label-only score (-L1 + 3 * silhouette)"
+    )
+    sampled = score_note(n)
+    if "silhouette" in components and sampled is not None:
+        text += f"; {sampled}"
+    return text
 
 
 # A library function that keeps the original's name: not a pytest test.

@@ -539,6 +539,8 @@ def _execute(
         quiet,
         config.plot_formats,
         model_path=config.model_path,
+        data=data,
+        baselines=config.baselines,
     )
 
 

@@ -64,6 +64,9 @@ class BatchConfig:
         The original runner's ``--model_path`` (never used to extract features).
     demo : bool
         Build the built-in digits demo cache first.
+    baselines : bool
+        Run the k-means baselines at the end (``--no_baselines`` skips them). Not part of
+        the run: they never change a row, so a resume chooses again (default on).
     command : tuple of str
         The command line recorded in ``config.json``.
     """
@@ -79,6 +82,7 @@ class BatchConfig:
     plot_formats: tuple[str, ...] = ("png",)
     model_path: str | None = None
     demo: bool = False
+    baselines: bool = True
     command: tuple[str, ...] = (PROG,)
 
     @classmethod
@@ -119,6 +123,7 @@ class BatchConfig:
             plot_formats=tuple(args.plot_format),
             model_path=args.model_path,
             demo=bool(args.demo) and resume is None,
+            baselines=not getattr(args, "no_baselines", False),
             command=(PROG, *sys.argv[1:]),
         )
 
@@ -182,6 +187,7 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
         d["density_step"],
         "--density_min/--density_max/--density_step",
     )
+    _check_ranges(d, ks, dps)
     if args.demo:
         fcd = DEFAULT_DEMO_DIR
     else:
@@ -215,6 +221,22 @@ def _config_from_args(args: argparse.Namespace, plan: SearchPlan) -> RunConfig:
         knn_method=knn_method,
         knn_params=knn_params,
     )
+
+
+def _check_ranges(d: dict[str, int], ks: list[int], dps: list[int]) -> None:
+    """k >= 1 and percentiles in 0..100, named by their flags (one short line each)."""
+    if ks[0] < 1:
+        raise BadInput(f"--k_min {d['k_min']}: k must be >= 1 (allowed: --k_min >= 1)")
+    if not 0 <= dps[0] <= 100:
+        raise BadInput(
+            f"--density_min {d['density_min']}: density percentiles lie in 0..100 "
+            "(allowed: 0 <= --density_min <= 100)"
+        )
+    if dps[-1] > 100:
+        raise BadInput(
+            f"--density_max {d['density_max']}: density percentiles lie in 0..100 (allowed: "
+            "--density_max <= 101, the upper bound is excluded)"
+        )
 
 
 def knn_cache_dir(args: argparse.Namespace) -> str | None:

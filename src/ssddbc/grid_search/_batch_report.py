@@ -1,8 +1,9 @@
 """The end of a run and ``--show``: the journal in grid order, summary, heatmaps, reports.
 
-:func:`finish_run` writes a run's outputs from its results; :func:`show_run` re-prints a run
-folder's table from its files, writing nothing. :func:`format_grid` is the resolved grid's
-line printed when a run starts.
+:func:`finish_run` writes a run's outputs from its results (with the k-means baselines on
+the same split, unless skipped); :func:`show_run` re-prints a run folder's table from its
+files, writing nothing, and for an interrupted run how far each superclass got.
+:func:`format_grid` is the resolved grid's line printed when a run starts.
 """
 
 from __future__ import annotations
@@ -11,19 +12,31 @@ import contextlib
 import itertools
 import json
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ssddbc._errors import SsddbcError
+from ssddbc._metric import l2_normalize
+from ssddbc.baselines import BASELINES, run_baselines
 from ssddbc.grid_search._config import RunConfig, now
-from ssddbc.grid_search._console import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PROG, IOFailure
+from ssddbc.grid_search._console import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    PROG,
+    IOFailure,
+    say,
+)
 from ssddbc.grid_search._files import write_json
 from ssddbc.grid_search._inputs import APPROXIMATE_NOTE
 from ssddbc.grid_search._journal import ResultsJournal
 from ssddbc.grid_search._plots import plot_heatmap
 from ssddbc.grid_search._report import format_text_report, write_text_report
-from ssddbc.grid_search._summary import format_summary, oracle_entry, summarise
+from ssddbc.grid_search._summary import format_summary, format_warning, oracle_entry, summarise
 from ssddbc.grid_search._tasks import ConfigResult
 
 __all__ = ["KNN_FILE", "finish_run", "format_grid", "previous_knn", "record_knn", "show_run"]
@@ -64,12 +77,22 @@ def finish_run(
     plot_formats: Sequence[str] = ("png",),
     *,
     model_path: str | None = None,
+    data: Mapping[str, tuple[Any, Any, str]] | None = None,
+    baselines: bool = True,
 ) -> int:
+    """Write the run's outputs, print its table; return the exit status.
+
+    ``data`` (``{superclass: (SuperclassData, eval_mask, fingerprint)}``, as the run loaded
+    it) gives the number of classes the selection warnings compare with and, unless
+    ``baselines`` is False, the inputs of the k-means baselines (run here, on the same
+    samples, metric and evaluation split as the search).
+    """
     ordered = [results[c] for c in cfg.cells() if c in results]
     try:
         journal.rewrite(ordered)
     except OSError as exc:
         raise IOFailure() from exc
+    data = data or {}
     summary = summarise(
         superclasses=cfg.superclasses,
         k_values=cfg.k_values,
@@ -78,6 +101,8 @@ def finish_run(
         results=ordered,
         knn=knn,
         invocation=invocation,
+        n_classes={n: int(np.unique(d.targets).size) for n, (d, _, _) in data.items()},
+        baselines=_baselines(cfg, data, quiet) if baselines else None,
     )
     run_dir = journal.path.parent
     summary["heatmaps"] = [f"heatmap_{n}.{f}" for n in cfg.superclasses for f in plot_formats]
@@ -102,7 +127,35 @@ def finish_run(
     _record_finish(cfg, run_dir)
     # Always on stdout, even with --quiet: the table is the run's answer.
     print(format_summary(summary, run_dir), flush=True)
+    _warn(summary, quiet)
     return EXIT_FAILED if summary["failed_configurations"] else EXIT_OK
+
+
+def _baselines(
+    cfg: RunConfig, data: Mapping[str, tuple[Any, Any, str]], quiet: bool
+) -> dict[str, dict[str, Any]]:
+    """k-means and SS-k-means per superclass, with the true number of classes."""
+    out = {}
+    for name in cfg.superclasses:
+        if name not in data:
+            continue
+        d, eval_mask, _ = data[name]
+        started = time.perf_counter()
+        features = l2_normalize(d.features) if cfg.metric == "cosine" else d.features
+        out[name] = run_baselines(features, d.targets, d.known_mask, d.labeled_mask, eval_mask)
+        say(
+            f"{name}: baselines k-means and SS-k-means in {time.perf_counter() - started:.1f}s",
+            quiet,
+        )
+    return out
+
+
+def _warn(summary: Mapping[str, Any], quiet: bool) -> None:
+    """The selection warnings, one stderr line each after the table (hidden by --quiet,
+    like all progress: the table on stdout and summary.json carry them too)."""
+    for name, entry in summary["superclasses"].items():
+        for w in entry.get("warnings", []):
+            say(f"{PROG}: {format_warning(name, w)}", quiet)
 
 
 def _write_report(
@@ -155,11 +208,13 @@ def show_run(run_dir: Path) -> int:
         return EXIT_BAD_INPUT
     latest = {r.cell: r for r in rows}  # a retried configuration: its last row counts
     ordered = [latest[c] for c in cfg.cells() if c in latest]
-    invocation = None
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        invocation = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))[
-            "this_invocation"
-        ]
+    previous: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        loaded = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        previous = loaded if isinstance(loaded, dict) else {}
+    invocation = previous.get("this_invocation")
+    entries = previous.get("superclasses")
+    entries = entries if isinstance(entries, dict) else {}
     summary = summarise(
         superclasses=cfg.superclasses,
         k_values=cfg.k_values,
@@ -167,7 +222,11 @@ def show_run(run_dir: Path) -> int:
         eval_split=cfg.eval_split,
         results=ordered,
         knn=previous_knn(run_dir, cfg),
-        invocation=invocation or {},
+        invocation=invocation if isinstance(invocation, dict) else {},
+        n_classes=_recorded(entries, "n_classes", int),
+        baselines={
+            n: b for n, b in _recorded(entries, "baselines", dict).items() if _baselines_ok(b)
+        },
     )
     print(f"run folder: {run_dir.resolve()}")
     print(format_summary(summary, run_dir), flush=True)
@@ -175,12 +234,52 @@ def show_run(run_dir: Path) -> int:
     done = sum(r.ok for r in ordered)
     missing = total - len(ordered)
     if missing:
+        for line in _progress(cfg, ordered):
+            print(line, flush=True)
         print(
             f"interrupted: {missing} of {total} configurations missing ({done} done); "
             f"resume with: {PROG} --resume {run_dir}",
             flush=True,
         )
     return EXIT_OK if missing == 0 and done == total else EXIT_FAILED
+
+
+def _recorded(entries: Mapping[str, Any], field: str, kind: type) -> dict[str, Any]:
+    """A field of each superclass's entry in an earlier summary.json (well-typed ones)."""
+    return {
+        name: e[field]
+        for name, e in entries.items()
+        if isinstance(e, dict)
+        and isinstance(e.get(field), kind)
+        and not isinstance(e.get(field), bool)
+    }
+
+
+def _baselines_ok(block: Mapping[str, Any]) -> bool:
+    """An earlier summary's baselines block has every baseline and number the table shows."""
+    fields = ("all_acc", "old_acc", "new_acc", "n_clusters", "seconds")
+    return all(
+        isinstance(block.get(b), dict)
+        and all(
+            isinstance(block[b].get(f), (int, float)) and not isinstance(block[b].get(f), bool)
+            for f in fields
+        )
+        for b in BASELINES
+    )
+
+
+def _progress(cfg: RunConfig, ordered: Sequence[ConfigResult]) -> list[str]:
+    """Per superclass, configurations with a row of the grid's total (an interrupted run)."""
+    per = len(cfg.k_values) * len(cfg.density_values)
+    width = max(len(n) for n in cfg.superclasses)
+    lines = []
+    for name in cfg.superclasses:
+        rows = [r for r in ordered if r.group == name]
+        failed = sum(not r.ok for r in rows)
+        state = "done" if len(rows) == per else "PARTLY DONE" if rows else "not started"
+        extra = f", {failed} failed" if failed else ""
+        lines.append(f"  {name:<{width}}  {len(rows)}/{per} configurations ({state}{extra})")
+    return lines
 
 
 #: The run folder's record of each superclass's knn block, written once the inputs are

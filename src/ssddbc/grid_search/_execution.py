@@ -428,7 +428,10 @@ class ProgressReporter:
         self.enabled = enabled
         self.count = 0
         self.failed = 0
-        self.best: float | None = None
+        #: The best score so far of each group (superclass): scores of different feature
+        #: matrices are not comparable, so the line names the group of the latest result.
+        self.best: dict[str, float] = {}
+        self._group = ""
         self._start = time.monotonic()
         self._next_log = 0.0
         self._bar: Any = None
@@ -437,28 +440,33 @@ class ProgressReporter:
 
     def __call__(self, result: ConfigResult) -> None:
         self.count += 1
+        self._group = result.group
         if not result.ok:
             self.failed += 1
-        elif self.best is None or result.score > self.best:
-            self.best = result.score
+        elif result.group not in self.best or result.score > self.best[result.group]:
+            self.best[result.group] = result.score
         if not self.enabled:
             return
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(
-                best=f"{self.best:.4f}" if self.best is not None else "n/a", failed=self.failed
-            )
+            self._bar.set_postfix_str(f"{self.best_text()}, {self.failed} failed")
             return
         now = time.monotonic() - self._start
         if self.count == self.total or now >= self._next_log:
             self._next_log = now + 5.0
-            best = f"{self.best:.4f}" if self.best is not None else "n/a"
             print(
-                f"[{self.desc}] {self.count}/{self.total} configurations, best score {best}, "
+                f"[{self.desc}] {self.count}/{self.total} configurations, {self.best_text()}, "
                 f"{self.failed} failed, {now:.1f}s",
                 file=sys.stderr,
                 flush=True,
             )
+
+    def best_text(self) -> str:
+        """``best score 0.1234``, or for a named group ``best score of <group> 0.1234``: the
+        best so far of the latest result's group (never a maximum across groups)."""
+        best = self.best.get(self._group)
+        shown = f"{best:.4f}" if best is not None else "n/a"
+        return f"best score of {self._group} {shown}" if self._group else f"best score {shown}"
 
     def close(self) -> None:
         if self._bar is not None:

@@ -242,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="png,pdf,svg",
         help="heatmap file format(s), comma-separated; not part of the run (a resume may differ)",
     )
+    p.add_argument(
+        "--no_baselines",
+        action="store_true",
+        help="skip the baselines run at the end (k-means and semi-supervised k-means with "
+        "the true number of classes, on the same samples and split, reported beside the "
+        "selection in the table and summary.json); not part of the run (a resume may differ)",
+    )
     add_algorithm_arguments(p)
     add_original_flags(p)
     _add_cli_conventions(p)

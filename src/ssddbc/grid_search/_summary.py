@@ -4,18 +4,36 @@
 the highest label-only score, ties to the first cell in grid order (k outer, density
 percentile inner, as the original serial search visited it), so parallel and serial
 searches select the same cell.
+
+Each superclass's entry also carries the selection's warnings
+(:func:`~ssddbc.grid_search._diagnose.selection_warnings`) and, when they were run, the
+k-means baselines on the same split (:func:`ssddbc.baselines.run_baselines`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from ssddbc.baselines import BASELINES
+from ssddbc.grid_search._diagnose import selection_warnings
 from ssddbc.grid_search._inputs import describe_graph
 from ssddbc.grid_search._tasks import ConfigResult
 
-__all__ = ["format_summary", "oracle_entry", "oracle_key", "select_best", "summarise"]
+__all__ = [
+    "PSEUDO_LABELS",
+    "format_summary",
+    "format_warning",
+    "oracle_entry",
+    "oracle_key",
+    "select_best",
+    "summarise",
+]
+
+#: A finished superclass's pseudo-labels in the run folder: ``<run>/<superclass>/<this>``.
+PSEUDO_LABELS = "pseudo_labels.npz"
 
 #: The summary's accuracy columns (All/Old/New, accuracy v2 on the evaluation split).
 _ACC = ("all_acc", "old_acc", "new_acc")
@@ -78,13 +96,20 @@ def summarise(
     results: Sequence[ConfigResult],
     knn: Mapping[str, dict[str, Any]],
     invocation: dict[str, Any],
+    n_classes: Mapping[str, int] | None = None,
+    baselines: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The ``summary.json`` payload of a run.
 
     ``knn`` maps each superclass to its knn block (store, fingerprint, searches, hits); a
     superclass with nothing left to run in this invocation keeps the block of the
-    invocation that prepared it.
+    invocation that prepared it. ``n_classes`` (per superclass, the number of classes of
+    its data) enables the too-many-clusters warning; ``baselines`` (per superclass, what
+    :func:`ssddbc.baselines.run_baselines` returned) is recorded as each entry's
+    ``baselines``.
     """
+    n_classes = n_classes or {}
+    baselines = baselines or {}
     per: dict[str, Any] = {}
     order = [(k, dp) for k in k_values for dp in density_values]
     for name in superclasses:
@@ -114,6 +139,15 @@ def summarise(
                 oracle, "ORACLE: uses ground truth of the evaluated samples; for reference only"
             )
             entry["oracle_gap"] = {a: getattr(oracle, a) - getattr(best, a) for a in _ACC}
+        if name in n_classes:
+            entry["n_classes"] = int(n_classes[name])
+        entry["warnings"] = (
+            selection_warnings(k_values, density_values, entry["selected"], n_classes.get(name))
+            if "selected" in entry
+            else []
+        )
+        if name in baselines:
+            entry["baselines"] = {b: dict(baselines[name][b]) for b in BASELINES}
         if name in knn:
             entry["knn"] = knn[name]
         entry["errors"] = {f"k={r.k},dp={r.density_percentile}": r.error for r in rs if not r.ok}
@@ -168,12 +202,58 @@ def _row(label: str, r: Mapping[str, Any], tail: str = "") -> str:
     ).rstrip()
 
 
-def format_summary(summary: Mapping[str, Any], run_dir: Any) -> str:
+def _baseline_row(name: str, b: Mapping[str, Any]) -> str:
+    return (
+        f"{'  ' + name:<20} {'':>3} {'':>3} {'':>7} {_fmt(b['all_acc'])} {_fmt(b['old_acc'])} "
+        f"{_fmt(b['new_acc'])} {b['n_clusters']:>4}        {b['seconds']:.1f}s"
+    )
+
+
+def format_warning(name: str, warning: Mapping[str, Any]) -> str:
+    """One selection warning as a progress line: ``suspect selection for <name>: <message>``."""
+    return f"suspect selection for {name}: {warning['message']}"
+
+
+def _sampled_note(summary: Mapping[str, Any]) -> str | None:
+    """One line naming the superclasses whose silhouette was sampled (None: all exact)."""
+    sampled = [
+        name
+        for name, e in summary["superclasses"].items()
+        if str(e.get("silhouette", "")).startswith("sampled")
+    ]
+    if not sampled:
+        return None
+    return (
+        f"(silhouette sampled for {', '.join(sampled)}: the mean over a seeded sample of "
+        "unlabelled points, N above the plan's exact_silhouette_max_n; sample size and "
+        "standard error in summary.json)"
+    )
+
+
+def _outputs(summary: Mapping[str, Any], run_dir: Path) -> str:
+    """The run folder's output files that exist, by kind (a partial run has fewer)."""
+    parts = []
+    for label, name in (("results", "results.csv"), ("summary", "summary.json")):
+        if (run_dir / name).is_file():
+            parts.append(f"{label}: {run_dir / name}")
+    maps = sorted(p.name for p in run_dir.glob("heatmap_*") if p.is_file())
+    if maps:
+        formats = list(dict.fromkeys(n.rsplit(".", 1)[-1] for n in maps))
+        ext = formats[0] if len(formats) == 1 else "{" + ",".join(formats) + "}"
+        parts.append(f"heatmaps: {run_dir}/heatmap_*.{ext}")
+    labelled = [n for n in summary["superclasses"] if (run_dir / n / PSEUDO_LABELS).is_file()]
+    if labelled:
+        parts.append(f"pseudo-labels: {run_dir}/<superclass>/{PSEUDO_LABELS} ({len(labelled)})")
+    return "  ".join(parts)
+
+
+def format_summary(summary: Mapping[str, Any], run_dir: Path) -> str:
     """The table ``ssddbc-search`` prints at the end of a run (and ``--show`` re-prints).
 
-    Per superclass the label-only selection (with how many cells tie at its score) and the
-    oracle best (with its All/Old/New gap over the selection); with several superclasses, a
-    mean row of each.
+    Per superclass the label-only selection (with how many cells tie at its score), the
+    oracle best (with its All/Old/New gap over the selection), the k-means baselines when
+    run, and the selection's warnings; with several superclasses, a mean row of each. The
+    last line names the run folder's output files that exist.
     """
     split = summary["evaluated_on"]
     lines = [
@@ -189,8 +269,6 @@ def format_summary(summary: Mapping[str, Any], run_dir: Any) -> str:
             continue
         ties = e.get("ties_at_best_score")
         lines.append(_row(name, s, f" {ties:>4}" if ties else ""))
-        if e["silhouette"].startswith("sampled"):
-            lines.append(f"{'':<20} silhouette {e['silhouette']}")
         knn = e.get("knn", {})
         if knn.get("method", "exact") != "exact":
             lines.append(f"{'':<20} neighbour graph: {describe_graph(knn)}")
@@ -205,6 +283,9 @@ def format_summary(summary: Mapping[str, Any], run_dir: Any) -> str:
                     f"New {_gap(gap['new_acc'])}",
                 )
             )
+        for b, values in (e.get("baselines") or {}).items():
+            lines.append(_baseline_row(b, values))
+        lines += [f"  warning: {w['message']}" for w in e.get("warnings", [])]
     mean = summary.get("mean")
     if mean and mean["superclasses"] > 1:
         gap = mean["oracle_gap"]
@@ -221,6 +302,14 @@ def format_summary(summary: Mapping[str, Any], run_dir: Any) -> str:
         f"(oracle: the best All accuracy on the {split} split; it uses ground truth, for "
         "reference only)"
     )
+    if any(e.get("baselines") for e in summary["superclasses"].values()):
+        lines.append(
+            "(k-means, SS-k-means: the baselines with the true number of classes, on the same "
+            "samples and split; the last column is their time)"
+        )
+    note = _sampled_note(summary)
+    if note is not None:
+        lines.append(note)
     inv = summary.get("this_invocation")
     lines.append("")
     if inv:
@@ -230,10 +319,5 @@ def format_summary(summary: Mapping[str, Any], run_dir: Any) -> str:
             f"{summary['knn_fallback_configurations']} recomputed the graph in a worker; "
             f"{inv['seconds']:.1f}s with {inv['workers']} worker(s)"
         )
-    formats = list(dict.fromkeys(n.rsplit(".", 1)[-1] for n in summary.get("heatmaps", ["x.png"])))
-    ext = formats[0] if len(formats) == 1 else "{" + ",".join(formats) + "}"
-    lines.append(
-        f"results: {run_dir / 'results.csv'}  summary: {run_dir / 'summary.json'}  "
-        f"heatmaps: {run_dir}/heatmap_*.{ext}"
-    )
+    lines.append(_outputs(summary, Path(run_dir)))
     return "\n".join(lines)
