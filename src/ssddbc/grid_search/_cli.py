@@ -5,7 +5,8 @@ own flags in :mod:`._original_flags`) and validated into a frozen
 :class:`~ssddbc.grid_search._batch_config.BatchConfig` (``--resume`` reads the run's
 configuration from its ``config.json``); :func:`~ssddbc.grid_search._batch.run` runs it
 (inputs, run folder, tasks, journal); :mod:`._batch_report` writes the summary, heatmaps
-and reports, and re-prints a run folder with ``--show``.
+and reports, and re-prints a run folder with ``--show``; ``--compare RUN [RUN ...]``
+is handed to :func:`ssddbc.grid_search.compare.main` before any of this.
 
 Exit status: 0 every configuration succeeded; 1 some configuration failed, or an I/O error
 (disk full) stopped the run (resumable); 2 bad input or environment, found before any work;
@@ -20,6 +21,7 @@ the identity) through :meth:`BatchConfig.from_namespace`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from ssddbc.grid_search._batch_config import BatchConfig
 from ssddbc.grid_search._batch_report import show_run
 from ssddbc.grid_search._parser import build_parser, check_mode
 from ssddbc.grid_search._plan import DEFAULT_PLAN, SearchPlan
+from ssddbc.grid_search.compare import main as compare_main
 
 __all__ = ["run_batch"]
 
@@ -48,6 +51,16 @@ def run_batch(
     """
     if isinstance(argv, BatchConfig):
         return run(argv)
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    if any(t == "--compare" or t.startswith("--compare=") for t in tokens):
+        # Its own small parser: --compare takes run folders and --json, no search flag.
+        return compare_main(
+            [
+                t.partition("=")[2] if t.startswith("--compare=") else t
+                for t in tokens
+                if t != "--compare"
+            ]
+        )
     parser = build_parser()
     args = parser.parse_args(argv)
     check_mode(parser, args)
