@@ -136,3 +136,29 @@ def test_grid_errors_are_one_short_line_naming_the_superclass_or_flag(
         assert proc.returncode == 2 and len(err) == 1, (flags, proc.stderr)
         assert len(err[0]) < 200 and all(w in err[0] for w in words), (flags, err)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_api_result_carries_the_same_warnings() -> None:
+    from ssddbc.data import make_synthetic_superclass
+    from ssddbc.grid_search._diagnose import selection_warnings
+    from ssddbc.grid_search.api import run_clustering_search_on_features
+
+    data = make_synthetic_superclass(n=400, d=16)
+    result = run_clustering_search_on_features(
+        data.features,
+        data.targets,
+        data.known_mask,
+        data.labeled_mask,
+        k_range=range(3, 6),
+        density_range=range(40, 60, 10),
+        max_workers=1,
+    )
+    expected = selection_warnings(
+        [3, 4, 5],
+        [40, 50],
+        {**result.best_params, "n_clusters": result.n_clusters},
+        len(set(data.targets.tolist())),
+    )
+    assert result.warnings == expected
+    if result.best_params["k"] == 3:
+        assert any(w["kind"] == "edge" and w["axis"] == "k" for w in result.warnings)

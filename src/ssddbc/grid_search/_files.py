@@ -35,6 +35,8 @@ __all__ = [
 _TEMPORARY = re.compile(
     r"^\.(results\.csv|summary\.json|config\.json|knn\.json|heatmap_.+\.(?:png|pdf|svg))\..+\.tmp$"
 )
+#: The same inside a superclass's folder (``<run>/<superclass>/``).
+_SUPERCLASS_TEMPORARY = re.compile(r"^\.pseudo_labels\.npz\..+\.tmp$")
 
 
 # Bytes atomic_write adds to a name for its temporary: "." + name + "." + 16 hex + ".tmp".
@@ -112,15 +114,27 @@ def write_json(path: Path, payload: Any) -> None:
 
 
 def sweep_temporaries(run_dir: Path) -> list[str]:
-    """Remove the run's own leftover temporaries (regular files named as ours only)."""
-    removed = []
+    """Remove the run's own leftover temporaries (regular files named as ours only).
+
+    Those of the run folder itself, and those of the pseudo-labels in each superclass's
+    folder (a real directory directly inside the run folder; links are never followed).
+    """
+    removed = _sweep_dir(run_dir, _TEMPORARY, "")
     for entry in os.scandir(run_dir):
-        if not _TEMPORARY.match(entry.name):
+        if entry.is_dir(follow_symlinks=False):
+            removed += _sweep_dir(Path(entry.path), _SUPERCLASS_TEMPORARY, f"{entry.name}/")
+    return removed
+
+
+def _sweep_dir(directory: Path, pattern: re.Pattern[str], prefix: str) -> list[str]:
+    removed = []
+    for entry in os.scandir(directory):
+        if not pattern.match(entry.name):
             continue
         try:
             if stat.S_ISREG(os.lstat(entry.path).st_mode):
                 os.unlink(entry.path)
-                removed.append(entry.name)
+                removed.append(prefix + entry.name)
         except FileNotFoundError:
             pass
     return removed

@@ -313,6 +313,15 @@ def _add_cli_conventions(p: argparse.ArgumentParser) -> None:
         help="print the results table of a finished or interrupted run folder and exit "
         "(exit status 0 when every configuration is done and succeeded, else 1)",
     )
+    p.add_argument(
+        "--compare",
+        nargs="+",
+        default=None,
+        metavar="RUN_DIR",
+        help="print per superclass the mean ± std of the selected and oracle accuracies over "
+        "these finished run folders and the config.json fields that differ, and exit (add "
+        "--json for JSON); an unreadable run folder is refused (exit status 2)",
+    )
     p.add_argument("--version", action="version", version=_versions())
 
 
@@ -343,6 +352,7 @@ def check_mode(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             ("--demo", args.demo),
             ("--resume", args.resume is not None),
             ("--show", args.show is not None),
+            ("--compare", args.compare is not None),
         )
         if given
     ]

@@ -33,6 +33,7 @@ import numpy as np
 from knncache import EphemeralStore, KnnStore
 from ssddbc._errors import SearchConfigError, SsddbcError
 from ssddbc._metric import check_metric, check_nonzero_rows
+from ssddbc.grid_search._diagnose import selection_warnings
 from ssddbc.grid_search._execution import Engine, ProgressReporter, make_engine, run_tasks
 from ssddbc.grid_search._inputs import (
     SharedInputs,
@@ -129,6 +130,11 @@ class ClusteringSearchResult:
         novel id for a cluster without labelled members), ``clusters``, ``core_mask``,
         ``densities``, ``labeled_mask`` (see :mod:`ssddbc.grid_search.pseudo_labels`);
         :meth:`save_pseudo_labels` writes them to a file.
+    warnings : list of dict
+        Why the selection may be a poor choice (empty when nothing is suspect): on an edge of
+        the grid (extend it that way), a single cluster, or far more clusters than classes;
+        each with ``kind`` and ``message`` (see
+        :func:`ssddbc.grid_search._diagnose.selection_warnings`, the one home of the rules).
     """
 
     labels: np.ndarray
@@ -147,6 +153,7 @@ class ClusteringSearchResult:
     worker_pids: tuple[int, ...] = ()
     metrics: dict[str, Any] = field(default_factory=dict)
     pseudo_labels: PseudoLabels | None = None
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def loss(self) -> float:
@@ -593,8 +600,16 @@ class SearchSession:
             hold(scope, prepared)
             order = [(k, dp) for k in ks for dp in dps]
             engine = self._engine_for(len(ks))
+            n_classes = int(np.unique(inputs.targets).size)
             return _search(
-                prepared.shared, order, params, engine, silent, return_all, prepared.searches
+                prepared.shared,
+                order,
+                params,
+                engine,
+                silent,
+                return_all,
+                prepared.searches,
+                n_classes,
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -607,6 +622,7 @@ def _search(
     silent: bool,
     return_all: bool,
     searches: int,
+    n_classes: int,
 ) -> ClusteringSearchResult:
     tasks = [
         ConfigTask(shared=shared, k=k, density_percentile=dp, params=params) for k, dp in order
@@ -655,4 +671,10 @@ def _search(
         worker_pids=tuple(sorted({r.pid for r in results if r.pid})),
         metrics=metrics,
         pseudo_labels=pseudo,
+        warnings=selection_warnings(
+            sorted({k for k, _ in order}),
+            sorted({dp for _, dp in order}),
+            {**best.metrics(), "k": best.k, "density_percentile": best.density_percentile},
+            n_classes,
+        ),
     )

@@ -398,3 +398,24 @@ def test_leftover_temporaries_of_every_format_are_swept(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"half")
     assert sorted(sweep_temporaries(tmp_path)) == sorted(ours)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(foreign)
+
+
+def test_leftover_pseudo_label_temporaries_in_superclass_folders_are_swept(
+    tmp_path: Path,
+) -> None:
+    from ssddbc.grid_search._files import sweep_temporaries
+
+    run = tmp_path / "run"
+    (run / "sc").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    ours = run / "sc" / ".pseudo_labels.npz.0123456789abcdef.tmp"
+    kept = [run / "sc" / "pseudo_labels.npz", run / "sc" / ".notes.npz.x.tmp"]
+    for path in [ours, *kept]:
+        path.write_bytes(b"half")
+    # A link to a folder outside the run is never followed into.
+    outside = tmp_path / "elsewhere" / ".pseudo_labels.npz.0123456789abcdef.tmp"
+    outside.write_bytes(b"not ours")
+    (run / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert sweep_temporaries(run) == ["sc/.pseudo_labels.npz.0123456789abcdef.tmp"]
+    assert not ours.exists() and all(p.exists() for p in kept)
+    assert outside.exists()
