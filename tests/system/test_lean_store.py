@@ -1,0 +1,115 @@
+"""A persistent store keeps the graph and the features; per-run arrays live only for the run."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from knncache import EphemeralStore, PersistentStore, StoreClosedError
+from ssddbc.grid_search._inputs import pairwise_array, pairwise_matrix, prepare_inputs
+from ssddbc.grid_search._plan import SearchPlan
+from tests.system.conftest import SMALL_GRID, run_cli
+
+# Names a graph-and-features entry holds (k is the plan's width for these 60 points).
+_KEPT = {"meta.json", "features.npy", "k59_neighbors.npy", "k59_distances.npy"}
+
+
+def _data(n: int = 60, d: int = 5) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    y = np.arange(n) % 3
+    known = y < 2
+    labeled = known & (np.arange(n) % 2 == 0)
+    return X, y, known, labeled, ~labeled
+
+
+def _entry_files(root: Path) -> dict[str, set[str]]:
+    return {p.name: {q.name for q in p.iterdir()} for p in root.iterdir() if p.is_dir()}
+
+
+def _run_dirs(where: Path) -> list[Path]:
+    return [p for p in where.iterdir() if p.name.startswith("knn_run_")]
+
+
+def test_a_scoped_run_keeps_only_the_graph_and_features(tmp_path: Path) -> None:
+    store = PersistentStore(tmp_path / "store")
+    X, *split = _data()
+    with contextlib.ExitStack() as scope:
+        shared = prepare_inputs(store, X, *split, k_max=5, pin_into=scope)
+        assert shared.has_pairwise and shared.arrays is not None
+        assert _entry_files(tmp_path / "store") == {shared.ref.fingerprint: _KEPT}
+        run_dir = shared.arrays.path.parent
+        assert run_dir.parent == tmp_path  # beside the store: workers that see it see this
+        np.testing.assert_array_equal(
+            shared.array(pairwise_array("euclidean")), pairwise_matrix(X, "euclidean")
+        )
+        assert shared.array(shared.split_array).shape == (4, len(X))
+    assert not run_dir.exists() and not _run_dirs(tmp_path)
+    with pytest.raises(StoreClosedError):
+        shared.array(shared.split_array)
+    assert _entry_files(tmp_path / "store") == {shared.ref.fingerprint: _KEPT}
+
+
+def test_the_run_store_goes_on_every_exit_path(tmp_path: Path) -> None:
+    store = PersistentStore(tmp_path / "store")
+    X, *split = _data()
+    with pytest.raises(KeyboardInterrupt), contextlib.ExitStack() as scope:
+        shared = prepare_inputs(store, X, *split, k_max=5, pin_into=scope)
+        assert shared.arrays is not None and shared.arrays.path.is_dir()
+        raise KeyboardInterrupt
+    assert not _run_dirs(tmp_path)
+
+
+def test_the_sampled_route_puts_its_columns_in_the_run_store(tmp_path: Path) -> None:
+    store = PersistentStore(tmp_path / "store")
+    X, *split = _data()
+    plan = SearchPlan(pairwise_max_n=10, exact_silhouette_max_n=10, silhouette_sample_size=8)
+    with contextlib.ExitStack() as scope:
+        shared = prepare_inputs(store, X, *split, k_max=5, plan=plan, pin_into=scope)
+        assert shared.silhouette_sample == 8 and not shared.has_pairwise
+        assert shared.array(shared.silhouette_columns_array).shape == (len(X), 8)
+        assert _entry_files(tmp_path / "store") == {shared.ref.fingerprint: _KEPT}
+
+
+def test_a_store_that_lives_only_for_the_run_holds_them_itself(tmp_path: Path) -> None:
+    X, *split = _data()
+    with EphemeralStore(dir=tmp_path) as store, contextlib.ExitStack() as scope:
+        shared = prepare_inputs(store, X, *split, k_max=5, pin_into=scope)
+        assert shared.arrays is None
+        assert f"array_{pairwise_array('euclidean')}.npy" in _entry_files(store.root)[
+            shared.ref.fingerprint
+        ]
+        assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1  # no second store
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "results.csv", newline="") as fh:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+
+
+@pytest.mark.slow
+def test_cold_and_warm_batch_runs_agree_and_leave_only_graphs(
+    digits_cache: Path, tmp_path: Path
+) -> None:
+    rows = []
+    for run in ("cold", "warm"):
+        out = tmp_path / run
+        out.mkdir()
+        proc = run_cli(
+            "--feature_cache_dir", str(digits_cache), "--output_dir", str(out),
+            *SMALL_GRID, "--n_jobs", "2", cwd=out,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+        rows.append(_rows(run_dir))
+        for name in ("digits_low", "digits_high"):
+            files = _entry_files(digits_cache / name / "knn_cache")
+            assert len(files) == 1
+            (names,) = files.values()
+            assert not [f for f in names if f.startswith("array_")], names
+            assert not _run_dirs(digits_cache / name)
+    assert rows[0] == rows[1] and len(rows[0]) == 24
