@@ -80,9 +80,10 @@ def test_a_store_that_lives_only_for_the_run_holds_them_itself(tmp_path: Path) -
     with EphemeralStore(dir=tmp_path) as store, contextlib.ExitStack() as scope:
         shared = prepare_inputs(store, X, *split, k_max=5, pin_into=scope)
         assert shared.arrays is None
-        assert f"array_{pairwise_array('euclidean')}.npy" in _entry_files(store.root)[
-            shared.ref.fingerprint
-        ]
+        assert (
+            f"array_{pairwise_array('euclidean')}.npy"
+            in _entry_files(store.root)[shared.ref.fingerprint]
+        )
         assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 1  # no second store
 
 
