@@ -114,3 +114,46 @@ def test_cold_and_warm_batch_runs_agree_and_leave_only_graphs(
             assert not [f for f in names if f.startswith("array_")], names
             assert not _run_dirs(digits_cache / name)
     assert rows[0] == rows[1] and len(rows[0]) == 24
+
+
+@pytest.mark.slow
+def test_the_entry_of_overwritten_features_is_collected_by_gc_unused_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import os
+    import time
+
+    from knncache import fingerprint
+    from knncache.cli import main as knncache_main
+    from ssddbc.data import load_superclass
+    from ssddbc.data.make_cache import main as make_cache
+
+    rng = np.random.default_rng(3)
+    y = np.arange(120) % 4
+    X = (rng.standard_normal((4, 6))[y] * 4 + rng.standard_normal((120, 6))).astype(np.float32)
+    np.save(tmp_path / "y.npy", y)
+    cache, fps = tmp_path / "cache", []
+    for shift in (0.0, 1.0):  # the second build overwrites the first's features
+        np.save(tmp_path / "X.npy", X + shift)
+        argv = [str(cache), "--name", "sc", "--features", str(tmp_path / "X.npy")]
+        argv += ["--targets", str(tmp_path / "y.npy"), "--known_classes", "0,1"]
+        assert make_cache([*argv, "--test_size", "0.3", "--overwrite"]) == 0
+        proc = run_cli(
+            "--feature_cache_dir", str(cache), "--output_dir", str(tmp_path / "out"),
+            *SMALL_GRID, "--n_jobs", "1", cwd=tmp_path,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        fps.append(fingerprint(load_superclass(cache, "sc").features))
+    root = cache / "sc" / "knn_cache"
+    assert set(_entry_files(root)) == set(fps)  # the old features' entry stayed
+    then = time.time() - 40 * 86400
+    meta = json.loads((root / fps[0] / "meta.json").read_text())
+    meta["created"] = meta["last_used"] = then
+    (root / fps[0] / "meta.json").write_text(json.dumps(meta))
+    for f in (root / fps[0]).iterdir():
+        os.utime(f, (then, then))
+    capsys.readouterr()
+    assert knncache_main(["gc", str(root), "--unused-for", "30d"]) == 0
+    assert f"removed {fps[0]}" in capsys.readouterr().out
+    assert set(_entry_files(root)) == {fps[1]}
