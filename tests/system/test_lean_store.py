@@ -14,8 +14,13 @@ from ssddbc.grid_search._inputs import pairwise_array, pairwise_matrix, prepare_
 from ssddbc.grid_search._plan import SearchPlan
 from tests.system.conftest import SMALL_GRID, run_cli
 
-# Names a graph-and-features entry holds (k is the plan's width for these 60 points).
+# Names a graph-and-features entry holds (k is the plan's width for these 60 points), beside
+# the split array (32 bytes a point).
 _KEPT = {"meta.json", "features.npy", "k59_neighbors.npy", "k59_distances.npy"}
+
+
+def _kept(split: str) -> set[str]:
+    return _KEPT | {f"array_{split}.npy", f"array_{split}.json"}
 
 
 def _data(n: int = 60, d: int = 5) -> tuple[np.ndarray, ...]:
@@ -41,7 +46,8 @@ def test_a_scoped_run_keeps_only_the_graph_and_features(tmp_path: Path) -> None:
     with contextlib.ExitStack() as scope:
         shared = prepare_inputs(store, X, *split, k_max=5, pin_into=scope)
         assert shared.has_pairwise and shared.arrays is not None
-        assert _entry_files(tmp_path / "store") == {shared.ref.fingerprint: _KEPT}
+        kept = {shared.ref.fingerprint: _kept(shared.split_array)}
+        assert _entry_files(tmp_path / "store") == kept
         run_dir = shared.arrays.path.parent
         assert run_dir.parent == tmp_path  # beside the store: workers that see it see this
         np.testing.assert_array_equal(
@@ -50,8 +56,8 @@ def test_a_scoped_run_keeps_only_the_graph_and_features(tmp_path: Path) -> None:
         assert shared.array(shared.split_array).shape == (4, len(X))
     assert not run_dir.exists() and not _run_dirs(tmp_path)
     with pytest.raises(StoreClosedError):
-        shared.array(shared.split_array)
-    assert _entry_files(tmp_path / "store") == {shared.ref.fingerprint: _KEPT}
+        shared.array(pairwise_array("euclidean"))
+    assert _entry_files(tmp_path / "store") == kept
 
 
 def test_the_run_store_goes_on_every_exit_path(tmp_path: Path) -> None:
@@ -72,7 +78,42 @@ def test_the_sampled_route_puts_its_columns_in_the_run_store(tmp_path: Path) -> 
         shared = prepare_inputs(store, X, *split, k_max=5, plan=plan, pin_into=scope)
         assert shared.silhouette_sample == 8 and not shared.has_pairwise
         assert shared.array(shared.silhouette_columns_array).shape == (len(X), 8)
-        assert _entry_files(tmp_path / "store") == {shared.ref.fingerprint: _KEPT}
+        kept = {shared.ref.fingerprint: _kept(shared.split_array)}
+        assert _entry_files(tmp_path / "store") == kept
+
+
+def test_a_run_store_that_cannot_be_written_gives_the_same_arrays_in_memory(
+    tmp_path: Path,
+) -> None:
+    import resource
+
+    from ssddbc.grid_search._tasks import ConfigTask, evaluate_config
+
+    store = PersistentStore(tmp_path / "store")
+    X, *split = _data(n=200)
+    with contextlib.ExitStack() as scope:  # warm: the graph, the features and the split
+        mapped = prepare_inputs(store, X, *split, k_max=5, pin_into=scope)
+        expected = [evaluate_config(ConfigTask(mapped, k, 50)) for k in (3, 5)]
+    # Files of at most 64 KiB (the 200 x 200 matrix is 160 KB): the run store cannot be
+    # written; Python ignores SIGXFSZ, so the write fails with EFBIG.
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    lines: list[str] = []
+    with contextlib.ExitStack() as scope:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+        try:
+            shared = prepare_inputs(store, X, *split, k_max=5, pin_into=scope, report=lines.append)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        assert shared.in_memory and shared.arrays is None
+        assert any("computed in each worker" in line for line in lines)
+        assert not _run_dirs(tmp_path)
+        np.testing.assert_array_equal(
+            shared.array(pairwise_array("euclidean")), pairwise_matrix(X, "euclidean")
+        )
+        got = [evaluate_config(ConfigTask(shared, k, 50)) for k in (3, 5)]
+    assert [(r.score, r.all_acc, r.n_clusters) for r in got] == [
+        (r.score, r.all_acc, r.n_clusters) for r in expected
+    ]
 
 
 def test_a_store_that_lives_only_for_the_run_holds_them_itself(tmp_path: Path) -> None:
@@ -111,7 +152,8 @@ def test_cold_and_warm_batch_runs_agree_and_leave_only_graphs(
             files = _entry_files(digits_cache / name / "knn_cache")
             assert len(files) == 1
             (names,) = files.values()
-            assert not [f for f in names if f.startswith("array_")], names
+            big = [f for f in names if f.startswith("array_") and "_split_" not in f]
+            assert big == [], names
             assert not _run_dirs(digits_cache / name)
     assert rows[0] == rows[1] and len(rows[0]) == 24
 
