@@ -1,5 +1,6 @@
 """A store's housekeeping: what may be removed, when, and by whom (the sweep of leftovers,
-clear, eviction, verify, and the entry listing they and the command line read).
+clear, eviction, removal of entries unused for a while, verify, and the entry listing
+they and the command line read).
 
 Correctness never depends on the lock: every file is written atomically, files of the same
 name always hold the same bytes, ``meta.json`` is committed last and every extra array has
@@ -12,8 +13,11 @@ only when it is also older than the grace period (``max(lock_timeout, 60 s)``), 
 younger one may be a racing writer's, about to be committed; an entry without ``meta.json``
 but with younger files is in flight, neither reported nor removed. Readers that mapped a
 removed file keep their mapping. Clear and eviction remove an entry only under its lock,
-taken without waiting, and only if no process pins it; eviction also spares what this
-process uses (:data:`knncache._usage.IN_USE`). Deletion unlinks the objects themselves
+taken without waiting, and only if no process pins it; eviction and the removal of unused
+entries also spare what this process uses (:data:`knncache._usage.IN_USE`). An entry's last
+use is :func:`last_used` (``meta.json``'s mtime, refreshed on every hit, or the time recorded
+in it): eviction removes the least recently used first, ``gc --unused-for`` those unused
+longer than its duration. Deletion unlinks the objects themselves
 (links are never followed) and stays in the root.
 """
 
@@ -474,6 +478,34 @@ def evict_entries(d: StoreDir, budget: int | None) -> HousekeepingReport:
         if _remove_one(d, info.fingerprint, report):
             total -= info.bytes
             d.stats["evictions"] += 1
+    _housekeep_files(d, report)
+    return report
+
+
+def unused_entries(d: StoreDir, age: float, now: float | None = None) -> list[EntryInfo]:
+    """Committed entries whose last use (:func:`last_used`) is more than ``age`` seconds
+    before ``now`` (default: the current time), least recently used first."""
+    cutoff = (_now() if now is None else now) - age
+    old = [e for e in list_entries(d) if e.last_used < cutoff]
+    return sorted(old, key=lambda e: (e.last_used, e.fingerprint))
+
+
+def remove_unused(d: StoreDir, age: float) -> HousekeepingReport:
+    """Remove the entries unused for more than ``age`` seconds (see
+    :meth:`knncache.PersistentStore.drop_unused`); the same rules as eviction: never an
+    entry pinned by any process, written by another one or used by this one."""
+    report = HousekeepingReport()
+    old = unused_entries(d, age)
+    if not old:
+        return report
+    d.require_writable("gc cannot remove anything")
+    for info in old:
+        if held_exclusively_elsewhere(d.root, f"{info.fingerprint}{PIN_SUFFIX}"):
+            report.pinned.append(info.fingerprint)  # pinned by some process (maybe this)
+            continue
+        if d.in_use(info.fingerprint):
+            continue
+        _remove_one(d, info.fingerprint, report)
     _housekeep_files(d, report)
     return report
 

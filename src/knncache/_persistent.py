@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import os
 
-from knncache._errors import StoreWriteError
-from knncache._housekeeping import evict_entries, warn_pinned
+from knncache._errors import InvalidParameterError, StoreWriteError
+from knncache._housekeeping import evict_entries, remove_unused, warn_pinned
 from knncache._locks import LockMarker, break_soft_locks
 from knncache._store import KnnStore
 
@@ -121,6 +121,45 @@ class PersistentStore(KnnStore):
         budget = self.max_bytes if max_bytes is None else int(max_bytes)
         report = evict_entries(self._dir, budget)
         warn_pinned(self._dir, report, "evict")
+        return report.removed
+
+    def drop_unused(self, older_than: float) -> list[str]:
+        """Remove the entries not used for more than ``older_than`` seconds.
+
+        An entry's last use is refreshed by every hit of :meth:`~knncache.KnnStore.ensure`
+        (``knncache ls`` shows it). Spared as by :meth:`evict`: entries this process uses,
+        entries pinned by any process (skipped with a :class:`~knncache.KnnCacheWarning`)
+        and entries another process is writing. ``knncache gc ROOT --unused-for DURATION``
+        runs it.
+
+        Parameters
+        ----------
+        older_than : float
+            Seconds, ``>= 0``.
+
+        Returns
+        -------
+        list of str
+            The removed fingerprints, least recently used first.
+
+        Raises
+        ------
+        InvalidParameterError
+            If ``older_than`` is not a finite number ``>= 0`` (nothing removed).
+        StoreWriteError
+            If the store is read-only and holds such an entry.
+        """
+        self._check_open()
+        if (
+            isinstance(older_than, bool)
+            or not isinstance(older_than, (int, float))
+            or not 0 <= older_than < float("inf")
+        ):
+            raise InvalidParameterError(
+                "older_than", older_than, "expected a finite number of seconds >= 0"
+            )
+        report = remove_unused(self._dir, float(older_than))
+        warn_pinned(self._dir, report, "drop_unused")
         return report.removed
 
     def break_locks(

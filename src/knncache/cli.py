@@ -6,6 +6,9 @@ Usage::
     knncache info ROOT [FINGERPRINT]      store summary, or one entry's meta and files
     knncache verify ROOT                  check every checksum; exit 1 if an entry is corrupt
     knncache clear ROOT                   remove every entry
+    knncache gc ROOT                      remove nothing: what each action below would do
+    knncache gc ROOT --unused-for DURATION
+                                          remove entries unused that long (30d, 12h, 90m, 3600s)
     knncache gc ROOT --max-bytes SIZE     evict least-recently-used entries down to SIZE
     knncache gc ROOT --break-locks [--older-than SECONDS]
                                           remove stale soft-lock markers (lock="soft")
@@ -46,13 +49,15 @@ from knncache._housekeeping import (
     entry_bytes,
     evict_entries,
     last_used,
+    remove_unused,
+    unused_entries,
 )
 from knncache._housekeeping import problems as find_problems
 from knncache._locks import LockMarker, break_soft_locks
 from knncache._persistent import PersistentStore
 from knncache._store import store_dir
 
-__all__ = ["format_size", "main", "parse_size"]
+__all__ = ["format_size", "main", "parse_duration", "parse_size"]
 
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 _SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", re.IGNORECASE)
@@ -74,6 +79,30 @@ def parse_size(text: str) -> int:
     if m is None:
         raise ValueError(f"invalid size {text!r}; expected e.g. 500M, 2G, 1.5GiB or 4096")
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION_RE = re.compile(r"(\d{1,9})([smhdw])")
+
+
+def parse_duration(text: str) -> int:
+    """Parse ``"30d"``, ``"12h"``, ``"90m"``, ``"3600s"``, ``"2w"`` into seconds.
+
+    A whole number and one unit (s, m, h, d, w), nothing else: no sign, no space, no
+    fraction, no bare number.
+
+    Raises
+    ------
+    ValueError
+        For anything else, naming the text.
+    """
+    m = _DURATION_RE.fullmatch(text)
+    if m is None:
+        raise ValueError(
+            f"invalid duration {text!r}; expected a whole number and a unit s, m, h, d or w "
+            "(30d, 12h, 90m, 3600s)"
+        )
+    return int(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
 def format_size(n: int) -> str:
@@ -116,10 +145,18 @@ def _build_parser() -> argparse.ArgumentParser:
     add("clear", "remove every entry of a store").add_argument("root")
     p = add(
         "gc",
-        "evict LRU entries down to --max-bytes, break stale soft locks (--break-locks), "
-        "or remove orphaned temp stores (--temp)",
+        "remove entries unused for a while (--unused-for), evict LRU entries down to "
+        "--max-bytes, break stale soft locks (--break-locks), or remove orphaned temp stores "
+        "(--temp); ROOT alone removes nothing and says what each would do",
     )
     p.add_argument("root", nargs="?")
+    p.add_argument(
+        "--unused-for",
+        type=str,
+        metavar="DURATION",
+        help="remove entries whose last use is older than this: 30d, 12h, 90m, 3600s, 2w "
+        "(never a pinned or in-use entry)",
+    )
     p.add_argument("--max-bytes", type=str, help="size budget: 500M, 2G, 4096, ...")
     p.add_argument(
         "--break-locks",
@@ -320,8 +357,15 @@ def _cmd_clear(args: argparse.Namespace) -> int:
 
 def _cmd_gc(args: argparse.Namespace) -> int:
     if args.temp:
-        if args.root is not None or args.max_bytes is not None or args.break_locks:
-            raise _UsageError("gc --temp takes no ROOT, no --max-bytes and no --break-locks")
+        if (
+            args.root is not None
+            or args.max_bytes is not None
+            or args.break_locks
+            or args.unused_for is not None
+        ):
+            raise _UsageError(
+                "gc --temp takes no ROOT, no --max-bytes, no --break-locks, no --unused-for"
+            )
         if args.dir is not None and not Path(args.dir).is_dir():
             raise _UsageError(f"--dir {args.dir!r} is not a directory")
         older = None if args.older_than is None else _seconds(args.older_than)
@@ -337,10 +381,28 @@ def _cmd_gc(args: argparse.Namespace) -> int:
         }
         _emit(args, payload, lines)
         return 0
-    if args.root is None or (args.max_bytes is None and not args.break_locks):
-        raise _UsageError("gc needs ROOT --max-bytes SIZE, ROOT --break-locks, or --temp")
+    if args.root is None:
+        raise _UsageError(
+            "gc needs ROOT (with --unused-for DURATION, --max-bytes SIZE or --break-locks; "
+            "ROOT alone shows what each would remove), or --temp"
+        )
     if args.older_than is not None and not args.break_locks:
         raise _UsageError("--older-than goes with --break-locks or --temp")
+    actions = [
+        flag
+        for flag, given in (
+            ("--unused-for", args.unused_for is not None),
+            ("--max-bytes", args.max_bytes is not None),
+            ("--break-locks", args.break_locks),
+        )
+        if given
+    ]
+    if len(actions) > 1:
+        raise _UsageError(f"gc takes one action at a time, got {' and '.join(actions)}")
+    if not actions:
+        return _gc_overview(args)
+    if args.unused_for is not None:
+        return _gc_unused(args)
     if args.break_locks:
         if args.max_bytes is not None:
             raise _UsageError("gc --break-locks takes no --max-bytes (run gc twice)")
@@ -364,6 +426,72 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     lines.append(
         f"evicted {len(evicted)} entries: {format_size(before)} -> {format_size(after)} "
         f"(budget {format_size(budget)})"
+    )
+    _emit(args, payload, lines)
+    return 0
+
+
+# What ``gc ROOT`` alone reports for --unused-for: entries unused this long, and their size.
+_OVERVIEW_AGES = ("1d", "7d", "30d")
+
+
+def _gc_overview(args: argparse.Namespace) -> int:
+    """``gc ROOT`` with no action: remove nothing, say what each action would do here."""
+    store = _store(args.root)
+    d = store_dir(store)
+    infos = store.entries()
+    total = sum(e.bytes for e in infos)
+    unused = {}
+    for age in _OVERVIEW_AGES:
+        old = unused_entries(d, parse_duration(age))
+        unused[age] = {"entries": len(old), "bytes": sum(e.bytes for e in old)}
+    oldest = min((e.last_used for e in infos), default=None)
+    payload = {
+        "root": str(store.root),
+        "entries": len(infos),
+        "bytes": total,
+        "least_recent_use": oldest,
+        "unused": unused,
+        "actions": ["--unused-for DURATION", "--max-bytes SIZE", "--break-locks", "--temp"],
+    }
+    here = ", ".join(
+        f"{u['entries']} unused for {age} ({format_size(u['bytes'])})" for age, u in unused.items()
+    )
+    lines = [
+        f"{store.root}: {len(infos)} entries, {format_size(total)}"
+        + (f", least recently used {_time(oldest)}" if oldest is not None else ""),
+        "gc removed nothing; give it one action:",
+        f"  gc ROOT --unused-for DURATION  remove entries unused that long (30d, 12h, 90m, "
+        f"3600s); here: {here}",
+        "  gc ROOT --max-bytes SIZE       evict least-recently-used entries down to SIZE",
+        '  gc ROOT --break-locks          remove stale soft-lock markers (lock="soft")',
+        "  gc --temp [--dir DIR]          remove EphemeralStore dirs of dead owners",
+    ]
+    _emit(args, payload, lines)
+    return 0
+
+
+def _gc_unused(args: argparse.Namespace) -> int:
+    try:
+        age = parse_duration(args.unused_for)
+    except ValueError as exc:
+        raise _UsageError(f"--unused-for: {exc}") from None
+    store = _store(args.root)
+    before = store.total_bytes()
+    report = remove_unused(store_dir(store), age)
+    after = store.total_bytes()
+    payload = {
+        "removed": report.removed,
+        "unused_for_seconds": age,
+        "bytes_before": before,
+        "bytes_after": after,
+        **_housekeeping_payload(report),
+    }
+    lines = [f"removed {fp}" for fp in report.removed] + _housekeeping_lines(report)
+    lines.append(
+        f"removed {len(report.removed)} entries unused for {args.unused_for}: "
+        f"{format_size(before)} -> {format_size(after)}"
+        + (f"; skipped {len(report.pinned)} pinned" if report.pinned else "")
     )
     _emit(args, payload, lines)
     return 0

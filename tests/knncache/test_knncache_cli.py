@@ -102,7 +102,7 @@ def test_clear(populated: tuple[Path, list[str]], capsys: pytest.CaptureFixture[
         ["nope"],
         ["ls"],
         ["ls", "/definitely/not/here"],
-        ["gc", "ROOT"],
+        ["gc"],
         ["gc", "ROOT", "--max-bytes", "lots"],
         ["gc", "--temp", "ROOT"],
         ["gc", "--temp", "--dir", "/definitely/not/here"],

@@ -1,9 +1,21 @@
-"""Shared inputs: what the main process prepares once per feature matrix, in one store entry.
+"""Shared inputs: what the main process prepares once per feature matrix, and where it lives.
 
-:func:`prepare_inputs` ensures the KNN graph (at the plan's width), the features, the split
-array and, by route, the pairwise distances or the sampled silhouette columns, all in one
-``knncache`` entry; :class:`SharedInputs` is the small, frozen handle to them (and the route
-decided for them) that every :class:`~ssddbc.grid_search._tasks.ConfigTask` carries.
+:func:`prepare_inputs` ensures the KNN graph (at the plan's width), the features and the
+split array in the given store, and the per-run arrays (by route, the pairwise distances or
+the sampled silhouette columns); :class:`SharedInputs` is the small, frozen handle to them
+(and the route decided for them) that every :class:`~ssddbc.grid_search._tasks.ConfigTask`
+carries.
+
+What a persistent store keeps is what is costly to recompute: the graph (a neighbour search)
+and the features workers map, plus the split (``4 x N`` integers: too small to matter). The
+per-run arrays are large and cheap beside the search (the pairwise matrix of 4,701 points is
+84 MiB and one GEMM; the sample columns are ``N x 2,000`` floats), so a run with a scope
+(``pin_into``) puts them in a run-scoped :class:`knncache.EphemeralStore` entered into that
+scope: removed when the run ends, on every exit path. It is created beside the persistent
+store (workers of other hosts mount that folder), or in the temporary directory when that
+folder cannot be written; when neither can be written (a full disk), each worker computes
+them in memory (``SharedInputs.in_memory``), the same values. A store that is not persistent
+(the API's private store, the fallback) already lives only for the run and holds them itself.
 
 :func:`prepare_with_fallback` is the one home of the store-failure policy: a store that cannot
 be written must not kill a long search, so the inputs are prepared in a private
@@ -173,8 +185,7 @@ class SharedInputs:
     Attributes
     ----------
     ref : KnnRef
-        The knncache entry holding the graph, the features, the split array and, on the
-        matrix route, the pairwise distances.
+        The knncache entry holding the graph, the features and the split array.
     split_array : str
         Name of the (4, N) int64 array holding targets, known mask, labelled mask and the
         evaluation mask.
@@ -195,6 +206,13 @@ class SharedInputs:
         The plan's sample size and seed (what a worker needs to rebuild the sample).
     graph : GraphEngine
         The engine that built the graph (a worker rebuilding a vanished entry uses it).
+    arrays : KnnRef or None
+        The run-scoped entry holding the per-run arrays (the pairwise matrix, the silhouette
+        sample); None when they are in ``ref``'s entry (or ``in_memory``). Read every shared
+        array with :meth:`array`.
+    in_memory : bool
+        The run store could not be written: each process that reads the per-run arrays
+        computes them (the same values) in memory.
     """
 
     ref: KnnRef
@@ -208,6 +226,55 @@ class SharedInputs:
     silhouette_request: int = 0
     silhouette_seed: int = 0
     graph: GraphEngine = GraphEngine()
+    arrays: KnnRef | None = None
+    in_memory: bool = False
+
+    def array(self, name: str) -> np.ndarray[Any, Any]:
+        """The shared array ``name``: a read-only memory map, or computed here if ``in_memory``.
+
+        Raises
+        ------
+        knncache.EntryNotFoundError, knncache.StoreClosedError
+            As :meth:`knncache.KnnRef.array` (the run ended, or the entry vanished).
+        """
+        if name == self.split_array:
+            return self.ref.array(name)
+        if not self.in_memory:
+            return (self.arrays or self.ref).array(name)
+        features, metric = self.ref.features(), self.ref.metric
+        if self.has_pairwise and name == pairwise_array(metric):
+            return pairwise_matrix(features, metric)
+        if self.silhouette_sample and name in (
+            self.silhouette_index_array,
+            self.silhouette_columns_array,
+        ):
+            labeled = self.ref.array(self.split_array)[LABELED].astype(bool)
+            index, columns = sample_arrays(
+                features, labeled, self.silhouette_request, self.silhouette_seed, metric
+            )
+            return index if name == self.silhouette_index_array else columns
+        return self.ref.array(name)  # not a per-run array: the entry's own (or its KeyError)
+
+
+#: The run store's anchor: a knncache entry holds extra arrays only beside a graph, and the
+#: graph that matters is in the persistent store, so the run store anchors its arrays on a
+#: two-point entry (its "search" is one distance). Its arrays are computed from the
+#: persistent entry's features, never from these.
+_ANCHOR = np.array([[0.0], [1.0]], dtype=np.float32)
+
+# Where a run store goes: beside the persistent store (a shared folder for remote workers).
+_RUN_PREFIX = "knn_run_"
+
+
+def _run_store(store: KnnStore, scope: contextlib.ExitStack | None) -> KnnStore:
+    """The store the per-run arrays go to (see the module docstring)."""
+    if scope is None or not store.is_persistent:
+        return store
+    try:
+        runs = EphemeralStore(prefix=_RUN_PREFIX, dir=store.root.parent)
+    except StoreWriteError:  # a read-only folder: the local temporary directory serves
+        runs = EphemeralStore(prefix=_RUN_PREFIX)
+    return scope.enter_context(runs)
 
 
 def metric_rows(features: Any, metric: str) -> np.ndarray[Any, Any]:
@@ -297,10 +364,11 @@ def prepare_inputs(
 ) -> SharedInputs:
     """Ensure everything the configurations of one feature matrix share, once.
 
-    Runs at most one neighbour search (at the plan's graph width) and computes the pairwise
-    distances (N <= ``pairwise_max_n``) and the sampled silhouette columns (N >
-    ``exact_silhouette_max_n``) at most once per feature matrix; on a warm store it runs
-    none of them.
+    Runs at most one neighbour search (at the plan's graph width; none on a warm store) and
+    computes the pairwise distances (N <= ``pairwise_max_n``) and the sampled silhouette
+    columns (N > ``exact_silhouette_max_n``) at most once per run: with a scope
+    (``pin_into``) and a persistent store they go into a run-scoped store (see the module
+    docstring), otherwise into ``store``'s entry (a warm one computes none of them).
 
     Parameters
     ----------
@@ -318,7 +386,8 @@ def prepare_inputs(
         The run's scope. The entry is pinned (:meth:`knncache.KnnStore.pin`) before it is
         ensured and stays pinned until the scope ends, so a ``clear``/``gc`` or an eviction in
         another process can neither break this preparation nor remove the entry while
-        workers read it.
+        workers read it. A persistent ``store``'s per-run arrays go into an
+        :class:`knncache.EphemeralStore` entered into this scope.
     metric : {"euclidean", "cosine"}
         Part of the entry's key (knncache's fingerprint); under cosine the shared distances
         are those of the L2-normalised rows (:func:`metric_rows`).
@@ -360,7 +429,7 @@ def prepare_inputs(
         return lambda: store.stats.get(key, 0) > before.get(key, 0)
 
     engine = "" if method == "exact" else f", {method}"
-    ref = step(
+    ref: KnnRef = step(
         f"neighbour graph (N={n}, k={route.graph_width}, {metric}{engine})",
         lambda: store.ensure(
             features,
@@ -385,50 +454,40 @@ def prepare_inputs(
             int(info.recall["sample"]),
         )
 
+    # The split: 32 bytes a point, kept with the graph (a warm run then writes nothing there).
     split = split_array(targets, known_mask, labeled_mask, eval_mask)
     name = split_name(split)
     store.ensure_array(ref, name, lambda _features: split)
 
     has_pairwise = route.pairwise
-    if has_pairwise:
-        before = dict(store.stats)
-        step(
-            f"distance matrix ({n} x {n})",
-            lambda: store.ensure_array(
-                ref, pairwise_array(metric), lambda f: pairwise_matrix(f, metric)
-            ),
-            grew("array_computes"),
-        )
     # The sampled silhouette (N above the plan's exact_silhouette_max_n): its seeded sample
     # and distance columns; all zero and empty when the silhouette is exact.
     request = seed = size = 0
     index_name = columns_name = ""
+    labeled = np.asarray(labeled_mask, dtype=bool)
     if not route.exact_silhouette:
-        labeled = np.asarray(labeled_mask, dtype=bool)
         request, seed = route.silhouette_sample_size, route.silhouette_seed
         size = min(request, int(np.count_nonzero(~labeled)))
         if size:
             index_name, columns_name = _sample_names(name, request, seed, metric)
-            computed: dict[str, np.ndarray[Any, Any]] = {}
-
-            def sample_index(feats: Any) -> np.ndarray[Any, Any]:
-                index, columns = sample_arrays(feats, labeled, request, seed, metric)
-                computed["columns"] = columns
-                return index
-
-            def sample_columns(feats: Any) -> np.ndarray[Any, Any]:
-                columns = computed.pop("columns", None)
-                if columns is None:
-                    return sample_arrays(feats, labeled, request, seed, metric)[1]
-                return columns
-
-            def ensure_sample() -> None:
-                store.ensure_array(ref, index_name, sample_index)
-                store.ensure_array(ref, columns_name, sample_columns)
-
-            before = dict(store.stats)
-            step(f"silhouette sample ({n} x {size})", ensure_sample, grew("array_computes"))
-            computed.clear()
+    arrays: KnnRef | None = None
+    in_memory = False
+    if has_pairwise or size:
+        runs: KnnStore | None = None
+        try:
+            runs = _run_store(store, pin_into)
+            arrays = ref if runs is store else runs.ensure(_ANCHOR, 1, store_features=True)
+            _fill_run_arrays(
+                runs, arrays, ref, step, n, metric, has_pairwise, labeled,
+                (request, seed, size, index_name, columns_name),
+            )  # fmt: skip
+        except StoreWriteError as exc:
+            if runs is store:
+                raise  # the store itself cannot be written: prepare_with_fallback's case
+            if runs is not None:
+                runs.close()
+            arrays, in_memory = None, True
+            say(f"per-run arrays computed in each worker (cannot write a run store: {exc})")
     return SharedInputs(
         ref=ref,
         split_array=name,
@@ -441,7 +500,62 @@ def prepare_inputs(
         silhouette_request=request,
         silhouette_seed=seed,
         graph=graph,
+        arrays=None if arrays is ref else arrays,
+        in_memory=in_memory,
     )
+
+
+def _fill_run_arrays(
+    runs: KnnStore,
+    arrays: KnnRef,
+    ref: KnnRef,
+    step: Callable[[str, Callable[[], Any], Callable[[], bool]], Any],
+    n: int,
+    metric: str,
+    has_pairwise: bool,
+    labeled: np.ndarray[Any, Any],
+    sample: tuple[int, int, int, str, str],
+) -> None:
+    """Ensure the pairwise matrix and the silhouette sample in ``arrays``' entry of ``runs``,
+    computed from ``ref``'s stored features (the rows searched)."""
+
+    def stored(_anchor_or_features: Any) -> np.ndarray[Any, Any]:
+        return ref.features()
+
+    def ran(key: str) -> Callable[[], bool]:
+        start = runs.stats.get(key, 0)
+        return lambda: runs.stats.get(key, 0) > start
+
+    if has_pairwise:
+        step(
+            f"distance matrix ({n} x {n})",
+            lambda: runs.ensure_array(
+                arrays, pairwise_array(metric), lambda f: pairwise_matrix(stored(f), metric)
+            ),
+            ran("array_computes"),
+        )
+    request, seed, size, index_name, columns_name = sample
+    if not size:
+        return
+    computed: dict[str, np.ndarray[Any, Any]] = {}
+
+    def sample_index(feats: Any) -> np.ndarray[Any, Any]:
+        index, columns = sample_arrays(stored(feats), labeled, request, seed, metric)
+        computed["columns"] = columns
+        return index
+
+    def sample_columns(feats: Any) -> np.ndarray[Any, Any]:
+        columns = computed.pop("columns", None)
+        if columns is None:
+            return sample_arrays(stored(feats), labeled, request, seed, metric)[1]
+        return columns
+
+    def ensure_sample() -> None:
+        runs.ensure_array(arrays, index_name, sample_index)
+        runs.ensure_array(arrays, columns_name, sample_columns)
+
+    step(f"silhouette sample ({n} x {size})", ensure_sample, ran("array_computes"))
+    computed.clear()
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,11 @@ class SearchPlan:
     ----------
     pairwise_max_n : int
         Largest N for which the full (N, N) float32 distance matrix is precomputed and
-        shared (5,000² × 4 bytes = 100 MB on disk, paged in on demand). It serves the exact
-        silhouette, so it should not be below ``exact_silhouette_max_n`` (an exact silhouette
-        without the matrix recomputes all N² distances per configuration); see the module
-        docstring for the default.
+        shared (5,000² × 4 bytes = 100 MB, computed once per run into the run's temporary
+        store, never kept: see :mod:`ssddbc.grid_search._inputs`; paged in on demand).
+        It serves the exact silhouette, so it should not be below
+        ``exact_silhouette_max_n`` (an exact silhouette without the matrix recomputes all N²
+        distances per configuration); see the module docstring for the default.
     candidate_width : int
         Graph columns ensured (at least ``k_max``) on every route; wider answers more rows
         from the graph (see :mod:`ssddbc.ssddbc._candidates`) at the price of a larger graph.

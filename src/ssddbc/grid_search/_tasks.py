@@ -247,7 +247,8 @@ def clear_resources() -> None:
 
 def _removed(shared: SharedInputs) -> bool:
     try:
-        return not shared.ref.path.exists()
+        gone = shared.arrays is not None and not shared.arrays.path.exists()
+        return gone or not shared.ref.path.exists()
     except (OSError, ValueError):
         return True
 
@@ -282,14 +283,14 @@ def _load_resources(task: ConfigTask) -> _Resources:
             rows=metric_rows(features, metric),
             neighbors=graph.neighbors,
             distances=graph.distances,
-            pairwise=shared.ref.array(pairwise_array(metric)) if shared.has_pairwise else None,
-            split=shared.ref.array(shared.split_array),
+            pairwise=shared.array(pairwise_array(metric)) if shared.has_pairwise else None,
+            split=shared.array(shared.split_array),
             fallback=False,
         )
         if shared.silhouette_columns_array:
             res.silhouette = SilhouetteSample(
-                shared.ref.array(shared.silhouette_index_array),
-                shared.ref.array(shared.silhouette_columns_array),
+                shared.array(shared.silhouette_index_array),
+                shared.array(shared.silhouette_columns_array),
                 res.split[LABELED].astype(bool),
             )
     except EntryNotFoundError:
