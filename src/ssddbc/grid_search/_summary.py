@@ -236,7 +236,11 @@ def _outputs(summary: Mapping[str, Any], run_dir: Path) -> str:
     for label, name in (("results", "results.csv"), ("summary", "summary.json")):
         if (run_dir / name).is_file():
             parts.append(f"{label}: {run_dir / name}")
-    maps = sorted(p.name for p in run_dir.glob("heatmap_*") if p.is_file())
+    # The heatmaps the run recorded (its --plot_format order) that exist; a partial run has
+    # recorded none, so those found.
+    recorded = [n for n in summary.get("heatmaps") or [] if isinstance(n, str)]
+    found = {p.name for p in run_dir.glob("heatmap_*") if p.is_file()}
+    maps = [n for n in recorded if n in found] if recorded else sorted(found)
     if maps:
         formats = list(dict.fromkeys(n.rsplit(".", 1)[-1] for n in maps))
         ext = formats[0] if len(formats) == 1 else "{" + ",".join(formats) + "}"
