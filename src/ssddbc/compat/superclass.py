@@ -16,14 +16,13 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from ssddbc._distances import pairwise_euclidean
-from ssddbc.baselines import kmeans_baseline, semi_supervised_kmeans
+from ssddbc.baselines import run_baselines
 from ssddbc.data import SuperclassData, load_superclass
 from ssddbc.evaluation import evaluation_mask, selection_score, split_cluster_acc_v2
 from ssddbc.grid_search._plan import DEFAULT_PLAN
@@ -142,24 +141,18 @@ def run_on_data(
     }
     n_base = int(np.unique(data.targets).size) if n_clusters is None else int(n_clusters)
     if baselines:
-        # Same samples (train and test together) and the same labels as SS-DDBC.
-        runs: tuple[tuple[str, Callable[[], np.ndarray]], ...] = (
-            ("k-means", lambda: kmeans_baseline(data.features, n_base, seed=seed)),
-            (
-                "SS-k-means",
-                lambda: semi_supervised_kmeans(
-                    data.features, data.targets, data.labeled_mask, n_base, seed=seed
-                ),
-            ),
+        # Same samples (train and test together), labels and split as SS-DDBC.
+        methods.update(
+            run_baselines(
+                data.features,
+                data.targets,
+                data.known_mask,
+                data.labeled_mask,
+                mask,
+                n_clusters=n_base,
+                seed=seed,
+            )
         )
-        for name, run in runs:
-            start = time.perf_counter()
-            pred = run()
-            methods[name] = {
-                **_accuracies(data.targets, pred, data.known_mask, mask),
-                "n_clusters": int(np.unique(pred).size),
-                "seconds": time.perf_counter() - start,
-            }
     return {
         "superclass": data.name,
         "source": str(data.source) if data.source is not None else None,
