@@ -21,7 +21,6 @@ import json
 import math
 import numbers
 import os
-import stat
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from knncache import ForeignObjectError
+from knncache._safefs import open_dir, read_capped
 from ssddbc._errors import RunFolderError
 from ssddbc.grid_search._console import EXIT_BAD_INPUT, EXIT_OK, PROG
 
@@ -77,45 +78,41 @@ class RunRecord:
 
 
 def _read_capped(path: Path) -> bytes:
-    """The bytes of the regular file ``path`` (no link followed, no blocking), capped."""
+    """The bytes of the regular file ``path`` (no link followed, no blocking), capped.
+
+    Read by knncache's reader of files it does not own (:mod:`knncache._safefs`), its
+    refusals said as this run folder's.
+    """
     try:
-        st = os.lstat(path)
+        dfd = open_dir(path.parent)
+    except OSError as exc:
+        raise RunFolderError(str(path.parent), f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        return read_capped(dfd, path.name, MAX_FILE_BYTES, where=str(path.parent))
     except FileNotFoundError:
         raise RunFolderError(
             str(path.parent),
             f"no {path.name} (not a finished run folder; "
             "an interrupted run has none until it is resumed)",
         ) from None
-    except OSError as exc:
-        raise RunFolderError(str(path), f"cannot be read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise RunFolderError(str(path), "is not a regular file (a link, folder, FIFO or device)")
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_NONBLOCK | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise RunFolderError(str(path), f"cannot be read ({exc.strerror or exc})") from None
-    try:
-        fst = os.fstat(fd)
-        if not stat.S_ISREG(fst.st_mode) or (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
-            raise RunFolderError(str(path), "was replaced while it was opened")
-        if fst.st_size > MAX_FILE_BYTES:
+    except ForeignObjectError as exc:
+        if "swapped" in exc.kind:
+            raise RunFolderError(str(path), "was replaced while it was opened") from None
+        if exc.expected == "regular file":
             raise RunFolderError(
-                str(path), f"is {fst.st_size} bytes, more than the {MAX_FILE_BYTES} a run writes"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_FILE_BYTES:
-            chunk = os.read(fd, MAX_FILE_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_FILE_BYTES:
-            raise RunFolderError(str(path), f"grew beyond {MAX_FILE_BYTES} bytes while read")
-        return b"".join(chunks)
+                str(path), "is not a regular file (a link, folder, FIFO or device)"
+            ) from None
+        if exc.kind.startswith("file of "):
+            raise RunFolderError(
+                str(path),
+                f"is {exc.kind.removeprefix('file of ')}, more than the {MAX_FILE_BYTES} a "
+                "run writes",
+            ) from None
+        raise RunFolderError(str(path), f"grew beyond {MAX_FILE_BYTES} bytes while read") from None
+    except OSError as exc:
+        raise RunFolderError(str(path), f"cannot be read ({exc.strerror or exc})") from None
     finally:
-        os.close(fd)
+        os.close(dfd)
 
 
 def _no_constant(token: str) -> NoReturn:
