@@ -10,7 +10,6 @@ name the original research code's ``ssddbc/__init__.py`` exported follows (imple
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
 
 from knncache._version import __version__
@@ -24,6 +23,7 @@ from ssddbc._errors import (
     TorchRequiredError,
     UnsafePickleError,
 )
+from ssddbc._lazy import lazy_names
 
 #: This package's names imported on first use -> their module.
 _LAZY_API: dict[str, str] = {
@@ -138,17 +138,11 @@ __all__ += [
 ]
 
 
+# The estimators import scikit-learn, the search the whole pipeline: loaded on first use.
+_resolve, __dir__ = lazy_names(__name__, {**_ORIGINAL_NAMES, **_LAZY_API})
+
+
 def __getattr__(name: str) -> Any:
     if name in _TORCH_NAMES:
         raise TorchRequiredError(name)
-    # The estimators import scikit-learn, the search the whole pipeline: loaded on first use.
-    module = _LAZY_API.get(name) or _ORIGINAL_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # resolved once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_ORIGINAL_NAMES) | set(_LAZY_API))
+    return _resolve(name)

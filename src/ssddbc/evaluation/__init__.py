@@ -10,9 +10,7 @@ first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from ssddbc._lazy import lazy_names
 from ssddbc.evaluation.accuracy import (
     EvaluationMode,
     cluster_acc,
@@ -81,14 +79,4 @@ __all__ += [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _ORIGINAL_NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # resolved once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_ORIGINAL_NAMES))
+__getattr__, __dir__ = lazy_names(__name__, _ORIGINAL_NAMES)
