@@ -18,7 +18,8 @@ purpose derives from :class:`KnnCacheError`.
 from __future__ import annotations
 
 from knncache._atomic import atomic_write
-from knncache._engines import ENGINE_DEFAULTS, check_engine, compute_knn, entry_key, recall_at_k
+from knncache._engine_params import ENGINE_DEFAULTS, check_engine
+from knncache._engines import compute_knn, entry_key, recall_at_k
 from knncache._ephemeral import EphemeralStore
 from knncache._errors import (
     ArrayNotFoundError,

@@ -33,7 +33,7 @@ from knncache import (
     entry_key,
     fingerprint,
 )
-from knncache._engines import index_bytes, memory_bound
+from knncache._engine_params import index_bytes, memory_bound
 from tests.knncache.kc_reference import brute_force_knn
 
 ROOT = Path(__file__).resolve().parents[2]
