@@ -28,6 +28,7 @@ from ssddbc.data import build_digits_feature_cache, load_superclass
 from ssddbc.data.feature_cache import NPZ_NAME, PKL_NAME
 from ssddbc.evaluation import evaluation_mask
 from ssddbc.grid_search._batch_config import BatchConfig, store_root
+from ssddbc.grid_search._batch_pseudo import pseudo_current, selected_config, write_pseudo
 from ssddbc.grid_search._batch_report import finish_run, format_grid, previous_knn, record_knn
 from ssddbc.grid_search._config import RunConfig, compute_identity, describe, difference
 from ssddbc.grid_search._console import (
@@ -66,15 +67,8 @@ from ssddbc.grid_search._journal import ResultsJournal
 from ssddbc.grid_search._original_flags import check_model_path
 from ssddbc.grid_search._parser import DEFAULT_DEMO_DIR, ENV_KNN_CACHE_DIR
 from ssddbc.grid_search._signals import Interrupted, interruptible
-from ssddbc.grid_search._summary import select_best
 from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, clear_resources
 from ssddbc.grid_search._validate import validate_grid
-from ssddbc.grid_search.pseudo_labels import (
-    FILE_NAME,
-    read_pseudo_labels,
-    rerun_selected,
-    write_pseudo_labels,
-)
 
 __all__ = ["run", "run_validated"]
 
@@ -437,15 +431,15 @@ def _execute(
             if not missing:
                 # Finished in an earlier invocation: its pseudo-labels file too, unless it
                 # is there and names the selected configuration.
-                best = _selected(cfg, name, results)
-                if best is not None and not _pseudo_current(run_dir, name, best):
+                best = selected_config(cfg, name, results)
+                if best is not None and not pseudo_current(run_dir, name, best):
                     say(f"{name}: writing the pseudo-labels of its selected configuration", quiet)
                     prepared = _prepare(
                         run_scope, cfg, name, d, eval_mask, k_max, config.knn_lock, quiet
                     )
                     searches += prepared.searches
                     hits += prepared.hits
-                    _write_pseudo(run_dir, cfg, name, d, prepared.shared, best)
+                    write_pseudo(run_dir, cfg, name, d, prepared.shared, best)
                 continue
             prepared = _prepare(run_scope, cfg, name, d, eval_mask, k_max, config.knn_lock, quiet)
             searches += prepared.searches
@@ -503,10 +497,10 @@ def _execute(
             state.saved += 1
             left[r.group] -= 1
             if left[r.group] == 0:
-                best = _selected(cfg, r.group, results)
+                best = selected_config(cfg, r.group, results)
                 if best is not None:
                     d = data[r.group][0]
-                    _write_pseudo(run_dir, cfg, r.group, d, inputs[r.group], best)
+                    write_pseudo(run_dir, cfg, r.group, d, inputs[r.group], best)
 
         progress = ProgressReporter(len(tasks), PROG, enabled=not quiet)
         try:
@@ -542,63 +536,6 @@ def _execute(
         data=data,
         baselines=config.baselines,
     )
-
-
-def _selected(
-    cfg: RunConfig, name: str, results: dict[tuple[str, int, int], ConfigResult]
-) -> ConfigResult | None:
-    """Superclass ``name``'s selected configuration (None when none succeeded)."""
-    order = [(k, dp) for k in cfg.k_values for dp in cfg.density_values]
-    rows = [results[(name, k, dp)] for k, dp in order if (name, k, dp) in results]
-    try:
-        return select_best(rows, order)
-    except ValueError:
-        return None
-
-
-def _pseudo_current(run_dir: Path, name: str, best: ConfigResult) -> bool:
-    """Whether ``<run>/<name>/pseudo_labels.npz`` is readable and names ``best``'s cell."""
-    try:
-        found = read_pseudo_labels(run_dir / name / FILE_NAME).best_params
-    except RunFolderError:
-        return False
-    return found == {"k": best.k, "density_percentile": best.density_percentile}
-
-
-def _write_pseudo(
-    run_dir: Path, cfg: RunConfig, name: str, d: Any, shared: Any, best: ConfigResult
-) -> None:
-    """``<run>/<name>/pseudo_labels.npz``: the selected configuration, rerun here.
-
-    A rerun that raises (it succeeded in a worker, so it should not) costs the file and one
-    warning line, never the run; a write that fails is an I/O failure of the run.
-    """
-    try:
-        _, pseudo = rerun_selected(
-            shared,
-            best.k,
-            best.density_percentile,
-            cfg.params,
-            indices=d.indices,
-            metadata={
-                "superclass": name,
-                "feature_source": None if d.source is None else str(d.source),
-                "evaluated_on": cfg.eval_split,
-                "metric": cfg.metric,
-                "selected": best.metrics(),
-                "knn": shared.graph.as_dict(),
-            },
-        )
-    except OSError as exc:
-        raise IOFailure() from exc
-    except Exception as exc:
-        warn_line(f"pseudo-labels of {name!r} not written: {type(exc).__name__}: {exc}")
-        return
-    try:
-        (run_dir / name).mkdir(exist_ok=True)
-        write_pseudo_labels(run_dir / name / FILE_NAME, pseudo)
-    except OSError as exc:
-        raise IOFailure() from exc
 
 
 def _prepare(
