@@ -111,9 +111,9 @@ def index_bytes(method: str, params: Mapping[str, Any], n: int, dim: int) -> int
     expected), their offsets and levels (12 bytes a point), and, for each of the ``threads``
     faiss builds and searches with (:func:`resolve_threads`), a visited table (``n`` bytes)
     and the larger of the ``efSearch`` and ``efConstruction`` candidate heaps (16 bytes a
-    slot, at most ``n`` slots). ``"ivf"``: the vectors and their ids (``4 n d + 8 n``), the ``nlist``
-    centroids, and k-means' assignment of every point (16 bytes). ``"exact"``: the float32
-    vectors. Parameters are the resolved ones (:data:`ENGINE_DEFAULTS` filled in).
+    slot, at most ``n`` slots). ``"ivf"``: the vectors and their ids (``4 n d + 8 n``), the
+    ``nlist`` centroids, and k-means' assignment of every point (16 bytes). ``"exact"``: the
+    float32 vectors. Parameters are the resolved ones (:data:`ENGINE_DEFAULTS` filled in).
     """
     vectors = 4 * n * dim
     if method == "hnsw":

@@ -245,8 +245,8 @@ class KnnRef:
         The files mapped are those the ref names (``k`` and ``tag``: the ones whose
         checksums the store verified when it handed out the ref). If the entry was replaced
         in the meantime (a larger ``k``, or another build of an approximate graph; its old
-        files unlinked), the meta is re-read once and the pair of files it names is used. Files are opened
-        without following links and must be regular files.
+        files unlinked), the meta is re-read once and the pair of files it names is used.
+        Files are opened without following links and must be regular files.
 
         Parameters
         ----------
