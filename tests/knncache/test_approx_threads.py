@@ -26,6 +26,7 @@ from knncache import (
     entry_key,
     recall_at_k,
 )
+from knncache.cli import main as cli_main
 from tests.knncache import kc_workers
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -65,7 +66,7 @@ def two_threads() -> Iterator[None]:
 # ---------------------------------------------------------------------- threads
 @pytest.mark.parametrize("method", METHODS)
 def test_the_default_builds_with_every_allowed_thread(
-    method: str, tmp_path: Path, two_threads: None
+    method: str, tmp_path: Path, two_threads: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     X = latent_mixture(1500, 16, seed=1)
     store = PersistentStore(tmp_path / "s")
@@ -74,6 +75,10 @@ def test_the_default_builds_with_every_allowed_thread(
     assert build["threads"] == 2 and build["deterministic"] is False
     assert build["faiss"] == faiss.__version__
     assert store.info(ref).build == build
+    assert cli_main(["info", str(store.root), ref.fingerprint]) == 0
+    assert f"built with 2 threads (not reproducible), faiss {faiss.__version__}" in (
+        capsys.readouterr().out
+    )
     assert faiss.omp_get_max_threads() == 2  # the caller's setting is restored
     one = store.ensure(X, 12, method=method, params={"threads": 1})  # regrown at k=12
     assert _meta(one)["build"]["threads"] == 1 and _meta(one)["build"]["deterministic"] is True
