@@ -25,6 +25,7 @@ __all__ = [
     "C_INT_MAX",
     "ENGINE_DEFAULTS",
     "ENGINE_LIMITS",
+    "MAX_THREADS",
     "METHODS",
     "check_engine",
     "check_memory",
@@ -32,6 +33,7 @@ __all__ = [
     "memory_bound",
     "positive_int",
     "resolve_params",
+    "resolve_threads",
 ]
 
 METHODS: tuple[str, ...] = tuple(ENGINE_KEYED_PARAMS)
@@ -42,13 +44,20 @@ METHODS: tuple[str, ...] = tuple(ENGINE_KEYED_PARAMS)
 #: for the workers goes, default the temp directory) and ``features_npy`` (an existing
 #: ``.npy`` file holding exactly ``X``, mapped by the workers instead of a copy; a regular
 #: file: a link or FIFO at that name is refused with ``ForeignObjectError``, not followed).
+#: ``"hnsw"`` and ``"ivf"`` also take ``threads``: how many threads faiss builds and searches
+#: with (default ``None``: ``faiss.omp_get_max_threads()`` when the call is made, i.e. every
+#: core ``OMP_NUM_THREADS`` or ``faiss.omp_set_num_threads`` allows; ``1``: the deterministic
+#: build). It is not keyed: the entry is the same at any thread count.
 ENGINE_DEFAULTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "exact": MappingProxyType({"blocks": None, "scratch_dir": None, "features_npy": None}),
-        "hnsw": MappingProxyType({"M": 32, "efConstruction": 80, "efSearch": 96}),
-        "ivf": MappingProxyType({"nlist": "auto", "nprobe": 24}),
+        "hnsw": MappingProxyType({"M": 32, "efConstruction": 80, "efSearch": 96, "threads": None}),
+        "ivf": MappingProxyType({"nlist": "auto", "nprobe": 24, "threads": None}),
     }
 )
+
+#: The most threads an approximate build or search may be asked to run on.
+MAX_THREADS = 4096
 
 #: The largest C ``int`` (faiss takes ``M``, ``efConstruction``, ``efSearch`` and the k-means
 #: cluster count ``nlist`` as one).
@@ -58,14 +67,21 @@ C_INT_MAX = 2**31 - 1
 #: draws HNSW levels with probabilities built from ``1 / log(M)``, which ``M = 1`` makes
 #: empty, and the build then crashes the process (SIGSEGV). ``M <= 65536``: far beyond any
 #: useful graph degree, each node's neighbour count (a C ``int`` of ``3 * M``) far from
-#: overflow. The rest: at most :data:`C_INT_MAX`.
+#: overflow. ``threads`` in ``[1, 4096]``. The rest: at most :data:`C_INT_MAX`.
 ENGINE_LIMITS: Mapping[str, Mapping[str, tuple[int, int]]] = MappingProxyType(
     {
         "exact": MappingProxyType({"blocks": (1, C_INT_MAX)}),
         "hnsw": MappingProxyType(
-            {"M": (2, 65536), "efConstruction": (1, C_INT_MAX), "efSearch": (1, C_INT_MAX)}
+            {
+                "M": (2, 65536),
+                "efConstruction": (1, C_INT_MAX),
+                "efSearch": (1, C_INT_MAX),
+                "threads": (1, MAX_THREADS),
+            }
         ),
-        "ivf": MappingProxyType({"nlist": (1, C_INT_MAX), "nprobe": (1, C_INT_MAX)}),
+        "ivf": MappingProxyType(
+            {"nlist": (1, C_INT_MAX), "nprobe": (1, C_INT_MAX), "threads": (1, MAX_THREADS)}
+        ),
     }
 )
 
@@ -92,25 +108,32 @@ def index_bytes(method: str, params: Mapping[str, Any], n: int, dim: int) -> int
 
     ``"hnsw"``: the float32 vectors (``4 n d``), the neighbour lists (``2 M`` C ``int``
     slots per point at level 0 and ``M`` per higher level, ``M / (M - 1)`` higher levels
-    expected), their offsets and levels (12 bytes a point), and, for each of faiss's search
-    threads, a visited table (``n`` bytes) and the ``efSearch`` candidate heap (16 bytes a
-    slot; the single-threaded build's ``efConstruction`` heap likewise, at most ``n``
-    slots). ``"ivf"``: the vectors and their ids (``4 n d + 8 n``), the ``nlist``
-    centroids, and k-means' assignment of every point (16 bytes). ``"exact"``: the float32
-    vectors. Parameters are the resolved ones (:data:`ENGINE_DEFAULTS` filled in).
+    expected), their offsets and levels (12 bytes a point), and, for each of the ``threads``
+    faiss builds and searches with (:func:`resolve_threads`), a visited table (``n`` bytes)
+    and the larger of the ``efSearch`` and ``efConstruction`` candidate heaps (16 bytes a
+    slot, at most ``n`` slots). ``"ivf"``: the vectors and their ids (``4 n d + 8 n``), the
+    ``nlist`` centroids, and k-means' assignment of every point (16 bytes). ``"exact"``: the
+    float32 vectors. Parameters are the resolved ones (:data:`ENGINE_DEFAULTS` filled in).
     """
     vectors = 4 * n * dim
     if method == "hnsw":
         m = int(params["M"])
         slots = 2 * m + m / (m - 1)
         graph = n * (4 * slots + 12)
-        threads = max(1, int(faiss.omp_get_max_threads()))
-        search = threads * (n + 16 * int(params["efSearch"]))
-        build = n + 16 * min(int(params["efConstruction"]), n)
-        return int(vectors + graph + max(search, build))
+        threads = resolve_threads(params.get("threads"))
+        heap = max(int(params["efSearch"]), min(int(params["efConstruction"]), n))
+        return int(vectors + graph + threads * (n + 16 * heap))
     if method == "ivf":
         return vectors + 8 * n + 4 * int(params["nlist"]) * dim + 16 * n
     return vectors
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The thread count an approximate engine runs faiss with: ``threads`` itself, or for
+    ``None`` faiss's current ``omp_get_max_threads()`` (at least 1)."""
+    if threads is None:
+        return max(1, int(faiss.omp_get_max_threads()))
+    return int(threads)
 
 
 def check_memory(method: str, params: Mapping[str, Any], n: int, dim: int) -> None:
@@ -181,7 +204,8 @@ def check_engine(method: object, params: object) -> tuple[str, dict[str, Any]]:
         :func:`compute_knn`); ``"hnsw"`` and ``"ivf"`` take some of their names in
         :data:`ENGINE_DEFAULTS`, each an integer in its range of :data:`ENGINE_LIMITS`
         (hnsw ``M`` in ``[2, 65536]``, the others in ``[1, 2**31 - 1]``; ivf's ``nlist``
-        also ``"auto"``). ``None`` means no parameters.
+        also ``"auto"``; ``threads`` in ``[1, 4096]`` or ``None``). ``None`` means no
+        parameters.
 
     Returns
     -------
@@ -206,7 +230,9 @@ def check_engine(method: object, params: object) -> tuple[str, dict[str, Any]]:
         return name, out
     _check_names(name, out)
     for key in ENGINE_DEFAULTS[name]:
-        if key in out and not (key == "nlist" and out[key] == "auto"):
+        if key in out and not (
+            (key == "nlist" and out[key] == "auto") or (key == "threads" and out[key] is None)
+        ):
             out[key] = _bounded_int(name, key, out[key])
     return name, out
 
@@ -214,8 +240,9 @@ def check_engine(method: object, params: object) -> tuple[str, dict[str, Any]]:
 def resolve_params(
     method: object, params: Mapping[str, Any], n: int, executor: Any, dim: int | None
 ) -> dict[str, Any]:
-    """Validate ``params`` for ``method`` and fill in the defaults (``nlist="auto"`` too);
-    with ``dim``, refuse an index beyond :func:`memory_bound`."""
+    """Validate ``params`` for ``method`` and fill in the defaults (``nlist="auto"`` and
+    ``threads=None`` too: :func:`resolve_threads`, now); with ``dim``, refuse an index
+    beyond :func:`memory_bound`."""
     name = _check_method(method)
     _check_names(name, params)
     if name == "exact":
@@ -237,6 +264,7 @@ def resolve_params(
             f"only the exact method runs on an executor, not {name!r}",
         )
     out = {**ENGINE_DEFAULTS[name], **check_engine(name, params)[1]}
+    out["threads"] = resolve_threads(out["threads"])
     if name == "ivf":
         if out["nlist"] == "auto":
             out["nlist"] = max(1, min(round(math.sqrt(n)), n // 39))

@@ -12,12 +12,18 @@ index). What differs is where the candidates come from:
     bit-identical to the local search.
 ``"hnsw"``
     faiss ``IndexHNSWFlat(d, M)`` with ``efConstruction``, searched with ``efSearch``
-    (raised to the candidate count when smaller). Built single-threaded, so that two builds
-    of the same data are the same index and the same graph (a store relies on it).
+    (raised to the candidate count when smaller).
 ``"ivf"``
     faiss ``IndexIVFFlat`` with ``nlist`` k-means lists (``"auto"``: ``round(sqrt(N))``,
     at most ``N // 39`` so that k-means has its 39 training points per list), searched in
-    the ``nprobe`` nearest lists. Trained and filled single-threaded (reproducible).
+    the ``nprobe`` nearest lists.
+
+Both build (train, add) and search with ``threads`` faiss threads (default: every core
+the caller allows, ``faiss.omp_get_max_threads()`` at the call). A multi-threaded build may
+differ from run to run (insertion order races, SIMD paths across machines); ``threads=1``
+is the deterministic build: the same data on the same machine gives a bit-identical graph.
+A store does not rely on either: each approximate build names its files with a random tag
+(see :mod:`knncache._write`).
 
 A row for which an approximate index returns fewer candidates than needed (faiss pads with
 ``-1``) is searched exactly, so every graph is complete; measure recall with
@@ -36,6 +42,7 @@ import contextlib
 import json
 import numbers
 import os
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,8 +162,10 @@ class Engine:
     def meta_fields(self, graph: KnnGraph, arr: npt.NDArray[Any], metric: str) -> dict[str, Any]:
         """What an entry's ``meta.json`` records about the engine (nothing for exact).
 
-        ``method``, ``params`` (the keyed ones) and ``recall``: ``{"k": k, "value":
-        recall_at_k(...), "sample": queries, "seed": 0}`` measured on the stored graph.
+        ``method``, ``params`` (the keyed ones), ``recall``: ``{"k": k, "value":
+        recall_at_k(...), "sample": queries, "seed": 0}`` measured on the stored graph, and
+        ``build``: ``{"threads": T, "deterministic": T == 1, "faiss": faiss.__version__,
+        "tag": 16 random hex}``, the tag naming this build's graph files.
         """
         if self.method == "exact":
             return {}
@@ -167,6 +176,12 @@ class Engine:
             "method": self.method,
             "params": self.keyed_params,
             "recall": {"k": k, "value": value, "sample": sample, "seed": 0},
+            "build": {
+                "threads": int(self.params["threads"]),
+                "deterministic": int(self.params["threads"]) == 1,
+                "faiss": str(faiss.__version__),
+                "tag": secrets.token_hex(8),
+            },
         }
 
 
@@ -316,7 +331,11 @@ def compute_knn(
         one; the candidates' distances are still recomputed exactly and each row sorted by
         (distance, index), but a true neighbour may be missing. Their parameters and
         defaults are in :data:`ENGINE_DEFAULTS`; measure the result with
-        :func:`recall_at_k`.
+        :func:`recall_at_k`. They build and search with ``threads`` faiss threads (default:
+        ``faiss.omp_get_max_threads()`` now, every core the caller allows); a
+        multi-threaded build may differ between runs, ``threads=1`` gives the same graph
+        bit for bit on the same machine. The exact method's output never depends on the
+        thread count.
     executor : concurrent.futures.Executor or distributed.Client, optional, keyword-only
         Exact method only: split the query rows into blocks searched by the executor's
         workers, each against the whole matrix, and merge; the result is bit-identical to
@@ -376,23 +395,24 @@ def _approximate(
     def build(x32: npt.NDArray[np.float32], kk: int) -> Any:
         d = x32.shape[1]
         index: Any
-        with _faiss_threads(1):  # one thread: the same data always builds the same index
-            if method == "hnsw":
-                index = faiss.IndexHNSWFlat(d, p["M"])
-                index.hnsw.efConstruction = p["efConstruction"]
-                index.add(x32)
-            else:
-                quantizer = faiss.IndexFlatL2(d)
-                index = faiss.IndexIVFFlat(quantizer, d, p["nlist"])
-                index.train(x32)
-                index.add(x32)
+        if method == "hnsw":
+            index = faiss.IndexHNSWFlat(d, p["M"])
+            index.hnsw.efConstruction = p["efConstruction"]
+            index.add(x32)
+        else:
+            quantizer = faiss.IndexFlatL2(d)
+            index = faiss.IndexIVFFlat(quantizer, d, p["nlist"])
+            index.train(x32)
+            index.add(x32)
         if method == "hnsw":
             index.hnsw.efSearch = max(p["efSearch"], kk)
         else:
             index.nprobe = p["nprobe"]
         return index
 
-    graph = search_rows(arr, k, metric, exclude_self, index_factory=build, prove=False)
+    # Build and search with exactly the resolved thread count (1: deterministic).
+    with _faiss_threads(int(p["threads"])):
+        graph = search_rows(arr, k, metric, exclude_self, index_factory=build, prove=False)
     short = np.flatnonzero(graph.neighbors.min(axis=1) < 0)
     if short.size:
         exact = search_rows(arr, k, metric, exclude_self, rows=short)

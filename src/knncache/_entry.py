@@ -2,8 +2,10 @@
 
 Layout (names readable by a person)::
 
-    <root>/<fingerprint>/k{K}_neighbors.npy     int64   (n, K)
+    <root>/<fingerprint>/k{K}_neighbors.npy     int64   (n, K)  (exact graph)
     <root>/<fingerprint>/k{K}_distances.npy     float32 (n, K)
+    <root>/<fingerprint>/k{K}-{tag}_neighbors.npy   approximate graph: ``tag`` is its
+    <root>/<fingerprint>/k{K}-{tag}_distances.npy   build's (16 random hex, meta "build")
     <root>/<fingerprint>/features.npy           (n, d), the caller's dtype (when stored)
     <root>/<fingerprint>/array_{name}.npy       extra arrays (KnnStore.ensure_array)
     <root>/<fingerprint>/array_{name}.json      the array's own commit marker (written after it)
@@ -17,8 +19,10 @@ Layout (names readable by a person)::
 
 An entry built by an approximate engine is keyed by the features' fingerprint, the method
 and its parameters, and its ``meta.json`` also records ``method``, ``params`` (the keyed
-ones, :data:`ENGINE_KEYED_PARAMS`) and ``recall`` (``k``, ``value``, ``sample``, ``seed``);
-an entry without them is exact.
+ones, :data:`ENGINE_KEYED_PARAMS`) and ``recall`` (``k``, ``value``, ``sample``, ``seed``),
+and, since graph files are tagged, ``build`` (``threads``, ``deterministic``, ``faiss``,
+``tag``: how it was built, and the tag its graph files are named with; an approximate entry
+written before has none and untagged names); an entry without them is exact.
 
 Every read goes through :mod:`knncache._safefs` relative to the entry's directory
 descriptor: no link is followed, no FIFO or device is opened, ``meta.json`` and the array
@@ -63,6 +67,7 @@ __all__ = [
     "array_marker",
     "check_entry",
     "check_file",
+    "graph_tag",
     "is_valid_time",
     "k_files",
     "npy_size",
@@ -78,6 +83,7 @@ FEATURES_FILE = "features.npy"
 ARRAY_NAME_PATTERN = r"[a-z0-9_]{1,64}"
 _ARRAY_NAME_RE = re.compile(ARRAY_NAME_PATTERN)
 _HEX32 = re.compile(r"[0-9a-f]{32}")
+_TAG_RE = re.compile(r"[0-9a-f]{16}")
 _MARKER_RE = re.compile(r"array_([a-z0-9_]{1,64})\.json")
 #: Size caps: a meta.json is a few hundred bytes, an array marker about two hundred.
 MAX_META_BYTES = 1 << 20
@@ -97,14 +103,26 @@ Meta = dict[str, Any]
 ENGINE_KEYED_PARAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {"exact": (), "hnsw": ("M", "efConstruction", "efSearch"), "ivf": ("nlist", "nprobe")}
 )
-#: The keys an approximate engine adds to an entry's ``meta.json`` (all or none).
-ENGINE_META_KEYS: tuple[str, ...] = ("method", "params", "recall")
+#: The keys an approximate engine adds to an entry's ``meta.json``: the first three all or
+#: none, ``build`` optional (entries written before it stay valid).
+ENGINE_META_KEYS: tuple[str, ...] = ("method", "params", "recall", "build")
+_REQUIRED_ENGINE_KEYS = ENGINE_META_KEYS[:3]
 _RECALL_KEYS = frozenset({"k", "value", "sample", "seed"})
+_BUILD_KEYS = frozenset({"threads", "deterministic", "faiss", "tag"})
+_MAX_THREADS = 4096
 
 
-def k_files(k: int) -> tuple[str, str]:
-    """File names of the neighbours and distances arrays of an entry stored at ``k``."""
-    return f"k{k}_neighbors.npy", f"k{k}_distances.npy"
+def k_files(k: int, tag: str | None = None) -> tuple[str, str]:
+    """File names of the neighbours and distances arrays of an entry stored at ``k``:
+    ``k{k}_*.npy``, or with the build's ``tag`` (approximate graphs) ``k{k}-{tag}_*.npy``."""
+    stem = f"k{k}" if tag is None else f"k{k}-{tag}"
+    return f"{stem}_neighbors.npy", f"{stem}_distances.npy"
+
+
+def graph_tag(meta: Mapping[str, Any]) -> str | None:
+    """The tag the graph files of a (validated) ``meta`` are named with, or None."""
+    build = meta.get("build")
+    return str(build["tag"]) if isinstance(build, Mapping) else None
 
 
 def validate_array_name(name: object) -> str:
@@ -260,8 +278,9 @@ def parse_meta(raw: bytes, fp: str) -> Meta:
                 fp,
                 f"meta.json {key} {meta.get(key)!r} is not a POSIX time in [0, {MAX_TIME:.0f}]",
             )
+    _check_engine_fields(meta, fp, n, k)
     files = meta.get("files")
-    nb_name, ds_name = k_files(k)
+    nb_name, ds_name = k_files(k, graph_tag(meta))
     if not isinstance(files, dict) or not {nb_name, ds_name} <= set(files):
         raise CorruptEntryError(fp, f"meta.json does not list {nb_name} and {ds_name}")
     if set(files) - {nb_name, ds_name, FEATURES_FILE}:
@@ -274,20 +293,21 @@ def parse_meta(raw: bytes, fp: str) -> Meta:
     if FEATURES_FILE in files:
         assert isinstance(fdtype, str)
         _check_file_record(fp, FEATURES_FILE, files[FEATURES_FILE], [n, d], fdtype)
-    _check_engine_fields(meta, fp, n, k)
     # Extra arrays carry their own commit markers (read_arrays); meta.json never lists them.
     meta["arrays"] = {}
     return meta
 
 
 def _check_engine_fields(meta: Meta, fp: str, n: int, k: int) -> None:
-    """Validate an approximate engine's ``method``, ``params`` and ``recall`` (all or none)."""
+    """Validate an approximate engine's ``method``, ``params`` and ``recall`` (all or none)
+    and its optional ``build``."""
     present = [key for key in ENGINE_META_KEYS if key in meta]
     if not present:
         return
-    if len(present) != len(ENGINE_META_KEYS):
+    if not set(_REQUIRED_ENGINE_KEYS) <= set(present):
         raise CorruptEntryError(
-            fp, f"meta.json has engine fields {present!r} but not all of {ENGINE_META_KEYS!r}"
+            fp,
+            f"meta.json has engine fields {present!r} but not all of {_REQUIRED_ENGINE_KEYS!r}",
         )
     method = meta["method"]
     if not isinstance(method, str) or method == "exact" or method not in ENGINE_KEYED_PARAMS:
@@ -312,6 +332,25 @@ def _check_engine_fields(meta: Meta, fp: str, n: int, k: int) -> None:
         or not (math.isfinite(value) and 0.0 <= value <= 1.0)
     ):
         raise CorruptEntryError(fp, f"meta.json recall {recall!r} has invalid values")
+    if "build" in meta:
+        _check_build(meta["build"], fp)
+
+
+def _check_build(build: object, fp: str) -> None:
+    """Validate a ``build`` record: ``threads`` in ``[1, 4096]``, ``deterministic`` the bool
+    ``threads == 1``, ``faiss`` a version string, ``tag`` 16 lowercase hex."""
+    if not isinstance(build, dict) or set(build) != _BUILD_KEYS:
+        raise CorruptEntryError(fp, f"meta.json build {build!r} is not a build record")
+    threads = build["threads"]
+    if (
+        not (_is_int(threads) and 1 <= threads <= _MAX_THREADS)
+        or build["deterministic"] is not (threads == 1)
+        or not isinstance(build["faiss"], str)
+        or len(build["faiss"]) > 64
+        or not isinstance(build["tag"], str)
+        or _TAG_RE.fullmatch(build["tag"]) is None
+    ):
+        raise CorruptEntryError(fp, f"meta.json build {build!r} has invalid values")
 
 
 def parse_marker(raw: bytes, fp: str, name: str) -> dict[str, Any]:

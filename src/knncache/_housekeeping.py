@@ -3,15 +3,17 @@ clear, eviction, removal of entries unused for a while, verify, and the entry li
 they and the command line read).
 
 Correctness never depends on the lock: every file is written atomically, files of the same
-name always hold the same bytes, ``meta.json`` is committed last and every extra array has
-its own commit marker, so writers racing without a lock produce one valid entry. What the
-lock buys is the right to delete. Under an exclusive lock (``"hard"``) every write happens
-under that lock, so a regular file that nothing committed refers to can only be a leftover
-of a writer that died (temporary files, k-files written before a crash, k-files superseded
-by a larger k): it goes at once. Without one (``"soft"``, ``"none"``) such a file is removed
-only when it is also older than the grace period (``max(lock_timeout, 60 s)``), since a
-younger one may be a racing writer's, about to be committed; an entry without ``meta.json``
-but with younger files is in flight, neither reported nor removed. Readers that mapped a
+name always hold the same bytes (exact graphs and features by determinism, approximate
+graphs by their build's random tag, see :mod:`knncache._write`), ``meta.json`` is
+committed last and every extra array has its own commit marker, so writers racing without
+a lock produce one valid entry. What the lock buys is the right to delete. Under an
+exclusive lock (``"hard"``) every write happens under that lock, so a regular file that
+nothing committed refers to can only be a leftover of a writer that died (temporary files,
+k-files written before a crash, k-files superseded by a larger k or another build): it
+goes at once. Without one (``"soft"``, ``"none"``) such a file is removed only when it is
+also older than the grace period (``max(lock_timeout, 60 s)``), since a younger one may be
+a racing writer's, about to be committed; an entry without ``meta.json`` but with younger
+files is in flight, neither reported nor removed. Readers that mapped a
 removed file keep their mapping. Clear and eviction remove an entry only under its lock,
 taken without waiting, and only if no process pins it; eviction and the removal of unused
 entries also spare what this process uses (:data:`knncache._usage.IN_USE`). An entry's last
@@ -92,6 +94,9 @@ class EntryInfo:
     recall : dict or None
         The recall measured when the graph was built (``{"k", "value", "sample", "seed"}``,
         see :func:`knncache.recall_at_k`); None for an exact graph.
+    build : dict or None
+        How an approximate graph was built (``{"threads", "deterministic", "faiss",
+        "tag"}``); None for an exact graph or one written before builds were recorded.
     """
 
     fingerprint: str
@@ -107,6 +112,7 @@ class EntryInfo:
     method: str = "exact"
     params: dict[str, Any] = field(default_factory=dict)
     recall: dict[str, Any] | None = None
+    build: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +175,7 @@ def entry_info(d: StoreDir, fp: str) -> EntryInfo:
         method=str(meta.get("method", "exact")),
         params=dict(meta.get("params", {})),
         recall=dict(meta["recall"]) if "recall" in meta else None,
+        build=dict(meta["build"]) if "build" in meta else None,
     )
 
 

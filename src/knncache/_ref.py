@@ -17,6 +17,7 @@ from knncache._entry import (
     META_FILE,
     array_file,
     array_marker,
+    graph_tag,
     k_files,
     parse_marker,
     read_meta,
@@ -38,6 +39,8 @@ from knncache._usage import IN_USE
 
 __all__ = ["KnnRef"]
 
+
+_TAG_RE = re.compile(r"[0-9a-f]{16}")
 
 # The exact header np.save writes for a plain (non-structured) dtype.
 _HEADER_RE = re.compile(
@@ -146,6 +149,9 @@ class KnnRef:
         ``"euclidean"`` or ``"cosine"``.
     persistent : bool
         Whether the store survives the process (``False`` for an ``EphemeralStore``).
+    tag : str or None
+        The build tag the entry's graph files are named with (an approximate graph's meta
+        ``build.tag``); None for untagged names (exact graphs, older approximate ones).
     """
 
     root: str
@@ -155,9 +161,22 @@ class KnnRef:
     k: int
     metric: str
     persistent: bool
+    tag: str | None = None
 
     def __post_init__(self) -> None:
         validate_fingerprint(self.fingerprint)
+        if self.tag is not None and _TAG_RE.fullmatch(self.tag) is None:
+            raise CorruptEntryError(self.fingerprint, f"invalid graph tag {self.tag!r}")
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        # A ref pickled before ``tag`` existed carries one value less: untagged files.
+        values = dict(zip(self.__slots__, state, strict=False))
+        values.setdefault("tag", None)
+        for name in self.__slots__:
+            object.__setattr__(self, name, values[name])
 
     @property
     def path(self) -> Path:
@@ -201,8 +220,14 @@ class KnnRef:
             # A foreign object, a truncated file (fails the mmap), a garbled header.
             raise CorruptEntryError(self.fingerprint, f"cannot map {name}: {exc}") from None
 
-    def _open_pair(self, dfd: int, k_stored: int) -> tuple[np.ndarray[Any, Any], ...]:
-        nb_name, ds_name = k_files(k_stored)
+    def _open_pair(
+        self, dfd: int, k_stored: int, tag: str | None
+    ) -> tuple[np.ndarray[Any, Any], ...]:
+        # A tag in a name is only ever joined to "k{k}-": validated (or the meta's, which
+        # parse_meta validated), so a tampered pickle cannot name a path outside the entry.
+        if tag is not None and _TAG_RE.fullmatch(tag) is None:
+            raise CorruptEntryError(self.fingerprint, f"invalid graph tag {tag!r}")
+        nb_name, ds_name = k_files(k_stored, tag)
         nb = self._map(dfd, nb_name)
         ds = self._map(dfd, ds_name)
         for name, arr, dtype in ((nb_name, nb, np.int64), (ds_name, ds, np.float32)):
@@ -217,9 +242,11 @@ class KnnRef:
     def load(self, k: int | None = None) -> KnnGraph:
         """Read-only memory-mapped graph of this entry, sliced to ``k`` neighbours.
 
-        If the entry was replaced in the meantime by one with a larger ``k`` (its old files
-        unlinked), the meta is re-read once and the new files are used. Files are opened
-        without following links and must be regular files.
+        The files mapped are those the ref names (``k`` and ``tag``: the ones whose
+        checksums the store verified when it handed out the ref). If the entry was replaced
+        in the meantime (a larger ``k``, or another build of an approximate graph; its old
+        files unlinked), the meta is re-read once and the pair of files it names is used.
+        Files are opened without following links and must be regular files.
 
         Parameters
         ----------
@@ -253,14 +280,15 @@ class KnnRef:
         dfd = self._entry_fd()
         try:
             try:
-                nb, ds = self._open_pair(dfd, self.k)
+                nb, ds = self._open_pair(dfd, self.k, self.tag)
             except FileNotFoundError:
-                # Replaced by a larger k (old files unlinked after the new meta), or gone.
+                # Replaced (old files unlinked after the new meta), or gone.
                 try:
-                    k_now = int(read_meta(dfd, self.fingerprint)["k"])
+                    meta = read_meta(dfd, self.fingerprint)
+                    k_now = int(meta["k"])
                     if k_now < k:
                         raise FileNotFoundError(str(self.path))
-                    nb, ds = self._open_pair(dfd, k_now)
+                    nb, ds = self._open_pair(dfd, k_now, graph_tag(meta))
                 except (FileNotFoundError, CorruptEntryError):
                     raise self._missing() from None
         finally:

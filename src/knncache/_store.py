@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from knncache._engines import make_engine, private_features
-from knncache._entry import META_FILE, Meta, validate_array_name
+from knncache._entry import META_FILE, Meta, graph_tag, validate_array_name
 from knncache._errors import (
     CorruptEntryError,
     EntryNotFoundError,
@@ -232,6 +232,7 @@ class KnnStore(abc.ABC):
             k=meta["k"],
             metric=meta["metric"],
             persistent=self.is_persistent,
+            tag=graph_tag(meta),
         )
 
     def _hit(self, meta: Meta) -> KnnRef:

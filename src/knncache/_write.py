@@ -1,6 +1,19 @@
 """A store's write path: compute and atomically write an entry under its lock (``meta.json``
 last), and its extra arrays (each committed by its own marker). What is left behind on a
-failure, and when leftovers may go, is :mod:`knncache._housekeeping`'s policy."""
+failure, and when leftovers may go, is :mod:`knncache._housekeeping`'s policy.
+
+No file name ever stands for two different contents, so writers racing without an
+exclusive lock (``lock="soft"`` broken, ``"none"``, NFS) cannot mix two graphs into one
+entry. Exact graph files ``k{K}_*.npy`` and ``features.npy`` hold the same bytes whoever
+writes them (the exact search is deterministic), so replacing one with another writer's is
+no change. An approximate graph need not be reproducible (threads, SIMD paths), so each
+build names its files ``k{K}-{tag}_*.npy`` with a fresh random tag recorded in the meta's
+``build``: writer B never replaces writer A's committed files. B's re-read of the meta just
+before its commit finds A's intact entry and returns it (B's tagged files are unlinked, or
+left to the sweep), or, if B commits first or last, the meta names one build's pair and the
+other's files are unreferenced leftovers, swept after the grace period. A reader maps
+exactly the files its meta names (:class:`knncache.KnnRef` carries the tag), whose
+checksums it verified."""
 
 from __future__ import annotations
 
@@ -25,6 +38,7 @@ from knncache._entry import (
     array_marker,
     check_entry,
     check_file,
+    graph_tag,
     k_files,
     read_arrays,
 )
@@ -195,16 +209,18 @@ def _fill_entry(
         elif store_features:
             written.append(FEATURES_FILE)
             files[FEATURES_FILE] = _save(dfd, FEATURES_FILE, arr)
+        # The engine fields carry the build (a new tag, or the old one when reused).
+        tag = graph_tag(engine_fields)
         if graph is None:
             assert old is not None
             k_new = old["k"]
-            for name in k_files(k_new):
+            for name in k_files(k_new, tag):
                 files[name] = old["files"][name]
                 reused.append(name)
         else:
             k_new = k
             arrays: tuple[np.ndarray[Any, Any], ...] = (graph.neighbors, graph.distances)
-            for name, data in zip(k_files(k_new), arrays, strict=True):
+            for name, data in zip(k_files(k_new, tag), arrays, strict=True):
                 written.append(name)
                 files[name] = _save(dfd, name, data)
         meta: Meta = {
@@ -228,7 +244,10 @@ def _fill_entry(
             current = _current_meta(dfd, fp)
             if current is not None:
                 if usable(current, k, store_features):
-                    return current  # our files are the same bytes or unreferenced
+                    if graph is not None and tag is not None:
+                        # Our tagged files: no other writer ever names them.
+                        unlink_unreferenced(d, dfd, fp, list(k_files(k_new, tag)))
+                    return current  # our other files are the same bytes or unreferenced
                 meta["created"] = min(meta["created"], current["created"])
         commit(dfd, meta)
     except BaseException:
@@ -239,7 +258,7 @@ def _fill_entry(
     # Without an exclusive lock a racing writer may be about to commit a meta naming the
     # old k-files: they are left to the grace-period sweep.
     if exclusive and old is not None and old["k"] < k_new:
-        for name in k_files(old["k"]):
+        for name in k_files(old["k"], graph_tag(old)):
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=dfd)
     return meta

@@ -329,6 +329,13 @@ def _engine_text(meta: dict[str, Any]) -> str:
             f"  recall@{recall.get('k')}={recall['value']:.4f} "
             f"({recall.get('sample')} seeded queries vs exact)"
         )
+    build = meta.get("build")
+    if isinstance(build, dict):
+        how = "deterministic" if build.get("deterministic") else "not reproducible"
+        text += (
+            f"\n             built with {build.get('threads')} threads ({how}), "
+            f"faiss {build.get('faiss')}, tag {build.get('tag')}"
+        )
     return text
 
 

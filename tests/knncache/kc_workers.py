@@ -98,3 +98,45 @@ def ensure_array_none(root: str, x_path: str, name: str, barrier: Any, out: Any)
     barrier.wait(timeout=60)
     store.ensure_array(ref, name, lambda f: np.asarray(f, dtype=np.float64) * len(name))
     out.put((name, dict(store.stats)))
+
+
+def _mixed_rows(X: np.ndarray, nb: np.ndarray, ds: np.ndarray) -> int:
+    """Rows whose distances are not those of their neighbours (a mixed pair of files)."""
+    diff = X[nb].astype(np.float64) - X[:, None, :].astype(np.float64)
+    exact = np.sqrt(np.einsum("nkd,nkd->nk", diff, diff)).astype(np.float32)
+    return int((~np.isclose(ds, exact, rtol=1e-5, atol=1e-6)).any(axis=1).sum())
+
+
+def race_approximate_writer(
+    root: str, x_path: str, threads: int, rounds: int, barrier: Any, out: Any
+) -> None:
+    """Build the same hnsw entry at a growing k, in step with another writer (no lock)."""
+    import faiss
+
+    from knncache import PersistentStore
+
+    faiss.omp_set_num_threads(2)
+    X = np.load(x_path)
+    store = PersistentStore(root, lock="none")
+    bad = 0
+    for r in range(rounds):
+        barrier.wait(timeout=120)
+        ref = store.ensure(X, 5 + r, method="hnsw", params={"threads": threads})
+        nb, ds = ref.load()
+        bad += _mixed_rows(X, np.asarray(nb), np.asarray(ds))
+    out.put((f"writer{threads}", rounds, bad, dict(store.stats)))
+
+
+def read_approximate_until(root: str, x_path: str, done: Any, out: Any) -> None:
+    """Ensure and load the hnsw entry again and again until ``done``; count mixed rows."""
+    from knncache import PersistentStore
+
+    X = np.load(x_path)
+    store = PersistentStore(root, lock="none")
+    loads = bad = 0
+    while not done.is_set() or loads == 0:
+        ref = store.ensure(X, 5, method="hnsw", params={"threads": 1})
+        nb, ds = ref.load(5)
+        bad += _mixed_rows(X, np.asarray(nb), np.asarray(ds))
+        loads += 1
+    out.put(("reader", loads, bad, dict(store.stats)))

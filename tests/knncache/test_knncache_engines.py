@@ -72,8 +72,8 @@ def test_documented_defaults_reach_recall_095(big: tuple[np.ndarray, Any], metho
 @pytest.mark.parametrize("method", ["hnsw", "ivf"])
 def test_approximate_builds_are_reproducible(method: str) -> None:
     X = latent_mixture(3000, 32, seed=4)
-    a = compute_knn(X, 10, method=method)
-    b = compute_knn(X, 10, method=method)
+    a = compute_knn(X, 10, method=method, threads=1)  # the deterministic build
+    b = compute_knn(X, 10, method=method, threads=1)
     assert _bits(a.neighbors) == _bits(b.neighbors)
     assert _bits(a.distances) == _bits(b.distances)
 
@@ -224,7 +224,7 @@ def test_store_keys_meta_and_cli_info(tmp_path: Path, capsys: pytest.CaptureFixt
     X = latent_mixture(2500, 16, seed=10)
     store = PersistentStore(tmp_path / "s")
     exact = store.ensure(X, 10)
-    hnsw = store.ensure(X, 10, method="hnsw")
+    hnsw = store.ensure(X, 10, method="hnsw", params={"threads": 1})
     ivf = store.ensure(X, 10, method="ivf", params={"nprobe": 8})
     assert exact.fingerprint == fingerprint(X)  # the exact entry's key is unchanged
     assert len({exact.fingerprint, hnsw.fingerprint, ivf.fingerprint}) == 3
@@ -234,10 +234,12 @@ def test_store_keys_meta_and_cli_info(tmp_path: Path, capsys: pytest.CaptureFixt
     other = store.ensure(X, 5, method="hnsw", params={"efSearch": 40})
     assert other.fingerprint != hnsw.fingerprint
     assert store.stats["searches"] == 4
-    assert _bits(hnsw.load().neighbors) == _bits(compute_knn(X, 10, method="hnsw").neighbors)
+    one = compute_knn(X, 10, method="hnsw", threads=1)
+    assert _bits(hnsw.load().neighbors) == _bits(one.neighbors)
 
     meta = json.loads((hnsw.path / "meta.json").read_text())
-    assert meta["method"] == "hnsw" and meta["params"] == dict(ENGINE_DEFAULTS["hnsw"])
+    keyed = {k: v for k, v in ENGINE_DEFAULTS["hnsw"].items() if k != "threads"}
+    assert meta["method"] == "hnsw" and meta["params"] == keyed
     measured = recall_at_k(hnsw.load().neighbors, X, 10, sample=1000, seed=0)
     assert meta["recall"] == {"k": 10, "value": measured, "sample": 1000, "seed": 0}
     assert "method" not in json.loads((exact.path / "meta.json").read_text())

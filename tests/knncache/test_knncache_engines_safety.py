@@ -114,7 +114,7 @@ def test_overflow_is_refused_by_every_engine_before_any_write(route: str, tmp_pa
 def _hnsw_entry(tmp_path: Path) -> tuple[PersistentStore, Any, np.ndarray]:
     X = latent_mixture(400, 8, seed=11)
     store = PersistentStore(tmp_path / "s")
-    return store, store.ensure(X, 6, method="hnsw"), X
+    return store, store.ensure(X, 6, method="hnsw", params={"threads": 1}), X
 
 
 def test_ls_and_info_show_the_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -175,10 +175,11 @@ def test_invalid_engine_fields_are_corrupt_and_rebuilt(
     assert cli_main(["info", str(store.root), ref.fingerprint]) == 1
     assert ref.fingerprint in capsys.readouterr().err
     with pytest.warns(KnnCacheWarning, match="corrupt entry"):
-        again = store.ensure(X, 6, method="hnsw")
+        again = store.ensure(X, 6, method="hnsw", params={"threads": 1})
     assert again.fingerprint == ref.fingerprint and store.verify() == []
     assert json.loads(meta_path.read_text())["params"] == good["params"]
-    assert _bits(again.load().neighbors) == _bits(compute_knn(X, 6, method="hnsw").neighbors)
+    one = compute_knn(X, 6, method="hnsw", threads=1)
+    assert _bits(again.load().neighbors) == _bits(one.neighbors)
 
 
 # ---------------------------------------------------------------------- shipped features

@@ -43,7 +43,7 @@ def test_api_says_which_graph_it_used(golden: tuple[np.ndarray, ...], tmp_path: 
     assert (exact.knn_method, exact.knn_params, exact.knn_recall) == ("exact", {}, 1.0)
     hnsw = run_clustering_search_on_features(*golden, store=store, knn_method="hnsw", **GRID)
     assert hnsw.knn_method == "hnsw"
-    assert hnsw.knn_params == dict(ENGINE_DEFAULTS["hnsw"])
+    assert hnsw.knn_params == {k: v for k, v in ENGINE_DEFAULTS["hnsw"].items() if k != "threads"}
     assert 0.0 < hnsw.knn_recall <= 1.0
     assert hnsw.knn_searches == 1  # its own entry: the exact graph is not reused for it
     # Two entries, keyed as knncache keys them (the key the search pinned).
@@ -157,7 +157,8 @@ def test_cli_hnsw_run_says_so_and_refuses_a_resume_with_another_method(
     run = _one_run(out)
     knn = json.loads((run / "summary.json").read_text())["superclasses"]["digits_low"]["knn"]
     assert knn["method"] == "hnsw"
-    assert knn["params"] == {**ENGINE_DEFAULTS["hnsw"], "efSearch": 64}
+    keyed = {k: v for k, v in ENGINE_DEFAULTS["hnsw"].items() if k != "threads"}  # not keyed
+    assert knn["params"] == {**keyed, "efSearch": 64}
     assert 0.0 < knn["recall"]["value"] <= 1.0 and knn["recall"]["sample"] >= 1
     assert knn["note"] == APPROXIMATE_NOTE and knn["entry"] != knn["fingerprint"]
     line = next(x for x in proc.stdout.splitlines() if "neighbour graph:" in x)
