@@ -36,6 +36,7 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import faiss
@@ -163,6 +164,17 @@ class WorkerContext(multiprocessing.context.SpawnContext):
         self._workers.add(proc)
         return proc
 
+    def pids(self) -> tuple[int, ...]:
+        """The pids of this context's workers that are still running, sorted."""
+        out = []
+        for proc in list(self._workers):
+            try:
+                if proc.is_alive() and proc.pid is not None:
+                    out.append(proc.pid)
+            except (OSError, ValueError, AssertionError):  # not started, reaped or closed
+                pass
+        return tuple(sorted(out))
+
     def kill_workers(self) -> None:
         """SIGKILL every worker of this context that is still running."""
         for proc in list(self._workers):
@@ -200,7 +212,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def init_worker(threads: int, parent: int) -> None:
+#: Seconds between two calls of an initializer's ``housekeeping``.
+HOUSEKEEPING_INTERVAL = 1.0
+
+
+def init_worker(
+    threads: int, parent: int, housekeeping: Callable[[], object] | None = None
+) -> None:
     """Pool initializer: die with ``parent``, ignore group signals, cap the threads.
 
     Parameters
@@ -209,11 +227,29 @@ def init_worker(threads: int, parent: int) -> None:
         BLAS/OpenMP threads for this worker, so that workers × threads <= cores.
     parent : int
         The pid of the process that created the pool (``os.getpid()`` there).
+    housekeeping : callable or None
+        Called every :data:`HOUSEKEEPING_INTERVAL` seconds in a daemon thread of the worker,
+        busy or idle (the local pool drops the memory maps of removed stores with it, so an
+        idle worker of a long-lived pool keeps no deleted file's disk space).
     """
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     cap_threads(threads)
+    if housekeeping is not None:
+        _start_housekeeping(housekeeping)
+
+
+def _start_housekeeping(job: Callable[[], object]) -> None:
+    def loop() -> None:
+        while True:
+            time.sleep(HOUSEKEEPING_INTERVAL)
+            try:
+                job()
+            except Exception:  # housekeeping must never end the worker
+                pass
+
+    threading.Thread(target=loop, name="ssddbc-housekeeping", daemon=True).start()
 
 
 def cap_threads(threads: int) -> None:
