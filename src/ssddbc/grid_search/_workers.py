@@ -18,7 +18,9 @@ Three promises, kept here and nowhere else:
   that created it, so a parent that died during pool start-up, before the initializer ran,
   is detected too. Elsewhere (macOS) a watchdog thread polls ``getppid``. Workers ignore
   SIGINT and SIGTERM: those go to the whole process group (Ctrl-C, ``scancel``), and only the
-  main process reacts (journal, resume hint, then it ends the workers itself).
+  main process reacts (journal, resume hint, then it ends the workers itself). The kernel
+  sends the parent-death signal when the *thread* that started the child ends, so a pool
+  used from another thread starts its workers from one long-lived daemon thread.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import multiprocessing.popen_spawn_posix
 import multiprocessing.spawn
 import numbers
 import os
+import queue
 import signal
 import sys
 import threading
@@ -37,6 +40,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import faiss
@@ -140,11 +144,49 @@ class _WorkerProcess(multiprocessing.context.SpawnProcess):
         return _NoMainPopen(process_obj)
 
     def start(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            # The kernel's parent-death signal follows the *thread* that started the child
+            # (prctl(2)): started from a short-lived thread, the worker would be killed when
+            # that thread ends. Such threads hand the start to one long-lived daemon thread.
+            _in_starter_thread(super().start)
+            return
         # SIGINT and SIGTERM wait until the child has its start-up data and this object
         # knows its pid: interrupted half-way, the child could not be killed and would die
         # on an empty pipe with a traceback on the caller's stderr.
         with deferred():
             super().start()
+
+
+_STARTER_LOCK = threading.Lock()
+# (the pid it belongs to, its job queue): a forked child starts a thread of its own.
+_starter: tuple[int, queue.SimpleQueue[tuple[Callable[[], None], Future[None]]]] | None = None
+
+
+def _in_starter_thread(start: Callable[[], None]) -> None:
+    """Run ``start`` in this process's worker-starting daemon thread and wait for it."""
+    global _starter
+    with _STARTER_LOCK:
+        if _starter is None or _starter[0] != os.getpid():
+            jobs: queue.SimpleQueue[tuple[Callable[[], None], Future[None]]] = queue.SimpleQueue()
+            threading.Thread(
+                target=_serve, args=(jobs,), name="ssddbc-worker-starter", daemon=True
+            ).start()
+            _starter = (os.getpid(), jobs)
+        jobs = _starter[1]
+    done: Future[None] = Future()
+    jobs.put((start, done))
+    done.result()
+
+
+def _serve(jobs: queue.SimpleQueue[tuple[Callable[[], None], Future[None]]]) -> None:
+    while True:
+        start, done = jobs.get()
+        try:
+            start()
+        except BaseException as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
 
 
 class WorkerContext(multiprocessing.context.SpawnContext):
