@@ -25,6 +25,7 @@ Three promises, kept here and nowhere else:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import multiprocessing.context
@@ -286,10 +287,8 @@ def _start_housekeeping(job: Callable[[], object]) -> None:
     def loop() -> None:
         while True:
             time.sleep(HOUSEKEEPING_INTERVAL)
-            try:
+            with contextlib.suppress(Exception):  # housekeeping must never end the worker
                 job()
-            except Exception:  # housekeeping must never end the worker
-                pass
 
     threading.Thread(target=loop, name="ssddbc-housekeeping", daemon=True).start()
 
