@@ -250,3 +250,28 @@ def test_no_worker_outlives_the_script(tmp_path: Path, ending: str) -> None:
     if ending != "sigkill":
         assert "leaked" not in err, err
     assert sorted(p.name for p in tmp.iterdir()) == []
+
+
+def test_a_forked_child_forgets_the_parents_pool(
+    data: tuple[np.ndarray, ...], serial: ClusteringSearchResult
+) -> None:
+    run_clustering_search_on_features(*data, max_workers=2, **KW)
+    pids = _warm.warm_pids()
+    assert pids
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            seen = [_warm.warm_pids(), _warm._state.pool is None]
+            shutdown_workers()  # must not touch the parent's workers
+            os.write(write, json.dumps(seen).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        seen = json.loads(fh.read() or "null")
+    os.waitpid(child, 0)
+    assert seen == [[], True]  # forgotten, not shut down
+    assert all(_alive(p) for p in pids)
+    _same(run_clustering_search_on_features(*data, max_workers=2, **KW), serial)
+    assert _warm.warm_pids() == pids
