@@ -33,6 +33,7 @@ from ssddbc.grid_search._tasks import (
     ConfigTask,
     KTask,
     cell,
+    drop_removed_resources,
     evaluate_k,
     group_by_k,
 )
@@ -191,8 +192,12 @@ class LocalPool(Engine):
             max_workers=self.workers,
             mp_context=self._context,
             initializer=init_worker,
-            initargs=(self._threads, os.getpid()),
+            initargs=(self._threads, os.getpid(), drop_removed_resources),
         )
+
+    def pids(self) -> tuple[int, ...]:
+        """The pids of this pool's running workers, sorted (empty before the first task)."""
+        return self._context.pids() if self._pool is not None else ()
 
     @property
     def executor(self) -> Executor:

@@ -18,6 +18,7 @@ returns one :class:`ConfigResult` per configuration, each equal to what
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
@@ -68,6 +69,7 @@ __all__ = [
     "SharedInputs",
     "cell",
     "clear_resources",
+    "drop_removed_resources",
     "evaluate_config",
     "evaluate_k",
     "group_by_k",
@@ -243,6 +245,23 @@ def clear_resources() -> None:
     """Drop every memory map this process opened for tasks (call when a store closes)."""
     with _RESOURCES_LOCK:
         _RESOURCES.clear()
+
+
+def drop_removed_resources() -> int:
+    """Drop the cached memory maps of entries whose files were removed; return how many.
+
+    A long-lived worker calls it every second (see
+    :func:`~ssddbc.grid_search._workers.init_worker`), so that, idle between two calls,
+    it keeps no deleted file open. Entries rebuilt in memory because their files vanished
+    mid-run hold no file and stay (dropping them would rebuild them for every task).
+    """
+    with _RESOURCES_LOCK:
+        stale = [k for k, res in _RESOURCES.items() if not res.fallback and _removed(k)]
+        for key in stale:
+            del _RESOURCES[key]
+    if stale:
+        gc.collect()  # the maps close when their arrays are collected
+    return len(stale)
 
 
 def _removed(shared: SharedInputs) -> bool:

@@ -18,11 +18,14 @@ Three promises, kept here and nowhere else:
   that created it, so a parent that died during pool start-up, before the initializer ran,
   is detected too. Elsewhere (macOS) a watchdog thread polls ``getppid``. Workers ignore
   SIGINT and SIGTERM: those go to the whole process group (Ctrl-C, ``scancel``), and only the
-  main process reacts (journal, resume hint, then it ends the workers itself).
+  main process reacts (journal, resume hint, then it ends the workers itself). The kernel
+  sends the parent-death signal when the *thread* that started the child ends, so a pool
+  used from another thread starts its workers from one long-lived daemon thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import multiprocessing.context
@@ -30,12 +33,15 @@ import multiprocessing.popen_spawn_posix
 import multiprocessing.spawn
 import numbers
 import os
+import queue
 import signal
 import sys
 import threading
 import time
 import warnings
 import weakref
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 import faiss
@@ -139,11 +145,49 @@ class _WorkerProcess(multiprocessing.context.SpawnProcess):
         return _NoMainPopen(process_obj)
 
     def start(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            # The kernel's parent-death signal follows the *thread* that started the child
+            # (prctl(2)): started from a short-lived thread, the worker would be killed when
+            # that thread ends. Such threads hand the start to one long-lived daemon thread.
+            _in_starter_thread(super().start)
+            return
         # SIGINT and SIGTERM wait until the child has its start-up data and this object
         # knows its pid: interrupted half-way, the child could not be killed and would die
         # on an empty pipe with a traceback on the caller's stderr.
         with deferred():
             super().start()
+
+
+_STARTER_LOCK = threading.Lock()
+# (the pid it belongs to, its job queue): a forked child starts a thread of its own.
+_starter: tuple[int, queue.SimpleQueue[tuple[Callable[[], None], Future[None]]]] | None = None
+
+
+def _in_starter_thread(start: Callable[[], None]) -> None:
+    """Run ``start`` in this process's worker-starting daemon thread and wait for it."""
+    global _starter
+    with _STARTER_LOCK:
+        if _starter is None or _starter[0] != os.getpid():
+            jobs: queue.SimpleQueue[tuple[Callable[[], None], Future[None]]] = queue.SimpleQueue()
+            threading.Thread(
+                target=_serve, args=(jobs,), name="ssddbc-worker-starter", daemon=True
+            ).start()
+            _starter = (os.getpid(), jobs)
+        jobs = _starter[1]
+    done: Future[None] = Future()
+    jobs.put((start, done))
+    done.result()
+
+
+def _serve(jobs: queue.SimpleQueue[tuple[Callable[[], None], Future[None]]]) -> None:
+    while True:
+        start, done = jobs.get()
+        try:
+            start()
+        except BaseException as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
 
 
 class WorkerContext(multiprocessing.context.SpawnContext):
@@ -162,6 +206,17 @@ class WorkerContext(multiprocessing.context.SpawnContext):
         proc = _WorkerProcess(*args, **kwargs)
         self._workers.add(proc)
         return proc
+
+    def pids(self) -> tuple[int, ...]:
+        """The pids of this context's workers that are still running, sorted."""
+        out = []
+        for proc in list(self._workers):
+            try:
+                if proc.is_alive() and proc.pid is not None:
+                    out.append(proc.pid)
+            except (OSError, ValueError, AssertionError):  # not started, reaped or closed
+                pass
+        return tuple(sorted(out))
 
     def kill_workers(self) -> None:
         """SIGKILL every worker of this context that is still running."""
@@ -200,7 +255,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def init_worker(threads: int, parent: int) -> None:
+#: Seconds between two calls of an initializer's ``housekeeping``.
+HOUSEKEEPING_INTERVAL = 1.0
+
+
+def init_worker(
+    threads: int, parent: int, housekeeping: Callable[[], object] | None = None
+) -> None:
     """Pool initializer: die with ``parent``, ignore group signals, cap the threads.
 
     Parameters
@@ -209,11 +270,27 @@ def init_worker(threads: int, parent: int) -> None:
         BLAS/OpenMP threads for this worker, so that workers × threads <= cores.
     parent : int
         The pid of the process that created the pool (``os.getpid()`` there).
+    housekeeping : callable or None
+        Called every :data:`HOUSEKEEPING_INTERVAL` seconds in a daemon thread of the worker,
+        busy or idle (the local pool drops the memory maps of removed stores with it, so an
+        idle worker of a long-lived pool keeps no deleted file's disk space).
     """
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     cap_threads(threads)
+    if housekeeping is not None:
+        _start_housekeeping(housekeeping)
+
+
+def _start_housekeeping(job: Callable[[], object]) -> None:
+    def loop() -> None:
+        while True:
+            time.sleep(HOUSEKEEPING_INTERVAL)
+            with contextlib.suppress(Exception):  # housekeeping must never end the worker
+                job()
+
+    threading.Thread(target=loop, name="ssddbc-housekeeping", daemon=True).start()
 
 
 def cap_threads(threads: int) -> None:

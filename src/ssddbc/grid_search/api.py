@@ -9,7 +9,9 @@ can never serve a stale graph either) and ``executor=`` to run the configuration
 A training loop that reclusters every few epochs keeps one :class:`SearchSession` open: its
 worker pool starts once and serves every call, its private store holds only the current
 call's entry (each call's entries are removed when the call ends), and
-:func:`run_clustering_search_on_features` is exactly a one-shot session.
+:func:`run_clustering_search_on_features` is a one-shot session whose local workers are the
+process's warm pool (:mod:`ssddbc.grid_search._warm`), so repeated calls do not start
+processes either.
 
 Selection uses only the label-only score (``-L1 + 3 * silhouette``, see
 :func:`ssddbc.evaluation.selection_score`): ground truth outside the labelled samples never
@@ -46,6 +48,7 @@ from ssddbc.grid_search._result import ClusteringSearchResult, SearchFailedError
 from ssddbc.grid_search._summary import select_best
 from ssddbc.grid_search._tasks import ConfigResult, ConfigTask, clear_resources
 from ssddbc.grid_search._validate import validate_grid, validate_search_inputs
+from ssddbc.grid_search._warm import borrow, shutdown_workers
 from ssddbc.grid_search._workers import resolve_n_jobs
 from ssddbc.grid_search.pseudo_labels import PseudoLabels, rerun_selected
 from ssddbc.ssddbc._params import AlgorithmParams
@@ -59,6 +62,7 @@ __all__ = [
     "SearchSession",
     "run_clustering_search_on_features",
     "select_best",
+    "shutdown_workers",
 ]
 
 
@@ -84,6 +88,13 @@ def run_clustering_search_on_features(
     knn_params: dict[str, Any] | None = None,
 ) -> ClusteringSearchResult:
     """Grid-search SS-DDBC's ``k`` and density percentile on in-memory features.
+
+    With two or more local workers (and no ``executor``), the worker processes stay up
+    between calls, so a training loop that calls this every few epochs pays their start-up
+    once: they end after ``ssddbc.grid_search._warm.IDLE_TIMEOUT`` seconds (300) without a
+    call, at interpreter exit, or with :func:`shutdown_workers`. Results are the same as
+    with fresh workers; a call made while another thread's call runs starts workers of its
+    own, and an interrupted call (Ctrl-C) kills the workers it used.
 
     Parameters
     ----------
@@ -160,7 +171,7 @@ def run_clustering_search_on_features(
     SearchFailedError
         Every configuration raised.
     """
-    with SearchSession(max_workers=max_workers, store=store, executor=executor) as session:
+    with _OneShot(max_workers=max_workers, store=store, executor=executor) as session:
         return session._call(
             features,
             targets,
@@ -282,7 +293,8 @@ class SearchSession:
             error = KeyboardInterrupt() if interrupted else None
             engine.__exit__(type(error) if error else None, error, None)
 
-    def _engine_for(self, n_tasks: int) -> Engine:
+    def _engine_for(self, n_tasks: int, scope: contextlib.ExitStack) -> Engine:
+        """The engine of one call (``scope`` ends with the call)."""
         current = self._engine
         if current is not None and (
             self._executor is not None or current.workers >= min(self._n_workers, n_tasks)
@@ -437,7 +449,7 @@ class SearchSession:
             )
             hold(scope, prepared)
             order = [(k, dp) for k in ks for dp in dps]
-            engine = self._engine_for(len(ks))
+            engine = self._engine_for(len(ks), scope)
             n_classes = int(np.unique(inputs.targets).size)
             return _search(
                 prepared.shared,
@@ -450,6 +462,17 @@ class SearchSession:
                 n_classes,
             )
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _OneShot(SearchSession):
+    """The session of one :func:`run_clustering_search_on_features` call: without an
+    executor, its local workers are the process's warm pool (:mod:`._warm`), borrowed for
+    the call, instead of a pool of its own."""
+
+    def _engine_for(self, n_tasks: int, scope: contextlib.ExitStack) -> Engine:
+        if self._executor is not None:
+            return super()._engine_for(n_tasks, scope)
+        return scope.enter_context(borrow(self._n_workers, n_tasks))
 
 
 def _search(
