@@ -14,9 +14,9 @@ last sixth of the rows the test split) and runs, in a fresh PersistentStore:
              seeded queries against the exact search (not part of the search)
   search     ``run_clustering_search_on_features`` over k=3..20 x dp=40..95 step 5 (216
              configurations, 2 workers) on that store: the graph is found, so this is the
-             rest of the search, split by the result's ``timings`` into the shared
-             arrays (split, silhouette sample columns), the grid (the workers) and the
-             selection (the selected cell rerun)
+             rest of the search, split by the result's ``timings`` into prepare (the
+             graph found in the store, the split and the silhouette sample's distance
+             columns), the grid (the workers) and the selection (the selected cell rerun)
 
 Printed per N: each stage's seconds, its growth exponent between consecutive sizes
 (``log(t2/t1) / log(n2/n1)``; N log N grows as about 1.1 over these sizes), the peak memory
@@ -133,7 +133,7 @@ def measure(n: int, tmp: Path, method: str, ks: list[int], dps: list[int]) -> di
         search_s = time.perf_counter() - t
     if result.knn_searches:
         raise SystemExit(f"N={n}: the search ran its own neighbour search; the store missed")
-    timings = dict(getattr(result, "timings", {}) or {})
+    timings = dict(result.timings)
     row = {
         "n": n,
         "data_s": data_s,
@@ -169,7 +169,7 @@ def _exp(rows: list[dict[str, Any]], i: int, get: Any) -> str:
 
 STAGES = (
     ("graph", lambda r: r["graph_s"]),
-    ("shared arrays", lambda r: r["timings"].get("shared_arrays")),
+    ("prepare", lambda r: r["timings"].get("prepare")),
     ("grid", lambda r: r["timings"].get("grid")),
     ("selection", lambda r: r["timings"].get("selection")),
     ("search", lambda r: r["search_s"]),

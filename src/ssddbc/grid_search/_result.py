@@ -83,6 +83,12 @@ class ClusteringSearchResult:
         novel id for a cluster without labelled members), ``clusters``, ``core_mask``,
         ``densities``, ``labeled_mask`` (see :mod:`ssddbc.grid_search.pseudo_labels`);
         :meth:`save_pseudo_labels` writes them to a file.
+    timings : dict
+        Seconds this call spent in each stage: ``"prepare"`` (the neighbour graph, or
+        finding it in the store, and the shared arrays: the split and the pairwise matrix
+        or the silhouette sample's distance columns), ``"grid"`` (every configuration, on
+        the workers) and ``"selection"`` (choosing the best and rerunning it for the
+        labels and pseudo-labels).
     warnings : list of dict
         Why the selection may be a poor choice (empty when nothing is suspect): on an edge of
         the grid (extend it that way), a single cluster, or far more clusters than classes;
@@ -107,6 +113,7 @@ class ClusteringSearchResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     pseudo_labels: PseudoLabels | None = None
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def loss(self) -> float:

@@ -329,7 +329,10 @@ def _recompute_resources(task: ConfigTask) -> _Resources:
         )
     source = os.path.abspath(task.feature_source)
     data = load_superclass(os.path.dirname(os.path.dirname(source)), task.group)
-    engine = shared.graph  # rebuilt by the engine that built it: the same key, the same graph
+    # Rebuilt by the engine that built it, under the same key. An exact graph is the same
+    # bytes; an approximate one may differ from the vanished entry's (a threaded build is
+    # not reproducible), so this worker's configurations run on its own rebuild.
+    engine = shared.graph
     params = dict(engine.params)
     key = entry_key(data.features, shared.ref.metric, method=engine.method, params=params)
     if key != shared.ref.fingerprint:

@@ -21,7 +21,9 @@ influences which parameters are chosen.
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -428,6 +430,7 @@ class SearchSession:
             if owned:
                 scope.callback(store.clear)
             scope.callback(clear_resources)
+            start = time.perf_counter()
             prepared = prepare_with_fallback(
                 store,
                 scope,
@@ -444,9 +447,11 @@ class SearchSession:
                     metric=graph.metric,
                     knn_method=graph.knn_method,
                     knn_params=graph.knn_params,
+                    report=None if silent else _report,
                 ),
                 what=f"knncache store {store.root}",
             )
+            prepare_s = time.perf_counter() - start
             hold(scope, prepared)
             order = [(k, dp) for k in ks for dp in dps]
             engine = self._engine_for(len(ks), scope)
@@ -460,8 +465,14 @@ class SearchSession:
                 return_all,
                 prepared.searches,
                 n_classes,
+                prepare_s,
             )
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _report(line: str) -> None:
+    """A preparation step's progress line on stderr (``silent=False``)."""
+    print(f"[SS-DDBC grid search] {line}", file=sys.stderr, flush=True)
 
 
 class _OneShot(SearchSession):
@@ -484,16 +495,20 @@ def _search(
     return_all: bool,
     searches: int,
     n_classes: int,
+    prepare_s: float,
 ) -> ClusteringSearchResult:
     tasks = [
         ConfigTask(shared=shared, k=k, density_percentile=dp, params=params) for k, dp in order
     ]
     results: list[ConfigResult] = []
     progress = ProgressReporter(len(tasks), "SS-DDBC grid search", enabled=not silent)
+    start = time.perf_counter()
     try:
         run_tasks(tasks, engine=engine, on_result=results.append, progress=progress)
     finally:
         progress.close()
+    grid_s = time.perf_counter() - start
+    start = time.perf_counter()
 
     errors = {(r.k, r.density_percentile): r.error for r in results if not r.ok}
     try:
@@ -515,8 +530,10 @@ def _search(
     if return_all:
         by_cell = {(r.k, r.density_percentile): r for r in results}
         grid = {cell: by_cell[cell].metrics() for cell in order if by_cell[cell].ok}
+    labels = np.array(out.labels, copy=True)
+    timings = {"prepare": prepare_s, "grid": grid_s, "selection": time.perf_counter() - start}
     return ClusteringSearchResult(
-        labels=np.array(out.labels, copy=True),
+        labels=labels,
         core_points=np.asarray(core, dtype=np.int64),
         best_params={"k": best.k, "density_percentile": best.density_percentile},
         score=best.score,
@@ -538,4 +555,5 @@ def _search(
             {**best.metrics(), "k": best.k, "density_percentile": best.density_percentile},
             n_classes,
         ),
+        timings=timings,
     )
