@@ -38,7 +38,9 @@ plus the growth of the previous implementation (tests/ssddbc/grow_reference.py) 
 inputs (growth old/new), per k the 12 percentiles as one cluster_percentiles call versus 12
 adaptive_density_clustering calls, and the rows the graph leaves to distance blocks per
 stage at several graph widths. ``--full-grid`` adds all 216 configurations run serially as
-one cluster_percentiles call per k plus scoring, as a multiple of the one search. Labels are
+one cluster_percentiles call per k plus scoring, as a multiple of the one search;
+``--method hnsw`` profiles on an approximate graph (N of 100,000 and more), ``--data
+clustered`` on bench_large.py's embeddings, ``--brief`` prints the stage table only. Labels are
 checked identical across all of them. Times are medians over --repeats interleaved repeats;
 the machine may be loaded, so compare ratios within one run (the load is printed).
 
@@ -158,6 +160,23 @@ def main() -> None:
         "--full-grid", action="store_true", help="profile: also all 216, serially, per k"
     )
     parser.add_argument(
+        "--method",
+        choices=("exact", "hnsw", "ivf"),
+        default="exact",
+        help="profile: the graph's engine (large N: an approximate graph)",
+    )
+    parser.add_argument(
+        "--data",
+        choices=("superclass", "clustered"),
+        default="superclass",
+        help="profile: synthetic superclass, or bench_large.py's clustered embeddings",
+    )
+    parser.add_argument(
+        "--brief",
+        action="store_true",
+        help="profile: stages only (no per-k sharing, undecided rows or digits tables)",
+    )
+    parser.add_argument(
         "--configs",
         type=str,
         default="3:40,3:75,10:40,10:75,20:40,20:95",
@@ -255,6 +274,24 @@ STAGES = ("densities", "within-H", "growth", "merge", "assign", "score")
 ROUTES = ("matrix", "candidates", "cand+matrix")
 
 
+def _profile_data(n: int, kind: str) -> Any:
+    """The profiled data: a synthetic superclass, or bench_large.py's clustered embeddings."""
+    if kind == "superclass":
+        return make_synthetic_superclass(n=n, d=768, seed=0)
+    from types import SimpleNamespace
+
+    from bench_large import clustered_embeddings, gcd_split
+
+    features, targets = clustered_embeddings(n)
+    split = gcd_split(targets)
+    return SimpleNamespace(
+        features=features,
+        targets=targets,
+        known_mask=split["known_mask"],
+        labeled_mask=split["labeled_mask"],
+    )
+
+
 def _reference_growth() -> Any:
     """The previous grow_core_clusters (kept in the tests as the reference), if present."""
     root = Path(__file__).resolve().parents[1]
@@ -350,10 +387,10 @@ def run_profile(args: argparse.Namespace) -> None:
     k_max = max(k for k, _ in configs)
     print(f"load before: {os.getloadavg()}", flush=True)
     for n in sizes:
-        data = make_synthetic_superclass(n=n, d=768, seed=0)
+        data = _profile_data(n, args.data)
         width = min(n - 1, max(k_max, args.width))
         t = time.perf_counter()
-        graph = compute_knn(data.features, width)
+        graph = compute_knn(data.features, width, method=args.method)
         search_s = time.perf_counter() - t
         nb, ds = np.asarray(graph.neighbors), np.asarray(graph.distances)
         t = time.perf_counter()
@@ -401,7 +438,7 @@ def run_profile(args: argparse.Namespace) -> None:
 
         # per k: 12 percentiles as one call vs 12 single calls, on each route
         per_k_rows = []
-        for k in sorted({k for k, _ in configs}):
+        for k in [] if args.brief else sorted({k for k, _ in configs}):
             dps = list(range(40, 100, 5))
             for route in routes:
                 knn = (nb[:, :k], ds[:, :k]) if route == "matrix" else (nb, ds)
@@ -455,10 +492,12 @@ def run_profile(args: argparse.Namespace) -> None:
         print("|---|---|---|---|---|")
         for k, route, single, shared in per_k_rows:
             print(f"| {k} | {route} | {single:.3f} | {shared:.3f} | {shared / single:.2f} |")
-        _print_undecided(ctx, configs, sorted({width, min(n - 1, max(k_max, 32)), k_max}))
+        if not args.brief:
+            _print_undecided(ctx, configs, sorted({width, min(n - 1, max(k_max, 32)), k_max}))
         if args.full_grid:
             _print_full_grid(ctx, routes, search_s)
-    _print_digits_reuse()
+    if not args.brief:
+        _print_digits_reuse()
     print(f"\nload after: {os.getloadavg()}")
 
 
