@@ -26,6 +26,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
         ("bench_engines.py", "exact on Dask (2 workers × 1 thread)"),
         ("bench_scale.py", "| 2,000 | "),
         ("bench_selection.py", "| digits_low | 901 |"),
+        ("bench_large.py", "| 6,000 | "),
     ],
 )
 def test_quick_mode_prints_its_table(script: str, needle: str, tmp_path: Path) -> None:

@@ -113,10 +113,13 @@ def run_clustering_search_on_features(
     random_state : int
         Kept for compatibility; SS-DDBC is deterministic.
     silent : bool
-        False reports progress on stderr: a tqdm bar on an interactive terminal; elsewhere
-        (a notebook, a log file) a line ``[SS-DDBC grid search] done/total configurations,
-        best score S, F failed, Ts`` after the first configuration, then at most every 5
-        seconds and after the last one (so a short search prints two lines).
+        False reports progress on stderr. First each preparation step (the neighbour
+        graph, the pairwise matrix or the silhouette sample) as two lines, ``[SS-DDBC grid
+        search] <step> ...`` and ``<step>: done in Ts`` (or ``cached``); then a tqdm bar
+        on an interactive terminal, elsewhere (a notebook, a log file) a line ``[SS-DDBC
+        grid search] done/total configurations, best score S, F failed, Ts`` after the
+        first configuration, at most every 5 seconds and after the last one (so a short
+        search prints two such lines).
     max_workers : int or None
         Local worker processes, as joblib's ``n_jobs``: None or -1 every usable core, -2
         all but one, 1 in this process (same code path); more than the usable cores is

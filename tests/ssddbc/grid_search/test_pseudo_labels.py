@@ -183,10 +183,15 @@ def test_silent_false_prints_what_its_documentation_says(
 ) -> None:
     _search(silent=False)
     lines = capsys.readouterr().err.splitlines()
-    assert lines[0].startswith("[SS-DDBC grid search] 1/4 configurations, best score ")
+    assert lines[0].startswith("[SS-DDBC grid search] neighbour graph (N=")
+    assert lines[1].startswith("[SS-DDBC grid search] neighbour graph (N=")
+    assert ": done in " in lines[1]
+    configs = [line for line in lines if " configurations, best score " in line]
+    assert configs[0].startswith("[SS-DDBC grid search] 1/4 configurations, best score ")
     assert lines[-1].startswith("[SS-DDBC grid search] 4/4 configurations, best score ")
     doc = " ".join((run_clustering_search_on_features.__doc__ or "").split())
     assert "[SS-DDBC grid search] done/total configurations" in doc
+    assert "[SS-DDBC grid search] <step> ..." in doc
     assert "shows a progress bar" not in doc
 
 
