@@ -80,3 +80,20 @@ def array_names(root: Path, fp: str) -> set[str]:
         for p in (root / fp).iterdir()
         if p.name.startswith("array_") and p.name.endswith(".json")
     }
+
+
+def latent_mixture(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """The seeded test set: 100 Gaussian clusters in a 64-dim latent space, mapped linearly
+    to ``d`` dimensions, plus isotropic noise (structure like learned embeddings have; the
+    benchmarks' recipe)."""
+    rng = np.random.default_rng(seed)
+    latent = 64
+    centres = rng.normal(size=(100, latent))
+    z = centres[rng.integers(0, 100, n)] + rng.normal(size=(n, latent))
+    w = rng.normal(size=(latent, d)) / np.sqrt(latent)
+    return (z @ w + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
+
+
+def bits(a: np.ndarray) -> bytes:
+    """The array's bytes (C order): equal bytes are bit-identical arrays."""
+    return np.ascontiguousarray(a).tobytes()

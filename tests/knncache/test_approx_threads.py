@@ -28,25 +28,11 @@ from knncache import (
 )
 from knncache.cli import main as cli_main
 from tests.knncache import kc_workers
+from tests.knncache.kc_reference import bits, latent_mixture
 
 SPAWN = multiprocessing.get_context("spawn")
 METHODS = ["hnsw", "ivf"]
 TAGGED = re.compile(r"k(\d+)-([0-9a-f]{16})_(neighbors|distances)\.npy")
-
-
-def latent_mixture(n: int, d: int, seed: int = 0) -> np.ndarray:
-    """100 Gaussian clusters in a 64-dim latent space, mapped to ``d`` dims, plus noise
-    (the benchmarks' recipe)."""
-    rng = np.random.default_rng(seed)
-    latent = 64
-    centres = rng.normal(size=(100, latent))
-    z = centres[rng.integers(0, 100, n)] + rng.normal(size=(n, latent))
-    w = rng.normal(size=(latent, d)) / np.sqrt(latent)
-    return (z @ w + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
-
-
-def _bits(a: np.ndarray) -> bytes:
-    return np.ascontiguousarray(a).tobytes()
 
 
 def _meta(ref: KnnRef) -> dict[str, Any]:
@@ -89,8 +75,8 @@ def test_threads_one_is_the_deterministic_build(method: str) -> None:
     X = latent_mixture(3000, 32, seed=2)
     a = compute_knn(X, 10, method=method, threads=1)
     b = compute_knn(X, 10, method=method, threads=1)
-    assert _bits(a.neighbors) == _bits(b.neighbors)
-    assert _bits(a.distances) == _bits(b.distances)
+    assert bits(a.neighbors) == bits(b.neighbors)
+    assert bits(a.distances) == bits(b.distances)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -146,7 +132,7 @@ def test_each_build_names_its_graph_files_with_its_tag(method: str, tmp_path: Pa
         f"k9-{grown.tag}_neighbors.npy",
     ]
     # The old ref follows the meta to the new pair.
-    assert _bits(ref.load(5).neighbors) == _bits(grown.load(5).neighbors)
+    assert bits(ref.load(5).neighbors) == bits(grown.load(5).neighbors)
     assert store.verify() == []
 
 
@@ -165,7 +151,7 @@ def test_a_ref_pickles_with_its_tag_and_old_pickles_load(tmp_path: Path) -> None
     old = pickle.loads(pickle.dumps(_OldRef()))
     assert isinstance(old, KnnRef) and old.tag is None and old.k == ref.k
     # Its untagged names are gone: the meta names the pair to map.
-    assert _bits(old.load().neighbors) == _bits(ref.load().neighbors)
+    assert bits(old.load().neighbors) == bits(ref.load().neighbors)
 
 
 def test_an_entry_written_before_tags_still_loads(tmp_path: Path) -> None:
@@ -186,7 +172,7 @@ def test_an_entry_written_before_tags_still_loads(tmp_path: Path) -> None:
     reader = PersistentStore(tmp_path / "s")
     again = reader.ensure(X, 6, method="hnsw")
     assert reader.stats["searches"] == 0 and again.tag is None
-    assert _bits(again.load().neighbors) == _bits(expected.neighbors)
+    assert bits(again.load().neighbors) == bits(expected.neighbors)
     assert reader.info(again).build is None and reader.verify() == []
     grown = reader.ensure(X, 8, method="hnsw")  # a new build of an old entry: tagged
     assert grown.tag is not None and reader.verify() == []
@@ -270,8 +256,8 @@ def test_a_writer_committing_over_another_never_touches_its_files(tmp_path: Path
     assert ref_b.tag != first["ref"].tag and _meta(ref_b)["build"]["tag"] == ref_b.tag
     # A's ref still maps A's files, whole, with the checksums A committed.
     graph_a = first["ref"].load()
-    assert _bits(graph_a.neighbors) == _bits(first["neighbors"])
-    assert _bits(graph_a.distances) == _bits(first["distances"])
+    assert bits(graph_a.neighbors) == bits(first["neighbors"])
+    assert bits(graph_a.distances) == bits(first["distances"])
     assert all((first["ref"].path / name).is_file() for name in names_a)
     # New readers get B's pair, whole; nothing is reported.
     reader = PersistentStore(tmp_path / "s", lock="none")

@@ -26,21 +26,7 @@ from knncache import (
     recall_at_k,
 )
 from knncache.cli import main as cli_main
-
-
-def latent_mixture(n: int, d: int, seed: int = 0) -> np.ndarray:
-    """The seeded test set: 100 Gaussian clusters in a 64-dim latent space, mapped linearly
-    to ``d`` dimensions, plus isotropic noise (structure like learned embeddings have)."""
-    rng = np.random.default_rng(seed)
-    latent = 64
-    centres = rng.normal(size=(100, latent))
-    z = centres[rng.integers(0, 100, n)] + rng.normal(size=(n, latent))
-    w = rng.normal(size=(latent, d)) / np.sqrt(latent)
-    return (z @ w + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
-
-
-def _bits(a: np.ndarray) -> bytes:
-    return np.ascontiguousarray(a).tobytes()
+from tests.knncache.kc_reference import bits, latent_mixture
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +52,7 @@ def test_documented_defaults_reach_recall_095(big: tuple[np.ndarray, Any], metho
     assert ((d[:, 1:] > d[:, :-1]) | ((d[:, 1:] == d[:, :-1]) & (nb[:, 1:] > nb[:, :-1]))).all()
     same = approx.neighbors[:, :5] == exact.neighbors[:, :5]
     assert same.mean() > 0.9
-    assert _bits(approx.distances[:, :5][same]) == _bits(exact.distances[:, :5][same])
+    assert bits(approx.distances[:, :5][same]) == bits(exact.distances[:, :5][same])
 
 
 @pytest.mark.parametrize("method", ["hnsw", "ivf"])
@@ -74,8 +60,8 @@ def test_approximate_builds_are_reproducible(method: str) -> None:
     X = latent_mixture(3000, 32, seed=4)
     a = compute_knn(X, 10, method=method, threads=1)  # the deterministic build
     b = compute_knn(X, 10, method=method, threads=1)
-    assert _bits(a.neighbors) == _bits(b.neighbors)
-    assert _bits(a.distances) == _bits(b.distances)
+    assert bits(a.neighbors) == bits(b.neighbors)
+    assert bits(a.distances) == bits(b.distances)
 
 
 def test_ivf_prefix_property_and_hnsw_stated() -> None:
@@ -83,7 +69,7 @@ def test_ivf_prefix_property_and_hnsw_stated() -> None:
     small = compute_knn(X, 8, method="ivf", nprobe=4)
     large = compute_knn(X, 24, method="ivf", nprobe=4)
     assert (large.neighbors[:, :8] == small.neighbors).all()
-    assert _bits(large.distances[:, :8]) == _bits(small.distances)
+    assert bits(large.distances[:, :8]) == bits(small.distances)
     # hnsw: not guaranteed (documented), but nearly: a larger k explores more.
     h8 = compute_knn(X, 8, method="hnsw")
     h24 = compute_knn(X, 24, method="hnsw")
@@ -96,8 +82,8 @@ def test_rows_with_too_few_candidates_are_searched_exactly() -> None:
     X = latent_mixture(200, 8, seed=6)
     approx = compute_knn(X, 150, method="ivf", nlist=5, nprobe=1)
     exact = compute_knn(X, 150)
-    assert _bits(approx.neighbors) == _bits(exact.neighbors)
-    assert _bits(approx.distances) == _bits(exact.distances)
+    assert bits(approx.neighbors) == bits(exact.neighbors)
+    assert bits(approx.distances) == bits(exact.distances)
 
 
 def test_cosine_and_float64_through_an_engine() -> None:
@@ -106,7 +92,7 @@ def test_cosine_and_float64_through_an_engine() -> None:
     exact = compute_knn(X, 10, "cosine")
     assert recall_at_k(approx.neighbors, X, metric="cosine", sample=2000) > 0.99
     same = approx.neighbors == exact.neighbors
-    assert _bits(approx.distances[same]) == _bits(exact.distances[same])
+    assert bits(approx.distances[same]) == bits(exact.distances[same])
 
 
 def test_recall_at_k_counts_what_it_should() -> None:
@@ -207,14 +193,14 @@ def test_exact_on_an_executor_is_bit_identical(tmp_path: Path) -> None:
     local = compute_knn(X, 12)
     with ThreadPoolExecutor(3) as pool:
         split = compute_knn(X, 12, executor=pool, blocks=7, scratch_dir=tmp_path)
-    assert _bits(split.neighbors) == _bits(local.neighbors)
-    assert _bits(split.distances) == _bits(local.distances)
+    assert bits(split.neighbors) == bits(local.neighbors)
+    assert bits(split.distances) == bits(local.distances)
     assert list(tmp_path.iterdir()) == []  # the shipped copy is removed
     # A given .npy is mapped instead of a copy, after checking it holds X.
     np.save(tmp_path / "x.npy", X)
     with ThreadPoolExecutor(2) as pool:
         again = compute_knn(X, 12, executor=pool, features_npy=tmp_path / "x.npy")
-        assert _bits(again.neighbors) == _bits(local.neighbors)
+        assert bits(again.neighbors) == bits(local.neighbors)
         np.save(tmp_path / "other.npy", X + 1)
         with pytest.raises(CorruptEntryError, match="does not hold the features"):
             compute_knn(X, 12, executor=pool, features_npy=tmp_path / "other.npy")
@@ -235,7 +221,7 @@ def test_store_keys_meta_and_cli_info(tmp_path: Path, capsys: pytest.CaptureFixt
     assert other.fingerprint != hnsw.fingerprint
     assert store.stats["searches"] == 4
     one = compute_knn(X, 10, method="hnsw", threads=1)
-    assert _bits(hnsw.load().neighbors) == _bits(one.neighbors)
+    assert bits(hnsw.load().neighbors) == bits(one.neighbors)
 
     meta = json.loads((hnsw.path / "meta.json").read_text())
     keyed = {k: v for k, v in ENGINE_DEFAULTS["hnsw"].items() if k != "threads"}

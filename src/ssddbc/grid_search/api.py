@@ -473,9 +473,13 @@ class SearchSession:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: How the progress lines and bar of a call name it.
+_PROGRESS = "SS-DDBC grid search"
+
+
 def _report(line: str) -> None:
     """A preparation step's progress line on stderr (``silent=False``)."""
-    print(f"[SS-DDBC grid search] {line}", file=sys.stderr, flush=True)
+    print(f"[{_PROGRESS}] {line}", file=sys.stderr, flush=True)
 
 
 class _OneShot(SearchSession):
@@ -504,7 +508,7 @@ def _search(
         ConfigTask(shared=shared, k=k, density_percentile=dp, params=params) for k, dp in order
     ]
     results: list[ConfigResult] = []
-    progress = ProgressReporter(len(tasks), "SS-DDBC grid search", enabled=not silent)
+    progress = ProgressReporter(len(tasks), _PROGRESS, enabled=not silent)
     start = time.perf_counter()
     try:
         run_tasks(tasks, engine=engine, on_result=results.append, progress=progress)
