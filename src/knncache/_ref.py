@@ -168,16 +168,6 @@ class KnnRef:
         if self.tag is not None and _TAG_RE.fullmatch(self.tag) is None:
             raise CorruptEntryError(self.fingerprint, f"invalid graph tag {self.tag!r}")
 
-    def __getstate__(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        # A ref pickled before ``tag`` existed carries one value less: untagged files.
-        values = dict(zip(self.__slots__, state, strict=False))
-        values.setdefault("tag", None)
-        for name in self.__slots__:
-            object.__setattr__(self, name, values[name])
-
     @property
     def path(self) -> Path:
         """The entry directory ``<root>/<fingerprint>``.
@@ -371,3 +361,21 @@ class KnnRef:
             )
         IN_USE.add(self.root, self.fingerprint)
         return arr
+
+
+def _ref_getstate(self: KnnRef) -> tuple[Any, ...]:
+    return tuple(getattr(self, name) for name in KnnRef.__slots__)
+
+
+def _ref_setstate(self: KnnRef, state: tuple[Any, ...]) -> None:
+    # A ref pickled before ``tag`` existed carries one value less: untagged files.
+    values = dict(zip(KnnRef.__slots__, state, strict=False))
+    values.setdefault("tag", None)
+    for name in KnnRef.__slots__:
+        object.__setattr__(self, name, values[name])
+
+
+# Set after the decorator: before Python 3.11.4, dataclass(slots=True) replaces a class's own
+# __getstate__/__setstate__ with ones that cannot read the shorter state of an older pickle.
+KnnRef.__getstate__ = _ref_getstate  # type: ignore[attr-defined]
+KnnRef.__setstate__ = _ref_setstate  # type: ignore[attr-defined]
