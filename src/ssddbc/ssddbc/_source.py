@@ -4,6 +4,13 @@ Both give the same float32 values (see :mod:`ssddbc._distances`), so every calle
 for ``block(rows, cols)`` and never cares which one it has. Callers bound memory by asking
 for row blocks of at most :meth:`DistanceSource.row_step` rows.
 
+Rows that must be compared with many columns (a few undecided rows against every core
+point) go through :meth:`DistanceSource.row_batches` and :meth:`DistanceSource.column_blocks`
+instead: a batch of up to ``_BATCH_ROWS`` rows meets the columns one block at a time, so each
+column's features are read once per batch (not once per handful of rows) and memory stays at
+one block, whatever the number of columns; the caller folds the blocks into its answer
+(:mod:`ssddbc.ssddbc._select`'s accumulators).
+
 A source may also carry a candidate graph (each point's ``M`` nearest
 neighbours with their exact distances): callers then answer most rows from it
 (:mod:`ssddbc.ssddbc._candidates`) and ask blocks only for the rows it cannot decide.
@@ -19,9 +26,19 @@ import numpy.typing as npt
 
 from ssddbc._distances import euclidean_block, squared_norms
 
-__all__ = ["DistanceSource"]
+__all__ = ["DistanceSource", "column_ranges"]
 
 _BLOCK_VALUES = 2_000_000
+# Rows of one streamed batch: enough to make each column block a matrix product.
+_BATCH_ROWS = 1024
+
+
+def column_ranges(n_rows: int, n_cols: int) -> Iterator[tuple[int, int]]:
+    """Consecutive ``(c0, c1)`` column ranges whose blocks against ``n_rows`` rows hold
+    about ``_BLOCK_VALUES`` values."""
+    step = max(1, _BLOCK_VALUES // max(1, n_rows))
+    for c0 in range(0, n_cols, step):
+        yield c0, min(n_cols, c0 + step)
 
 
 class DistanceSource:
@@ -80,3 +97,34 @@ class DistanceSource:
         step = max(1, _BLOCK_VALUES // max(1, n_cols))
         for s in range(0, len(rows), step):
             yield slice(s, s + step), rows[s : s + step]
+
+    def row_batches(
+        self, rows: npt.NDArray[np.int64], per_row: int = 0
+    ) -> Iterator[tuple[slice, npt.NDArray[np.int64]]]:
+        """Split ``rows`` into batches for :meth:`column_blocks`.
+
+        ``per_row`` is the caller's state per row (values kept across blocks); a batch holds
+        at most ``_BATCH_ROWS`` rows and about ``_BLOCK_VALUES`` values of state.
+        """
+        step = max(1, min(_BATCH_ROWS, _BLOCK_VALUES // max(1, per_row)))
+        for s in range(0, len(rows), step):
+            yield slice(s, s + step), rows[s : s + step]
+
+    def column_blocks(
+        self, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64]
+    ) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+        """``(c0, D[rows][:, cols[c0:c0 + width]])`` for consecutive column ranges.
+
+        Together the blocks are :meth:`block` ``(rows, cols)`` (the same values), each of
+        about ``_BLOCK_VALUES`` values; the rows' features are gathered once.
+        """
+        ranges = column_ranges(len(rows), len(cols))
+        if self.pairwise is not None:
+            for c0, c1 in ranges:
+                yield c0, self.block(rows, cols[c0:c1])
+            return
+        x32, sq = self._prepare()
+        a, a_sq = x32[rows], sq[rows]
+        for c0, c1 in ranges:
+            cc = cols[c0:c1]
+            yield c0, euclidean_block(a, x32[cc], a_sq=a_sq, b_sq=sq[cc])

@@ -29,7 +29,7 @@ from ssddbc._errors import InvalidInputError
 from ssddbc._validation import as_features, as_pairwise, as_targets, check_choice, check_int
 from ssddbc.ssddbc._candidates import first_members, three_nearest_choice
 from ssddbc.ssddbc._params import DEFAULTS
-from ssddbc.ssddbc._select import mean_of_smallest_per_group, smallest_per_row
+from ssddbc.ssddbc._select import SmallestPerGroup, SmallestPerRow
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.clustering import core_point_order
 
@@ -109,9 +109,12 @@ def assign_sparse_points(
             done = choice >= 0
             out[todo[done]] = choice[done]
             todo = todo[~done]
-        for sl, rows in source.row_blocks(todo, len(cols)):
-            means = mean_of_smallest_per_group(source.block(rows, cols), bounds)
-            out[todo[sl]] = np.argmin(means, axis=1)
+        # The rows left (few) meet every core point: streamed, one column block at a time.
+        for sl, rows in source.row_batches(todo, 3 * len(sizes)):
+            groups = SmallestPerGroup(len(rows), bounds)
+            for c0, block in source.column_blocks(rows, cols):
+                groups.update(c0, block)
+            out[todo[sl]] = np.argmin(groups.means(), axis=1)
     elif assign_model == 2:
         core = np.flatnonzero(labels >= 0)
         kv = min(voting_k, core.size)
@@ -123,8 +126,11 @@ def assign_sparse_points(
             if ok.any():
                 out[todo[ok]] = _vote(labels[idx], dist, n_clusters)
             todo = todo[~ok]
-        for sl, rows in source.row_blocks(todo, core.size):
-            pos, dist = smallest_per_row(source.block(rows, core), kv)
+        for sl, rows in source.row_batches(todo, 2 * kv):
+            nearest = SmallestPerRow(len(rows), kv)
+            for c0, block in source.column_blocks(rows, core):
+                nearest.update(c0, block)
+            pos, dist = nearest.result()
             out[todo[sl]] = _vote(labels[core[pos]], dist, n_clusters)
     elif assign_model == 1:
         cols, bounds = core_point_order(labels)

@@ -43,7 +43,7 @@ from ssddbc._validation import (
     warn_labeled_outside_known,
 )
 from ssddbc.ssddbc._candidates import subset_neighbors
-from ssddbc.ssddbc._select import smallest_per_row
+from ssddbc.ssddbc._select import SmallestPerRow
 from ssddbc.ssddbc._source import DistanceSource
 
 __all__ = [
@@ -155,11 +155,15 @@ def neighbor_table(
     def exact(local: Any) -> None:
         """Rows at positions ``local`` of H, from distance blocks."""
         rows = high_idx[local]
-        for sl, chunk in source.row_blocks(rows, m):
-            block = source.block(chunk, high_idx)
-            block[np.arange(len(chunk)), local[sl]] = np.inf  # self is never its own neighbour
-            pos, dist = smallest_per_row(block, kk)
-            keep(local[sl], chunk, high_idx[pos], dist)
+        for sl, chunk in source.row_batches(rows, 2 * kk):
+            nearest = SmallestPerRow(len(chunk), kk)
+            own = local[sl]
+            for c0, block in source.column_blocks(chunk, high_idx):
+                at = np.flatnonzero((own >= c0) & (own < c0 + block.shape[1]))
+                block[at, own[at] - c0] = np.inf  # self is never its own neighbour
+                nearest.update(c0, block)
+            pos, dist = nearest.result()
+            keep(own, chunk, high_idx[pos], dist)
 
     if kk == 0:
         return glob, n_keep

@@ -29,8 +29,8 @@ import numpy.typing as npt
 from ssddbc._distances import euclidean_block
 from ssddbc._validation import as_features, as_mask, as_targets, check_int
 from ssddbc.ssddbc._candidates import three_nearest_choice
-from ssddbc.ssddbc._select import mean_of_smallest_per_group
-from ssddbc.ssddbc._source import DistanceSource
+from ssddbc.ssddbc._select import SmallestPerGroup
+from ssddbc.ssddbc._source import DistanceSource, column_ranges
 
 __all__ = [
     "ISOLATED_THRESHOLD",
@@ -146,19 +146,24 @@ def isolated_merge_targets(
                 for i in np.flatnonzero(choice >= 0).tolist():
                     target_of[singles[i]] = (int(non_isolated[choice[i]]), nearest)
                 todo = np.flatnonzero(choice < 0)
-            for sl, chunk in source.row_blocks(rows[todo], len(cols)):
-                means = mean_of_smallest_per_group(source.block(chunk, cols), bounds)
-                picked = np.argmin(means, axis=1).tolist()
+            for sl, chunk in source.row_batches(rows[todo], 3 * non_isolated.size):
+                groups = SmallestPerGroup(len(chunk), bounds)
+                for c0, block in source.column_blocks(chunk, cols):
+                    groups.update(c0, block)
+                picked = np.argmin(groups.means(), axis=1).tolist()
                 for i, j in zip(todo[sl].tolist(), picked, strict=True):
                     target_of[singles[i]] = (int(non_isolated[j]), nearest)
         if multis:
             # The mean vector in the features' own dtype, as the original computed it.
             protos = np.stack([np.asarray(X[members[c]]).mean(axis=0) for c in multis])
-            x32 = np.asarray(X[cols], dtype=np.float32)
-            for sl, _ in source.row_blocks(np.arange(len(multis)), len(cols)):
-                block = euclidean_block(protos[sl], x32)
-                means = mean_of_smallest_per_group(block, bounds)
-                for cid, j in zip(multis[sl], np.argmin(means, axis=1).tolist(), strict=True):
+            # Column blocks of the members: memory stays at one block, whatever their number.
+            for sl, _ in source.row_batches(np.arange(len(multis)), 3 * non_isolated.size):
+                groups = SmallestPerGroup(len(protos[sl]), bounds)
+                for c0, c1 in column_ranges(len(protos[sl]), len(cols)):
+                    block = euclidean_block(protos[sl], np.asarray(X[cols[c0:c1]]))
+                    groups.update(c0, block)
+                picked = np.argmin(groups.means(), axis=1).tolist()
+                for cid, j in zip(multis[sl], picked, strict=True):
                     target_of[cid] = (int(non_isolated[j]), nearest)
     return target_of
 
