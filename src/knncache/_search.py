@@ -30,6 +30,8 @@ __all__ = ["search_rows"]
 # Refinement blocks hold at most this many float64 values (~2 MB): small enough to stay in
 # cache.
 _BLOCK_VALUES = 250_000
+# Indices below this fit the low half of _select's sort key (with the -1 slot shifted to 0).
+_KEY_LIMIT = (1 << 32) - 1
 _EPS32 = float(np.finfo(np.float32).eps)
 _F32_MAX = float(np.finfo(np.float32).max)
 # Below this largest magnitude, squared distances lose precision to float32 underflow in the
@@ -112,12 +114,22 @@ def _select(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     """Per row: drop self, sort by (distance, index), keep the first ``k``."""
     m = cand.shape[1]
-    d = dist32.astype(np.float64)
+    d = dist32 + np.float32(0.0)  # a copy; -0.0 becomes +0.0
     if exclude_self:
         d[cand == row_ids[:, None]] = np.inf
     # Invalid faiss slots (-1) sort last.
     d[cand < 0] = np.inf
-    order = np.lexsort((cand, d), axis=-1) if m else np.empty_like(cand)
+    if m == 0:
+        order = np.empty_like(cand)
+    elif cand.max(initial=0) < _KEY_LIMIT:
+        # One uint64 key per entry, (distance bits, index + 1): the bits of a non-negative
+        # float32 order as its value, so the key order is the (distance, index) order, and
+        # one argsort of integers is about twice as fast as the two-key lexsort.
+        key = d.view(np.uint32).astype(np.uint64) << np.uint64(32)
+        key |= (cand + 1).astype(np.uint64)
+        order = np.argsort(key, axis=-1)
+    else:
+        order = np.lexsort((cand, d), axis=-1)
     order = order[:, :k]
     nb = np.take_along_axis(cand, order, axis=1)
     ds = np.take_along_axis(dist32, order, axis=1)
