@@ -18,8 +18,14 @@ from hypothesis import strategies as st
 
 import knncache
 import ssddbc.ssddbc._candidates as cand_mod
+import ssddbc.ssddbc.assignment as assign_mod
 from ssddbc._distances import pairwise_euclidean
-from ssddbc.ssddbc._candidates import first_members, three_nearest_choice
+from ssddbc.ssddbc._candidates import (
+    choose_with_exact_means,
+    first_members,
+    present_groups,
+    three_nearest_choice,
+)
 from ssddbc.ssddbc._select import mean_of_smallest_per_group
 from ssddbc.ssddbc.adaptive_clustering import adaptive_density_clustering
 from tests.ssddbc.candidates_reference import reference_three_nearest_choice
@@ -61,6 +67,14 @@ class _Counter:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.decided = 0
         self.undecided = 0
+        self.by_present = 0
+
+        def by_present(*args: Any, **kwargs: Any) -> Any:
+            out = cand_mod.choose_with_exact_means(*args, **kwargs)
+            self.by_present += int((out >= 0).sum())
+            return out
+
+        monkeypatch.setattr(assign_mod, "choose_with_exact_means", by_present)
         for module, name in (
             ("ssddbc.ssddbc.clustering", "subset_neighbors"),
             ("ssddbc.ssddbc.assignment", "three_nearest_choice"),
@@ -106,6 +120,8 @@ def test_candidate_path_equals_matrix_path(
     # Both routes ran: rows decided by the candidates and rows computed from blocks.
     assert counter.decided > 0
     assert counter.undecided > 0
+    if width is None:  # narrow graphs: the present groups' exact means decided some rows
+        assert counter.by_present > 0
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -193,6 +209,46 @@ def test_three_nearest_choice_is_exact_where_it_decides(seed: int) -> None:
         if m == n - 1:
             assert ok.all()  # every point is a candidate: everything is decided
     assert decided > 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_present_group_means_decide_exactly(seed: int) -> None:
+    """Rows left open by the candidates, given their present groups' exact means."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    X = rng.integers(0, 5, (n, 2)).astype(np.float32) if seed % 2 else rng.random((n, 3))
+    D = pairwise_euclidean(X)
+    n_groups = int(rng.integers(2, 12))
+    group = np.where(rng.random(n) < 0.4, rng.integers(0, n_groups, n), -1)
+    group[rng.choice(n, n_groups, replace=False)] = np.arange(n_groups)  # none empty
+    sizes = np.bincount(group[group >= 0], minlength=n_groups)
+    rows = np.flatnonzero(group < 0)
+    cols = np.flatnonzero(group >= 0)
+    cols = cols[np.argsort(group[cols], kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    means = mean_of_smallest_per_group(D[np.ix_(rows, cols)], bounds)
+    expected = np.argmin(means, axis=1)
+    newly = 0
+    for m in (2, 5, 12):
+        nb, ds = _rows_of(D, rows, m)
+        first = three_nearest_choice(nb, ds, group, sizes)
+        c_row, c_gid = present_groups(nb, group, n_groups)
+        got = choose_with_exact_means(
+            ds[:, -1].astype(np.float64), c_row, c_gid, means[c_row, c_gid], sizes
+        )
+        ok = got >= 0
+        np.testing.assert_array_equal(got[ok], expected[ok])
+        assert ok[first >= 0].all()  # what the candidates decide, the exact means decide
+        newly += int((ok & (first < 0)).sum())
+    assert newly > 0
+
+
+def test_present_groups_lists_each_rows_groups() -> None:
+    group = np.array([-1, 0, 0, 2, 1, -1])
+    nb = np.array([[1, 2, 0], [5, 0, 5], [3, 4, 1]])
+    c_row, c_gid = present_groups(nb, group, 3)
+    cells = list(zip(c_row.tolist(), c_gid.tolist(), strict=True))
+    assert cells == [(0, 0), (2, 0), (2, 1), (2, 2)]
 
 
 @settings(

@@ -15,7 +15,10 @@ entry ``d_M``. From that alone, many per-configuration questions get their exact
   answer is exact when the best exact mean beats every such bound, ties included.
 
 Rows these cannot decide are reported, and the caller computes them exactly from distance
-blocks, so the combined result is identical to the full-matrix computation.
+blocks, so the combined result is identical to the full-matrix computation. For the group
+question the caller first computes the exact means of the groups present in an undecided row
+(their members only) and :func:`choose_with_exact_means` decides the row when no absent
+group's bound reaches the best of them; only the rest meet every group.
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["first_members", "subset_neighbors", "three_nearest_choice"]
+__all__ = [
+    "choose_with_exact_means",
+    "first_members",
+    "present_groups",
+    "subset_neighbors",
+    "three_nearest_choice",
+]
 
 # three_nearest_choice handles about this many candidate entries per chunk of rows.
 _ENTRIES = 1_000_000
@@ -196,11 +205,33 @@ def _choose_rows(
     best = np.full(rr, n_groups, dtype=np.int64)
     np.minimum.at(best, c_row[hit], c_gid[hit])
     vb = v_best[c_row]
-    beaten = np.zeros(rr, dtype=bool)
     # A present group short of members: its bound.
     lose = ~exact & ((value < vb) | ((value == vb) & (c_gid < best[c_row])))
+    beaten = _absent_can_win(d_last, v_best, best, c_row, c_gid, c_t, per_count, below, m)
     beaten[c_row[lose]] = True
-    # Absent groups: the bound of count c is d_M added c times, divided by c.
+    ok = np.isfinite(v_best) & ~beaten
+    return np.where(ok, best, -1)
+
+
+def _absent_can_win(
+    d_last: npt.NDArray[np.float64],
+    v_best: npt.NDArray[np.float64],
+    best: npt.NDArray[np.int64],
+    c_row: npt.NDArray[np.int64],
+    c_gid: npt.NDArray[np.int64],
+    c_t: npt.NDArray[np.int64],
+    per_count: npt.NDArray[np.int64],
+    below: npt.NDArray[np.int64],
+    m: int,
+) -> npt.NDArray[np.bool_]:
+    """Per row: whether a group absent from it could beat or tie ``(v_best, best)``.
+
+    Every member of an absent group lies outside the row, at least ``d_M`` away, so a group
+    of count ``c`` has at least the bound ``d_M`` added ``c`` times, divided by ``c``; the
+    cells ``(c_row, c_gid)`` with counts ``c_t`` are the row's present groups.
+    """
+    rr, n_groups = d_last.size, below.shape[1] - 1
+    beaten = np.zeros(rr, dtype=bool)
     present = np.zeros((rr, m), dtype=np.int64)
     np.add.at(present, (c_row, c_t - 1), 1)
     present_below = np.zeros((rr, m), dtype=np.int64)
@@ -215,5 +246,48 @@ def _choose_rows(
         absent = per_count[c] - present[:, c] > 0
         absent_below = below[c, best_clip] - present_below[:, c] > 0
         beaten |= ((bound < v_best) & absent) | ((bound == v_best) & absent_below)
+    return beaten
+
+
+def present_groups(
+    nb_rows: npt.NDArray[np.int64], group: npt.NDArray[np.int64], n_groups: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The ``(row, group)`` cells of the groups with a member in each candidate row, sorted."""
+    g = group[nb_rows]
+    ri, ci = np.nonzero(g >= 0)
+    key = np.unique(ri * n_groups + g[ri, ci])
+    return key // n_groups, key % n_groups
+
+
+def choose_with_exact_means(
+    d_last: npt.NDArray[np.float64],
+    c_row: npt.NDArray[np.int64],
+    c_gid: npt.NDArray[np.int64],
+    value: npt.NDArray[np.float64],
+    sizes: npt.NDArray[np.int64],
+    m: int = 3,
+) -> npt.NDArray[np.int64]:
+    """Rows whose present groups all have their exact mean: the best one, where it is exact.
+
+    ``(c_row, c_gid)`` are every row's present groups (:func:`present_groups`) and ``value``
+    their exact means (computed from all their members, as
+    :func:`ssddbc.ssddbc._select.mean_of_smallest_per_group` does). The best present group,
+    ties to the lower id, is the row's answer unless an absent group's bound (its members
+    all lie beyond the row's last distance ``d_last``) beats or ties it; such rows get
+    ``-1``. This decides rows :func:`three_nearest_choice` leaves open because a present
+    group had too few members in the row, at the cost of that group's members only.
+    """
+    rr, n_groups = d_last.size, len(sizes)
+    t = np.minimum(np.asarray(sizes, dtype=np.int64), m)
+    per_count = np.bincount(t - 1, minlength=m)
+    below = np.zeros((m, n_groups + 1), dtype=np.int64)
+    for c in range(m):
+        below[c, 1:] = np.cumsum(t == c + 1)
+    v_best = np.full(rr, np.inf)
+    np.minimum.at(v_best, c_row, value)
+    best = np.full(rr, n_groups, dtype=np.int64)
+    hit = value == v_best[c_row]
+    np.minimum.at(best, c_row[hit], c_gid[hit])
+    beaten = _absent_can_win(d_last, v_best, best, c_row, c_gid, t[c_gid], per_count, below, m)
     ok = np.isfinite(v_best) & ~beaten
     return np.where(ok, best, -1)

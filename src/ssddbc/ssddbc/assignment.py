@@ -14,7 +14,9 @@ Means are taken in float64 over the float32 distances of :mod:`ssddbc._distances
 
 Without a distance matrix, strategies 3 and 2 first answer every point they can from the
 source's candidate graph (:mod:`ssddbc.ssddbc._candidates`: exact whenever the candidates
-decide) and compute only the remaining points against all core points.
+decide) and compute only the remaining points against all core points; strategy 3 first
+tries those points against the members of the clusters present among their candidates
+(exact, see :func:`~ssddbc.ssddbc._candidates.choose_with_exact_means`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ import numpy.typing as npt
 from ssddbc._distances import euclidean_block
 from ssddbc._errors import InvalidInputError
 from ssddbc._validation import as_features, as_pairwise, as_targets, check_choice, check_int
-from ssddbc.ssddbc._candidates import first_members, three_nearest_choice
+from ssddbc.ssddbc._candidates import (
+    choose_with_exact_means,
+    first_members,
+    present_groups,
+    three_nearest_choice,
+)
 from ssddbc.ssddbc._params import DEFAULTS
 from ssddbc.ssddbc._select import SmallestPerGroup, SmallestPerRow
 from ssddbc.ssddbc._source import DistanceSource
@@ -72,6 +79,40 @@ def _vote(
     return result
 
 
+def _present_group_choice(
+    todo: npt.NDArray[np.int64],
+    nb_rows: npt.NDArray[np.int64],
+    ds_rows: npt.NDArray[np.float32],
+    labels: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    bounds: npt.NDArray[np.int64],
+    source: DistanceSource,
+) -> npt.NDArray[np.int64]:
+    """Strategy 3 for rows the candidates left open, from their present groups' members.
+
+    Each group with a member among a row's candidates gets its exact mean for that row
+    (distances to all its members); :func:`choose_with_exact_means` then decides the rows
+    no absent group can reach. Returns the chosen cluster per row, ``-1`` where undecided.
+    """
+    sizes = np.diff(bounds)
+    c_row, c_gid = present_groups(nb_rows, labels, len(sizes))
+    value = np.empty(c_row.size, dtype=np.float64)
+    one = np.zeros(2, dtype=np.int64)
+    order = np.argsort(c_gid, kind="stable")
+    starts = np.searchsorted(c_gid[order], np.arange(len(sizes) + 1))
+    for gid in np.unique(c_gid).tolist():
+        cells = order[starts[gid] : starts[gid + 1]]
+        members = cols[bounds[gid] : bounds[gid + 1]]
+        one[1] = members.size
+        for sl, rows in source.row_batches(todo[c_row[cells]], 3):
+            acc = SmallestPerGroup(len(rows), one)
+            for c0, block in source.column_blocks(rows, members):
+                acc.update(c0, block)
+            value[cells[sl]] = acc.means()[:, 0]
+    d_last = ds_rows[:, -1].astype(np.float64)
+    return choose_with_exact_means(d_last, c_row, c_gid, value, sizes)
+
+
 def assign_sparse_points(
     labels: npt.NDArray[np.int64],
     source: DistanceSource,
@@ -109,6 +150,14 @@ def assign_sparse_points(
             done = choice >= 0
             out[todo[done]] = choice[done]
             todo = todo[~done]
+            if todo.size:
+                # The groups present in those rows, computed exactly, usually decide them.
+                choice = _present_group_choice(
+                    todo, nb[todo], ds[todo], labels, cols, bounds, source
+                )
+                done = choice >= 0
+                out[todo[done]] = choice[done]
+                todo = todo[~done]
         # The rows left (few) meet every core point: streamed, one column block at a time.
         for sl, rows in source.row_batches(todo, 3 * len(sizes)):
             groups = SmallestPerGroup(len(rows), bounds)
