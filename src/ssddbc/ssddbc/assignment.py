@@ -97,13 +97,12 @@ def _present_group_choice(
     sizes = np.diff(bounds)
     c_row, c_gid = present_groups(nb_rows, labels, len(sizes))
     value = np.empty(c_row.size, dtype=np.float64)
-    one = np.zeros(2, dtype=np.int64)
     order = np.argsort(c_gid, kind="stable")
     starts = np.searchsorted(c_gid[order], np.arange(len(sizes) + 1))
     for gid in np.unique(c_gid).tolist():
         cells = order[starts[gid] : starts[gid + 1]]
         members = cols[bounds[gid] : bounds[gid + 1]]
-        one[1] = members.size
+        one = np.array([0, members.size], dtype=np.int64)  # the group alone
         for sl, rows in source.row_batches(todo[c_row[cells]], 3):
             acc = SmallestPerGroup(len(rows), one)
             for c0, block in source.column_blocks(rows, members):
