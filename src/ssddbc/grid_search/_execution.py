@@ -27,7 +27,7 @@ from typing import Any
 from tqdm import tqdm
 
 from ssddbc._errors import SsddbcError
-from ssddbc.grid_search._signals import deferred
+from ssddbc.grid_search._signals import check_interrupted, deferred
 from ssddbc.grid_search._tasks import (
     ConfigResult,
     ConfigTask,
@@ -309,7 +309,9 @@ def run_tasks(
                         replaced = engine.replace()
                     if not replaced:
                         raise WorkerCrashedError(delivered, len(tasks) - delivered) from None
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            # A timeout, so that an interruption a callback swallowed is raised within a second.
+            done, _ = wait(inflight, timeout=1.0, return_when=FIRST_COMPLETED)
+            check_interrupted()
             lost: list[KTask] = []
             for future in done:
                 task = inflight.pop(future)
