@@ -177,6 +177,12 @@ def test_interrupted_run_resumes_to_the_uninterrupted_rows(
         return
     if sig != signal.SIGKILL:
         assert "leaked semaphore" not in err, err
+        if not finished and proc.returncode == -sig and when == "random":
+            # The signal came after the run had ended and put the default handlers back
+            # (the interpreter's teardown): the default action, with nothing left undone.
+            (run_dir,) = runs
+            assert _rows(run_dir) == clean_rows
+            return
         if not finished:
             assert proc.returncode == (143 if sig == signal.SIGTERM else 130), err
             assert len(err.strip().splitlines()) == 1, err

@@ -9,7 +9,7 @@ point) the signal is remembered and raised when the block ends. A signal that ar
 Python runs a callback it cannot raise from (a weak reference's callback, a ``__del__``)
 would be printed as "Exception ignored" and lost; inside :func:`interruptible` it is
 remembered instead, and :func:`check_interrupted` (called by the search's main loop at
-least once a second) raises it.
+least once a second) raises it, or the end of the block does.
 """
 
 from __future__ import annotations
@@ -117,4 +117,7 @@ def interruptible() -> Iterator[None]:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
         sys.unraisablehook = previous_hook
-        _swallowed = None
+        swallowed, _swallowed = _swallowed, None
+    if swallowed is not None:
+        # Swallowed after the main loop's last check: the block finished, the signal stands.
+        raise Interrupted(swallowed)

@@ -70,3 +70,12 @@ def test_the_hook_is_restored_and_other_unraisables_pass_through() -> None:
     with interruptible():
         pass
     assert sys.unraisablehook is before
+
+
+def test_a_swallowed_interrupt_is_raised_when_the_block_ends() -> None:
+    finished = []
+    with pytest.raises(Interrupted) as info, interruptible():
+        _signal_inside_callback(signal.SIGTERM)
+        finished.append(True)  # no check in the block: it runs to its end
+    assert finished == [True]
+    assert info.value.signum == signal.SIGTERM
