@@ -184,21 +184,31 @@ def _rows_of(D: np.ndarray, rows: np.ndarray, m: int) -> tuple[np.ndarray, np.nd
     return np.array(nb, dtype=np.int64), np.array(ds, dtype=np.float32)
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_three_nearest_choice_is_exact_where_it_decides(seed: int) -> None:
+def _grouped(
+    seed: int, max_groups: tuple[int, int], share: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """300 points (integer grid for odd seeds), a share of them in random groups (none
+    empty): ``(D, group, sizes, rows outside the groups, their exact means per group)``."""
     rng = np.random.default_rng(seed)
     n = 300
     X = rng.integers(0, 5, (n, 2)).astype(np.float32) if seed % 2 else rng.random((n, 3))
     D = pairwise_euclidean(X)
-    n_groups = int(rng.integers(1, 9))
-    group = np.where(rng.random(n) < 0.5, rng.integers(0, n_groups, n), -1)
+    n_groups = int(rng.integers(*max_groups))
+    group = np.where(rng.random(n) < share, rng.integers(0, n_groups, n), -1)
     group[rng.choice(n, n_groups, replace=False)] = np.arange(n_groups)  # none empty
     sizes = np.bincount(group[group >= 0], minlength=n_groups)
     rows = np.flatnonzero(group < 0)
     cols = np.flatnonzero(group >= 0)
     cols = cols[np.argsort(group[cols], kind="stable")]
     bounds = np.concatenate([[0], np.cumsum(sizes)])
-    expected = np.argmin(mean_of_smallest_per_group(D[np.ix_(rows, cols)], bounds), axis=1)
+    return D, group, sizes, rows, mean_of_smallest_per_group(D[np.ix_(rows, cols)], bounds)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_three_nearest_choice_is_exact_where_it_decides(seed: int) -> None:
+    D, group, sizes, rows, means = _grouped(seed, (1, 9), 0.5)
+    n = D.shape[0]
+    expected = np.argmin(means, axis=1)
     decided = 0
     for m in (1, 5, 20, n - 1):
         nb, ds = _rows_of(D, rows, m)
@@ -214,19 +224,8 @@ def test_three_nearest_choice_is_exact_where_it_decides(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_present_group_means_decide_exactly(seed: int) -> None:
     """Rows left open by the candidates, given their present groups' exact means."""
-    rng = np.random.default_rng(seed)
-    n = 300
-    X = rng.integers(0, 5, (n, 2)).astype(np.float32) if seed % 2 else rng.random((n, 3))
-    D = pairwise_euclidean(X)
-    n_groups = int(rng.integers(2, 12))
-    group = np.where(rng.random(n) < 0.4, rng.integers(0, n_groups, n), -1)
-    group[rng.choice(n, n_groups, replace=False)] = np.arange(n_groups)  # none empty
-    sizes = np.bincount(group[group >= 0], minlength=n_groups)
-    rows = np.flatnonzero(group < 0)
-    cols = np.flatnonzero(group >= 0)
-    cols = cols[np.argsort(group[cols], kind="stable")]
-    bounds = np.concatenate([[0], np.cumsum(sizes)])
-    means = mean_of_smallest_per_group(D[np.ix_(rows, cols)], bounds)
+    D, group, sizes, rows, means = _grouped(seed, (2, 12), 0.4)
+    n_groups = sizes.size
     expected = np.argmin(means, axis=1)
     newly = 0
     for m in (2, 5, 12):

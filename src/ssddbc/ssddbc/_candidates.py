@@ -134,12 +134,7 @@ def three_nearest_choice(
     out = np.full(r, -1, dtype=np.int64)
     if r == 0 or n_groups == 0 or width == 0:
         return out
-    t = np.minimum(np.asarray(sizes, dtype=np.int64), m)
-    # Groups with each count, and how many of them lie below each group id.
-    per_count = np.bincount(t - 1, minlength=m)
-    below = np.zeros((m, n_groups + 1), dtype=np.int64)
-    for c in range(m):
-        below[c, 1:] = np.cumsum(t == c + 1)
+    t, per_count, below = _count_tables(sizes, m)
     # Most rows are decided by their first few candidates; a row decided by a prefix of its
     # columns is decided by all of them, with the same group (bounds only grow with the
     # width), so the narrow pass changes no answer and the rest take the full width.
@@ -155,6 +150,19 @@ def three_nearest_choice(
         if todo.size == 0:
             break
     return out
+
+
+def _count_tables(
+    sizes: npt.NDArray[np.int64], m: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Each group's count ``min(m, size)``, the number of groups with each count, and how
+    many groups of each count lie below each group id (``(m, G + 1)``)."""
+    t = np.minimum(np.asarray(sizes, dtype=np.int64), m)
+    per_count = np.bincount(t - 1, minlength=m)
+    below = np.zeros((m, t.size + 1), dtype=np.int64)
+    for c in range(m):
+        below[c, 1:] = np.cumsum(t == c + 1)
+    return t, per_count, below
 
 
 def _choose_rows(
@@ -278,11 +286,7 @@ def choose_with_exact_means(
     group had too few members in the row, at the cost of that group's members only.
     """
     rr, n_groups = d_last.size, len(sizes)
-    t = np.minimum(np.asarray(sizes, dtype=np.int64), m)
-    per_count = np.bincount(t - 1, minlength=m)
-    below = np.zeros((m, n_groups + 1), dtype=np.int64)
-    for c in range(m):
-        below[c, 1:] = np.cumsum(t == c + 1)
+    t, per_count, below = _count_tables(sizes, m)
     v_best = np.full(rr, np.inf)
     np.minimum.at(v_best, c_row, value)
     best = np.full(rr, n_groups, dtype=np.int64)

@@ -9,7 +9,8 @@ point) go through :meth:`DistanceSource.row_batches` and :meth:`DistanceSource.c
 instead: a batch of up to ``_BATCH_ROWS`` rows meets the columns one block at a time, so each
 column's features are read once per batch (not once per handful of rows) and memory stays at
 one block, whatever the number of columns; the caller folds the blocks into its answer
-(:mod:`ssddbc.ssddbc._select`'s accumulators).
+(:mod:`ssddbc.ssddbc._select`'s accumulators; :meth:`DistanceSource.group_means` does it for
+the per-group means).
 
 A source may also carry a candidate graph (each point's ``M`` nearest
 neighbours with their exact distances): callers then answer most rows from it
@@ -25,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ssddbc._distances import euclidean_block, squared_norms
+from ssddbc.ssddbc._select import SmallestPerGroup
 
 __all__ = ["DistanceSource", "column_ranges"]
 
@@ -128,3 +130,15 @@ class DistanceSource:
         for c0, c1 in ranges:
             cc = cols[c0:c1]
             yield c0, euclidean_block(a, x32[cc], a_sq=a_sq, b_sq=sq[cc])
+
+    def group_means(
+        self, rows: npt.NDArray[np.int64], cols: npt.NDArray[np.int64], bounds: Any, m: int = 3
+    ) -> Iterator[tuple[slice, npt.NDArray[np.float64]]]:
+        """:func:`~ssddbc.ssddbc._select.mean_of_smallest_per_group` of ``D[rows][:, cols]``,
+        one batch of rows at a time: ``(slice of rows, float64 (batch, G) means)``."""
+        bounds = np.asarray(bounds, dtype=np.int64)
+        for sl, batch in self.row_batches(rows, m * (len(bounds) - 1)):
+            groups = SmallestPerGroup(len(batch), bounds, m)
+            for c0, block in self.column_blocks(batch, cols):
+                groups.update(c0, block)
+            yield sl, groups.means()

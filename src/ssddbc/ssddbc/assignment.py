@@ -36,7 +36,7 @@ from ssddbc.ssddbc._candidates import (
     three_nearest_choice,
 )
 from ssddbc.ssddbc._params import DEFAULTS
-from ssddbc.ssddbc._select import SmallestPerGroup, SmallestPerRow
+from ssddbc.ssddbc._select import SmallestPerRow
 from ssddbc.ssddbc._source import DistanceSource
 from ssddbc.ssddbc.clustering import core_point_order
 
@@ -102,12 +102,9 @@ def _present_group_choice(
     for gid in np.unique(c_gid).tolist():
         cells = order[starts[gid] : starts[gid + 1]]
         members = cols[bounds[gid] : bounds[gid + 1]]
-        one = np.array([0, members.size], dtype=np.int64)  # the group alone
-        for sl, rows in source.row_batches(todo[c_row[cells]], 3):
-            acc = SmallestPerGroup(len(rows), one)
-            for c0, block in source.column_blocks(rows, members):
-                acc.update(c0, block)
-            value[cells[sl]] = acc.means()[:, 0]
+        alone = [0, members.size]
+        for sl, means in source.group_means(todo[c_row[cells]], members, alone):
+            value[cells[sl]] = means[:, 0]
     d_last = ds_rows[:, -1].astype(np.float64)
     return choose_with_exact_means(d_last, c_row, c_gid, value, sizes)
 
@@ -158,11 +155,8 @@ def assign_sparse_points(
                 out[todo[done]] = choice[done]
                 todo = todo[~done]
         # The rows left (few) meet every core point: streamed, one column block at a time.
-        for sl, rows in source.row_batches(todo, 3 * len(sizes)):
-            groups = SmallestPerGroup(len(rows), bounds)
-            for c0, block in source.column_blocks(rows, cols):
-                groups.update(c0, block)
-            out[todo[sl]] = np.argmin(groups.means(), axis=1)
+        for sl, means in source.group_means(todo, cols, bounds):
+            out[todo[sl]] = np.argmin(means, axis=1)
     elif assign_model == 2:
         core = np.flatnonzero(labels >= 0)
         kv = min(voting_k, core.size)

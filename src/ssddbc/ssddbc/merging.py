@@ -146,11 +146,8 @@ def isolated_merge_targets(
                 for i in np.flatnonzero(choice >= 0).tolist():
                     target_of[singles[i]] = (int(non_isolated[choice[i]]), nearest)
                 todo = np.flatnonzero(choice < 0)
-            for sl, chunk in source.row_batches(rows[todo], 3 * non_isolated.size):
-                groups = SmallestPerGroup(len(chunk), bounds)
-                for c0, block in source.column_blocks(chunk, cols):
-                    groups.update(c0, block)
-                picked = np.argmin(groups.means(), axis=1).tolist()
+            for sl, means in source.group_means(rows[todo], cols, bounds):
+                picked = np.argmin(means, axis=1).tolist()
                 for i, j in zip(todo[sl].tolist(), picked, strict=True):
                     target_of[singles[i]] = (int(non_isolated[j]), nearest)
         if multis:
